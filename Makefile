@@ -1,0 +1,37 @@
+# LandscapeBench: every target creates .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The pin takes the CPU build where one lies on disk and the CUDA build on a GPU machine.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench asv lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/lsb demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q --benchmark-disable
+
+bench: $(STAMP)
+	$(PY) -m pytest -q bench --benchmark-only \
+	    --benchmark-json=results/kernels/$$($(PY) -c 'import platform; print(platform.node())')-$$(date +%Y%m%d).json
+
+asv: $(STAMP)
+	$(VENV)/bin/asv machine --yes
+	$(VENV)/bin/asv run --python=same --set-commit-hash=$$(git rev-parse HEAD) --quick
+	$(VENV)/bin/asv publish
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check kernels suites tests bench
+
+clean:
+	rm -rf $(VENV) site/build .pytest_cache

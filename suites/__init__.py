@@ -1,0 +1,3 @@
+"""LandscapeBench leaderboard engine and task suites."""
+
+__version__ = "0.1.0"
