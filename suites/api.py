@@ -145,3 +145,8 @@ class RunResult:
     steps_to_target: int | None = None
     error: str | None = None
     env: dict[str, Any] = field(default_factory=dict)
+    #: The task's suite and metric, stored with the run so that scoring needs only files.
+    suite: str = ""
+    metric: Metric | None = None
+    #: Bytes of the trained parameters: the scale for ``state_bytes``.
+    param_bytes: int = 0

@@ -1,0 +1,277 @@
+"""The one training loop, and the tuning protocol that decides which runs to make.
+
+``execute`` trains one problem with one optimizer configuration in the current process
+and always returns a ``RunResult``: a non-finite loss is recorded as ``diverged``, an
+exceeded time limit as ``timeout`` and an exception as ``error`` with its traceback.
+
+``run_sweep`` applies the tuning protocol (AlgoPerf's external tuning): for every task
+and optimizer, each configuration of the search space runs on the *tuning* seeds; the
+best configuration by the task's score then runs on fresh *evaluation* seeds, disjoint
+from the tuning seeds, and the leaderboard reports those. Runs already in the results
+store are not repeated, so an interrupted sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import math
+import platform
+import random
+import socket
+import subprocess
+import time
+import traceback
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from suites.api import Problem, RunResult, RunSpec, Submission, Task
+
+log = logging.getLogger(__name__)
+
+#: Keys of a task's parameter groups that are for the runner, not the optimizer.
+RUNNER_GROUP_KEYS = ("lr_scale", "name")
+#: A training curve keeps at most this many points (always the first and the last).
+CURVE_POINTS = 512
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def seed_everything(task_name: str, seed: int) -> int:
+    """Seed torch, numpy and ``random`` from (task, seed); returns the derived seed.
+
+    Deriving from the task name gives every task its own random stream for seed 0.
+    """
+    digest = hashlib.sha256(f"{task_name}:{seed}".encode()).digest()
+    derived = int.from_bytes(digest[:4], "little") & 0x7FFF_FFFF
+    random.seed(derived)
+    np.random.seed(derived)
+    torch.manual_seed(derived)
+    return derived
+
+
+def optimizer_param_groups(
+    groups: Sequence[dict[str, Any]], hparams: dict[str, Any], lr_key: str | None
+) -> list[dict[str, Any]]:
+    """A task's parameter groups as the optimizer should see them.
+
+    A group's ``lr_scale`` multiplies the submission's step size (``hparams[lr_key]``)
+    for that group; ``lr_scale`` and the other runner-only keys are removed. Any other
+    key (e.g. ``weight_decay=0.0``) stays and overrides the optimizer's default.
+    """
+    prepared = []
+    for group in groups:
+        group = dict(group)
+        scale = group.pop("lr_scale", None)
+        for key in RUNNER_GROUP_KEYS:
+            group.pop(key, None)
+        if scale is not None and lr_key is not None and lr_key in hparams:
+            group[lr_key] = hparams[lr_key] * scale
+        prepared.append(group)
+    return prepared
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes held by the tensors in ``optimizer.state`` (buffers, moments, step counts)."""
+    total = 0
+    for state in optimizer.state.values():
+        stack = list(state.values())
+        while stack:
+            value = stack.pop()
+            if torch.is_tensor(value):
+                total += value.numel() * value.element_size()
+            elif isinstance(value, (list, tuple)):
+                stack.extend(value)
+            elif isinstance(value, dict):
+                stack.extend(value.values())
+    return total
+
+
+def parameter_bytes(groups: Sequence[dict[str, Any]]) -> int:
+    params = [p for g in groups for p in (g["params"] if isinstance(g["params"], (list, tuple))
+                                           else [g["params"]])]
+    return sum(p.numel() * p.element_size() for p in params)
+
+
+def downsample(values: Sequence[Any], points: int = CURVE_POINTS) -> list[Any]:
+    """At most ``points`` evenly spread entries of ``values``, always the first and last."""
+    if len(values) <= points:
+        return list(values)
+    index = np.unique(np.linspace(0, len(values) - 1, points).round().astype(int))
+    return [values[i] for i in index]
+
+
+@functools.cache
+def environment() -> dict[str, Any]:
+    """Where runs execute: code version, library versions, device, host."""
+    try:
+        root = Path(__file__).resolve().parent.parent
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    try:
+        triton_version = metadata.version("triton")
+    except metadata.PackageNotFoundError:
+        triton_version = None
+    if torch.cuda.is_available():
+        device = f"cuda: {torch.cuda.get_device_name(0)}"
+    else:
+        device = f"cpu: {platform.processor() or platform.machine()}"
+    return {
+        "git_commit": commit,
+        "torch": torch.__version__,
+        "triton": triton_version,
+        "device": device,
+        "python": platform.python_version(),
+        "hostname": socket.gethostname(),
+    }
+
+
+class _NonFiniteLoss(Exception):
+    """Raised inside the closure so that no optimizer ever steps on a NaN or inf loss."""
+
+
+def execute(
+    task: Task,
+    submission: Submission,
+    hparams: dict[str, Any],
+    seed: int,
+    budget: str,
+    *,
+    time_limit: float | None = None,
+    phase: str = "tune",
+) -> RunResult:
+    """Train ``task``'s problem for (seed, budget) with one optimizer configuration.
+
+    Never raises for problems of the run itself: the returned result's ``status`` is
+    ``ok``, ``diverged`` (a non-finite loss), ``timeout`` (``time_limit`` seconds passed,
+    counted from the start, set-up included) or ``error`` (``error`` holds the traceback).
+    """
+    started = time.perf_counter()
+    deadline = started + time_limit if time_limit else math.inf
+    spec = RunSpec(
+        task=task.name,
+        budget=budget,
+        optimizer=submission.name,
+        optimizer_path=submission.path,
+        source_hash=submission.source_hash,
+        hparams=dict(hparams),
+        seed=seed,
+        phase=phase,
+    )
+    status, error = "ok", None
+    losses: list[float] = []
+    evals: list[tuple[int, dict[str, float]]] = []
+    metrics: dict[str, float] = {}
+    steps_run, step_seconds, state_bytes, param_bytes = 0, 0.0, 0, 0
+    try:
+        seed_everything(task.name, seed)
+        problem = task.setup(seed, budget)
+        groups = optimizer_param_groups(problem.param_groups, hparams, submission.lr_key)
+        param_bytes = parameter_bytes(groups)
+        optimizer = submission.build(groups, **hparams)
+        status, steps_run, step_seconds = _train(problem, optimizer, losses, evals, deadline)
+        state_bytes = optimizer_state_bytes(optimizer)
+    except Exception:  # noqa: BLE001 -- a failing run is a result, not a crash of the sweep
+        status, error = "error", traceback.format_exc()
+        log.debug("run %s failed:\n%s", spec, error)
+    if evals:  # the final evaluation, or the last periodic one of a run cut short
+        metrics = evals[-1][1]
+    try:
+        score = float(task.score(metrics, steps_run, status))
+    except Exception:  # noqa: BLE001
+        if status != "error":
+            status, error = "error", traceback.format_exc()
+        score = math.nan
+    target = task.metric.target
+    steps_to_target = None
+    if target is not None:
+        steps_to_target = next((i + 1 for i, v in enumerate(losses) if v <= target), None)
+    curve: dict[str, list[float]] = {
+        "step": downsample(list(range(1, len(losses) + 1))),
+        "loss": downsample(losses),
+    }
+    kept_evals = downsample(evals)
+    curve["eval_step"] = [step for step, _ in kept_evals]
+    for key in sorted({k for _, m in evals for k in m}):
+        curve[f"eval_{key}"] = [m.get(key, math.nan) for _, m in kept_evals]
+    return RunResult(
+        spec=spec,
+        status=status,
+        metrics=metrics,
+        score=score,
+        steps_run=steps_run,
+        curve=curve,
+        time_per_step=step_seconds / steps_run if steps_run else math.nan,
+        wall_time=time.perf_counter() - started,
+        state_bytes=state_bytes,
+        steps_to_target=steps_to_target,
+        error=error,
+        env=environment(),
+        suite=task.suite,
+        metric=task.metric,
+        param_bytes=param_bytes,
+    )
+
+
+def _train(
+    problem: Problem,
+    optimizer: torch.optim.Optimizer,
+    losses: list[float],
+    evals: list[tuple[int, dict[str, float]]],
+    deadline: float,
+) -> tuple[str, int, float]:
+    """The step loop; returns (status, steps run, seconds spent stepping)."""
+    step = 0
+    step_loss: list[float] = []
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss = problem.loss(step)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            step_loss.append(value)
+            raise _NonFiniteLoss
+        loss.backward()
+        step_loss.append(value)  # the first call of a step is the loss at the current iterate
+        return loss
+
+    stepping = 0.0
+    for step in range(problem.steps):  # the closure reads ``step``
+        if time.perf_counter() > deadline:
+            return "timeout", step, stepping
+        step_loss.clear()
+        tick = time.perf_counter()
+        try:
+            optimizer.step(closure)
+        except _NonFiniteLoss:
+            losses.append(step_loss[-1])
+            return "diverged", step + 1, stepping + time.perf_counter() - tick
+        stepping += time.perf_counter() - tick
+        if not step_loss:
+            raise RuntimeError(
+                "optimizer.step(closure) did not call the closure: no loss was computed"
+            )
+        losses.append(step_loss[0])
+        done = step + 1
+        if problem.eval_every and done % problem.eval_every == 0 and done < problem.steps:
+            evals.append((done, _evaluate(problem)))
+        if problem.stop is not None and problem.stop(step_loss[0], step):
+            evals.append((done, _evaluate(problem)))
+            return "ok", done, stepping
+    evals.append((problem.steps, _evaluate(problem)))
+    return "ok", problem.steps, stepping
+
+
+def _evaluate(problem: Problem) -> dict[str, float]:
+    with torch.no_grad():
+        return {k: float(v) for k, v in problem.evaluate().items()}

@@ -1,0 +1,463 @@
+"""Loading and validating submission files, and expanding their search spaces.
+
+A submission is a Python file that defines ``name``, ``search_space``, ``lr_key`` and
+``build(param_groups, **hparams)`` (see ``suites.api``). ``load_submission`` imports it
+and checks those attributes; ``validate_submission`` additionally builds the optimizer
+for every configuration on a tiny problem and takes one step with it. The CLI runs the
+validation in a subprocess (``python -m suites.submission validate PATH``) so that a
+file that crashes or hangs at import cannot take the sweep down with it.
+
+Every problem is reported as ``file:line: what is wrong. How to fix it.``
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import importlib.util
+import inspect
+import itertools
+import json
+import math
+import re
+import subprocess
+import sys
+import traceback
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from suites.api import MAX_CONFIGS, Submission
+
+#: A submission's name is a directory name in the results store and a URL part on the site.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+RANGE_SCALES = ("log", "linear")
+#: Seconds ``validate_in_subprocess`` waits for the validating interpreter.
+VALIDATION_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class SubmissionProblem:
+    """One thing wrong with a submission file, located at a line of it."""
+
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class InvalidSubmission(ValueError):
+    """A submission file that cannot be run; ``problems`` says where and why."""
+
+    def __init__(self, problems: list[SubmissionProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def source_hash(path: str | Path) -> str:
+    """Identity of a submission's code: sha256 of the file's bytes, first 12 hex digits."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+
+
+# --------------------------------------------------------------------------- search space
+
+
+def expand_search_space(space: Mapping[str, Any], max_configs: int = MAX_CONFIGS) -> list[dict]:
+    """All configurations of a search space, in a deterministic order.
+
+    A value is either a non-empty list of choices or a range
+    ``{"min": a, "max": b, "scale": "log" | "linear"}``. Lists form a grid (cartesian
+    product, keys in sorted order). Ranges are sampled at ``k`` evenly spaced points
+    including both ends (geometrically spaced for ``"log"``; one point, the midpoint,
+    when ``k == 1``), with ``k`` the largest number for which the whole grid holds at
+    most ``max_configs`` configurations. Raises ``ValueError`` when the space is empty,
+    malformed, or its grid alone exceeds ``max_configs``.
+    """
+    if not isinstance(space, Mapping) or not space:
+        raise ValueError(
+            "search_space is empty: give at least one hyperparameter, "
+            'e.g. search_space = {"lr": [1e-3, 1e-2]}'
+        )
+    choices: dict[str, list] = {}
+    ranges: dict[str, tuple[float, float, str]] = {}
+    for key in sorted(space):
+        value = space[key]
+        if not isinstance(key, str):
+            raise ValueError(f"search_space key {key!r} is not a string: name hyperparameters")
+        if isinstance(value, list):
+            if not value:
+                raise ValueError(f"search_space[{key!r}] is an empty list: give at least one value")
+            choices[key] = value
+        elif isinstance(value, Mapping):
+            ranges[key] = _parse_range(key, value)
+        else:
+            raise ValueError(
+                f"search_space[{key!r}] = {value!r} is neither a list of choices nor a range: "
+                f"write a fixed value as a one-element list, [{value!r}], or a range as "
+                '{"min": ..., "max": ..., "scale": "log"}'
+            )
+    grid_size = math.prod(len(v) for v in choices.values())
+    if grid_size > max_configs:
+        raise ValueError(
+            f"search_space has {grid_size} configurations, more than the allowed {max_configs}: "
+            f"shrink the grid, or set max_configs = {grid_size} in the file if the sweep "
+            "is worth its cost"
+        )
+    points_per_range = 1
+    while ranges and grid_size * (points_per_range + 1) ** len(ranges) <= max_configs:
+        points_per_range += 1
+    axes = dict(choices)
+    for key, (low, high, scale) in ranges.items():
+        axes[key] = _range_points(low, high, scale, points_per_range)
+    keys = sorted(axes)
+    grid = itertools.product(*(axes[k] for k in keys))
+    return [dict(zip(keys, values, strict=True)) for values in grid]
+
+
+def _parse_range(key: str, spec: Mapping[str, Any]) -> tuple[float, float, str]:
+    unknown = set(spec) - {"min", "max", "scale"}
+    if unknown or "min" not in spec or "max" not in spec:
+        raise ValueError(
+            f"search_space[{key!r}] = {dict(spec)!r} is not a range: write "
+            '{"min": low, "max": high, "scale": "log" or "linear"}'
+        )
+    low, high, scale = spec["min"], spec["max"], spec.get("scale", "linear")
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high))
+    if not numbers or not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+        raise ValueError(
+            f"search_space[{key!r}]: need finite numbers with min < max, got min={low!r}, "
+            f"max={high!r}"
+        )
+    if scale not in RANGE_SCALES:
+        raise ValueError(
+            f"search_space[{key!r}]: scale must be one of {RANGE_SCALES}, got {scale!r}"
+        )
+    if scale == "log" and low <= 0:
+        raise ValueError(
+            f"search_space[{key!r}]: a log range needs min > 0, got {low!r}: "
+            'raise min or use "scale": "linear"'
+        )
+    return float(low), float(high), scale
+
+
+def _range_points(low: float, high: float, scale: str, count: int) -> list[float]:
+    spaced = np.geomspace if scale == "log" else np.linspace
+    # One point is the range's midpoint; more points include both ends.
+    points = spaced(low, high, 3)[1:2] if count == 1 else spaced(low, high, count)
+    # Six significant digits keep configs readable and their JSON (hence run keys) stable.
+    return [float(f"{x:.6g}") for x in points]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_submission(path: str | Path) -> Submission:
+    """Import a submission file and check its attributes; raises ``InvalidSubmission``."""
+    path = Path(path)
+    module, problems = _import_file(path)
+    if module is None:
+        raise InvalidSubmission(problems)
+    submission, problems = _check_attributes(path, module)
+    if problems:
+        raise InvalidSubmission(problems)
+    return submission
+
+
+def _import_file(path: Path) -> tuple[Any, list[SubmissionProblem]]:
+    where = str(path)
+    if not path.is_file():
+        return None, [SubmissionProblem(where, 0, "no such file: check the path")]
+    if path.suffix != ".py":
+        return None, [SubmissionProblem(where, 0, "a submission is a Python file: name it *.py")]
+    digest = source_hash(path)
+    module_name = f"lsb_submission_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_{digest}"
+    if module_name in sys.modules:
+        return sys.modules[module_name], []
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    module.__lsb_source_hash__ = digest
+    sys.modules[module_name] = module  # dataclasses and pickling look classes up here
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        del sys.modules[module_name]
+        return None, [
+            SubmissionProblem(where, err.lineno or 0, f"syntax error: {err.msg}. Fix the syntax.")
+        ]
+    except BaseException as err:  # noqa: BLE001 -- anything the file raises is its problem
+        del sys.modules[module_name]
+        if isinstance(err, ImportError):
+            fix = (
+                f"{err.name or 'the module'} is not importable here: use torch, numpy and the "
+                "standard library, or install the dependency"
+            )
+        else:
+            fix = "the file runs top to bottom on import; fix the statement at this line"
+        return None, [
+            SubmissionProblem(
+                where,
+                _line_in_file(err, path),
+                f"importing the file raised {type(err).__name__}: {err}. {fix.capitalize()}.",
+            )
+        ]
+    return module, []
+
+
+def _check_attributes(path: Path, module: Any) -> tuple[Submission | None, list[SubmissionProblem]]:
+    lines = _definition_lines(path)
+    where = str(path)
+    problems: list[SubmissionProblem] = []
+
+    def problem(attr: str, message: str) -> None:
+        problems.append(SubmissionProblem(where, lines.get(attr, 1), message))
+
+    missing = object()
+    name = getattr(module, "name", missing)
+    if name is missing:
+        problem("name", 'no `name` defined. Add a line such as `name = "my-optimizer"`.')
+    elif not isinstance(name, str) or not NAME_PATTERN.match(name):
+        problem(
+            "name",
+            f"`name` must be a string of letters, digits, '.', '_' or '-' (at most 64), "
+            f"got {name!r}. It names a results directory; rename it accordingly.",
+        )
+
+    lr_key = getattr(module, "lr_key", missing)
+    if lr_key is missing:
+        problem(
+            "lr_key",
+            'no `lr_key` defined. Add `lr_key = "lr"` (the step-size hyperparameter) '
+            "or `lr_key = None` if the optimizer has none.",
+        )
+    elif lr_key is not None and not isinstance(lr_key, str):
+        problem("lr_key", f"`lr_key` must be a string or None, got {lr_key!r}.")
+
+    max_configs = getattr(module, "max_configs", MAX_CONFIGS)
+    if not isinstance(max_configs, int) or isinstance(max_configs, bool) or max_configs < 1:
+        problem("max_configs", f"`max_configs` must be a positive integer, got {max_configs!r}.")
+        max_configs = MAX_CONFIGS
+
+    space = getattr(module, "search_space", missing)
+    configs: list[dict] = []
+    if space is missing:
+        problem(
+            "search_space",
+            'no `search_space` defined. Add e.g. `search_space = {"lr": [1e-3, 1e-2]}`.',
+        )
+    elif not isinstance(space, dict):
+        problem("search_space", f"`search_space` must be a dict, got {type(space).__name__}.")
+    else:
+        try:
+            configs = expand_search_space(space, max_configs)
+        except ValueError as err:
+            problem("search_space", f"{err}.")
+        if isinstance(lr_key, str) and lr_key not in space:
+            problem(
+                "lr_key",
+                f"lr_key = {lr_key!r} is not a key of search_space ({sorted(space)}). "
+                "Add it to the search space or set lr_key = None.",
+            )
+
+    build = getattr(module, "build", missing)
+    if build is missing:
+        problem("build", "no `build` defined. Add `def build(param_groups, **hparams): ...` "
+                         "returning a torch.optim.Optimizer.")
+    elif not callable(build):
+        problem("build", f"`build` must be a function, got {type(build).__name__}.")
+    else:
+        for config in configs:
+            try:
+                inspect.signature(build).bind(object(), **config)
+            except TypeError as err:
+                problem(
+                    "build",
+                    f"build(param_groups, **{config}) does not match its signature ({err}). "
+                    "Accept every search_space key as a keyword argument.",
+                )
+                break
+            except ValueError:  # builtins without a signature cannot be checked up front
+                break
+
+    if problems:
+        return None, problems
+    return (
+        Submission(
+            name=name,
+            description=inspect.cleandoc(module.__doc__ or ""),
+            search_space=space,
+            lr_key=lr_key,
+            build=build,
+            path=str(path),
+            source_hash=module.__lsb_source_hash__,
+            max_configs=max_configs,
+        ),
+        [],
+    )
+
+
+def _definition_lines(path: Path) -> dict[str, int]:
+    """Line of the last top-level definition of each name in the file."""
+    lines: dict[str, int] = {}
+    for node in ast.parse(path.read_bytes(), filename=str(path)).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            lines[node.name] = node.lineno
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    lines[target.id] = node.lineno
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            lines[node.target.id] = node.lineno
+    return lines
+
+
+def _line_in_file(err: BaseException, path: Path) -> int:
+    """The line of ``path`` closest to where ``err`` was raised (0 when it is not in it)."""
+    target = str(path.resolve())
+    line = 0
+    for frame in traceback.extract_tb(err.__traceback__):
+        if str(Path(frame.filename).resolve()) == target:
+            line = frame.lineno or 0
+    return line
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate_submission(path: str | Path) -> list[SubmissionProblem]:
+    """Everything wrong with a submission file; an empty list means it is ready to run.
+
+    Beyond ``load_submission``'s checks, builds the optimizer for every configuration
+    on a tiny two-group problem (one group with ``lr_scale``), checks it is a
+    ``torch.optim.Optimizer``, and takes one ``step(closure)`` with it.
+    """
+    path = Path(path)
+    try:
+        submission = load_submission(path)
+    except InvalidSubmission as err:
+        return err.problems
+    build_line = _definition_lines(path).get("build", 1)
+    for config in submission.configs():
+        problem = _build_and_step(submission, config, build_line)
+        if problem is not None:
+            return [problem]
+    return []
+
+
+def _build_and_step(
+    submission: Submission, config: dict[str, Any], build_line: int
+) -> SubmissionProblem | None:
+    """Build one configuration on a tiny two-group problem and take one step."""
+    from suites.runner import optimizer_param_groups
+
+    path = Path(submission.path)
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.nn.Parameter(torch.randn(4, 3, generator=generator))
+    bias = torch.nn.Parameter(torch.randn(3, generator=generator))
+    groups = [{"params": [weight]}, {"params": [bias], "lr_scale": 0.1}]
+    try:
+        optimizer = submission.build(
+            optimizer_param_groups(groups, config, submission.lr_key), **config
+        )
+    except Exception as err:  # noqa: BLE001
+        return SubmissionProblem(
+            str(path), _line_in_file(err, path) or build_line,
+            f"build(param_groups, **{config}) raised {type(err).__name__}: {err}. "
+            "Fix build so it works for every configuration of the search space.",
+        )
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        return SubmissionProblem(
+            str(path), build_line,
+            f"build(param_groups, **{config}) returned {type(optimizer).__name__}, not a "
+            "torch.optim.Optimizer. Return an optimizer built on param_groups.",
+        )
+    calls = 0
+
+    def closure() -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        optimizer.zero_grad()
+        loss = (weight.sum(1) + bias.sum()).pow(2).mean() + 1.0
+        loss.backward()
+        return loss
+
+    try:
+        optimizer.step(closure)
+    except Exception as err:  # noqa: BLE001
+        return SubmissionProblem(
+            str(path), _line_in_file(err, path) or build_line,
+            f"optimizer.step(closure) with {config} raised {type(err).__name__}: {err}. "
+            "The runner calls step(closure); the closure zeroes the gradients, computes "
+            "the loss, backpropagates and returns the loss.",
+        )
+    if calls == 0:
+        return SubmissionProblem(
+            str(path), build_line,
+            f"optimizer.step(closure) with {config} never called the closure, so no "
+            "gradient was computed. Call it: `loss = closure()` under torch.enable_grad().",
+        )
+    return None
+
+
+def validate_in_subprocess(
+    path: str | Path, timeout: float = VALIDATION_TIMEOUT
+) -> list[SubmissionProblem]:
+    """``validate_submission`` in a fresh interpreter, so a bad file cannot hurt the caller."""
+    command = [sys.executable, "-m", "suites.submission", "validate", "--json", str(path)]
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return [
+            SubmissionProblem(
+                str(path), 0,
+                f"validation did not finish within {timeout:.0f} s. Importing the file and "
+                "building the optimizer must be quick; move long work out of module level.",
+            )
+        ]
+    try:
+        return [SubmissionProblem(**p) for p in json.loads(completed.stdout)["problems"]]
+    except (ValueError, KeyError, TypeError):
+        detail = (completed.stderr or completed.stdout).strip().splitlines()
+        return [
+            SubmissionProblem(
+                str(path), 0,
+                f"the validating process exited with code {completed.returncode} "
+                f"({detail[-1] if detail else 'no output'}). Run "
+                f"`python -m suites.submission validate {path}` to see the whole error.",
+            )
+        ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m suites.submission",
+        description="Check a submission file: import it, build the optimizer, take a step.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    validate = sub.add_parser("validate", help="validate a submission file")
+    validate.add_argument("path")
+    validate.add_argument("--json", action="store_true", help="print the problems as JSON")
+    args = parser.parse_args(argv)
+    problems = validate_submission(args.path)
+    if args.json:
+        print(json.dumps({"problems": [asdict(p) for p in problems]}))
+    elif problems:
+        for p in problems:
+            print(p)
+    else:
+        submission = load_submission(args.path)
+        print(
+            f"{args.path}: ok: {submission.name!r}, {len(submission.configs())} configurations, "
+            f"source {submission.source_hash}"
+        )
+    return 2 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
