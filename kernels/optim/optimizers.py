@@ -298,17 +298,15 @@ class NGN(_StepOptimizer):
         active = [entry for entry in groups if entry[1]]
         kernels = step_kernels(resolve_backend(self.backend, all_params))
         sq_norms = kernels.grad_sq_norms([grads for _, _, grads, _ in active])
-        weighted = sum(group["sigma"] * n for (group, *_), n in zip(active, sq_norms))
+        weighted = sum(group["sigma"] * n for (group, *_), n in zip(active, sq_norms, strict=True))
         scale = ngn_scale(f, weighted)
         if valid is not None:
             scale = torch.where(valid, scale, torch.full_like(scale, math.nan))
         for group in self.param_groups:
             group["last_gamma"] = group["sigma"] * scale
         for group, params, grads, buffers in active:
-            kernels.ngn_update(
-                params, grads, buffers, group["last_gamma"], group["weight_decay"],
-                group["momentum"],
-            )
+            gamma, decay, beta = group["last_gamma"], group["weight_decay"], group["momentum"]
+            kernels.ngn_update(params, grads, buffers, gamma, decay, beta)
         return loss
 
     def last_step_sizes(self) -> list[float]:

@@ -23,11 +23,11 @@ def log_beta(beta: float) -> float:
 
 def _upcast(params: list[Tensor], like: list[Tensor]) -> list[Tensor]:
     """fp32 working copies of parameters stored below the precision of their state."""
-    return [p if p.dtype == s.dtype else p.to(s.dtype) for p, s in zip(params, like)]
+    return [p if p.dtype == s.dtype else p.to(s.dtype) for p, s in zip(params, like, strict=True)]
 
 
 def _write_back(params: list[Tensor], work: list[Tensor]) -> None:
-    for p, w in zip(params, work):
+    for p, w in zip(params, work, strict=True):
         if w is not p:
             p.copy_(w)
 
