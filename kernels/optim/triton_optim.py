@@ -1,0 +1,318 @@
+"""Fused AdamW and NGN steps in Triton; same signatures as ``kernels.optim.reference``.
+
+Multi-tensor strategy: a pointer table. Each launch gets one int64 table (copied to
+the device in one transfer) with, per tensor, the addresses of its parameter,
+gradient and state and its length, and per program a (tensor, start) pair: program
+``c`` updates elements ``[start, start + CHUNK)`` of one tensor. One launch covers
+every tensor of a parameter group with one dtype, however many there are, so 1,000
+small tensors cost one launch instead of 1,000, without copying parameters into a
+flat buffer (which would either double the traffic or require that parameters be
+views of one allocation, which breaks for models that move or re-create them).
+Tensors need only be dense, with the state laid out like the parameter.
+
+Step counts, bias corrections, the NGN loss and γ stay on the device: no host syncs.
+
+Bytes moved per parameter (what a step must read and write at least), for the
+benchmarks' achieved-bandwidth figures: :func:`adamw_bytes_per_param`,
+:func:`ngn_bytes_per_param`.
+"""
+
+import collections
+import itertools
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from kernels.optim.reference import log_beta, ngn_scale
+
+CHUNK = 1 << 16  # elements per program: large enough to amortise the table lookups
+BLOCK = 1024  # elements per loop iteration inside a program
+
+LAUNCHES: collections.Counter = collections.Counter()
+"""Kernel launches by name (``"adamw"``, ``"sq_norm"``, ``"ngn"``), for tests."""
+
+_TL_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
+
+
+def adamw_bytes_per_param(param_dtype: torch.dtype = torch.float32) -> int:
+    """AdamW: read p, g, m, v; write p, m, v (state fp32). 28 B for fp32 parameters."""
+    p = torch.empty((), dtype=param_dtype).element_size()
+    return 3 * p + 4 * 4
+
+
+def ngn_bytes_per_param(param_dtype: torch.dtype = torch.float32, momentum: bool = False) -> int:
+    """NGN: the ‖g‖² pass reads g; the update reads p, g and writes p (plus m read and
+    written with momentum, fp32). 12 + 4 = 16 B for fp32 parameters without momentum."""
+    p = torch.empty((), dtype=param_dtype).element_size()
+    return p + 3 * p + (2 * 4 if momentum else 0)
+
+
+ADAMW_BYTES_PER_PARAM = adamw_bytes_per_param()
+NGN_BYTES_PER_PARAM = ngn_bytes_per_param()
+
+
+@triton.jit
+def _adamw_kernel(
+    p_ptrs, g_ptrs, m_ptrs, v_ptrs, step_ptrs, numels, chunk_tensor, chunk_start,
+    lr, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, decay, log_beta1, log_beta2,
+    P_DTYPE: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    c = tl.program_id(0)
+    t = tl.load(chunk_tensor + c)
+    start = tl.load(chunk_start + c)
+    end = tl.minimum(start + CHUNK, tl.load(numels + t))
+    p_ptr = tl.load(p_ptrs + t).to(tl.pointer_type(P_DTYPE))
+    g_ptr = tl.load(g_ptrs + t).to(tl.pointer_type(P_DTYPE))
+    m_ptr = tl.load(m_ptrs + t).to(tl.pointer_type(tl.float32))
+    v_ptr = tl.load(v_ptrs + t).to(tl.pointer_type(tl.float32))
+    step = tl.load(tl.load(step_ptrs + t).to(tl.pointer_type(tl.float32))).to(tl.float64)
+    # 1 - beta**t in fp64: in fp32 it loses relative accuracy while beta**t is near 1.
+    bias_correction1 = 1.0 - tl.exp(step * log_beta1)
+    bias_correction2 = 1.0 - tl.exp(step * log_beta2)
+    step_size = (lr / bias_correction1).to(tl.float32)
+    bias_correction2_sqrt = tl.sqrt(bias_correction2).to(tl.float32)
+    for off in range(start, end, BLOCK):
+        offs = off + tl.arange(0, BLOCK)
+        mask = offs < end
+        p = tl.load(p_ptr + offs, mask=mask).to(tl.float32)
+        g = tl.load(g_ptr + offs, mask=mask).to(tl.float32)
+        m = tl.load(m_ptr + offs, mask=mask)
+        v = tl.load(v_ptr + offs, mask=mask)
+        m = m + one_minus_beta1 * (g - m)
+        v = v * beta2 + one_minus_beta2 * g * g
+        denom = tl.div_rn(tl.sqrt_rn(v), bias_correction2_sqrt) + eps
+        p = p * decay - step_size * tl.div_rn(m, denom)
+        tl.store(m_ptr + offs, m, mask=mask)
+        tl.store(v_ptr + offs, v, mask=mask)
+        tl.store(p_ptr + offs, p.to(P_DTYPE), mask=mask)
+
+
+@triton.jit
+def _sq_norm_kernel(
+    g_ptrs, numels, chunk_tensor, chunk_start, partials,
+    G_DTYPE: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    c = tl.program_id(0)
+    t = tl.load(chunk_tensor + c)
+    start = tl.load(chunk_start + c)
+    end = tl.minimum(start + CHUNK, tl.load(numels + t))
+    g_ptr = tl.load(g_ptrs + t).to(tl.pointer_type(G_DTYPE))
+    acc = tl.zeros([BLOCK], dtype=tl.float32)
+    for off in range(start, end, BLOCK):
+        offs = off + tl.arange(0, BLOCK)
+        g = tl.load(g_ptr + offs, mask=offs < end).to(tl.float32)
+        acc += g * g
+    tl.store(partials + c, tl.sum(acc, axis=0))
+
+
+@triton.jit
+def _ngn_kernel(
+    p_ptrs, g_ptrs, buf_ptrs, numels, chunk_tensor, chunk_start, gamma_ptr,
+    weight_decay, momentum, one_minus_momentum,
+    P_DTYPE: tl.constexpr, HAS_MOMENTUM: tl.constexpr, CHUNK: tl.constexpr,
+    BLOCK: tl.constexpr,
+):  # fmt: skip
+    c = tl.program_id(0)
+    t = tl.load(chunk_tensor + c)
+    start = tl.load(chunk_start + c)
+    end = tl.minimum(start + CHUNK, tl.load(numels + t))
+    p_ptr = tl.load(p_ptrs + t).to(tl.pointer_type(P_DTYPE))
+    g_ptr = tl.load(g_ptrs + t).to(tl.pointer_type(P_DTYPE))
+    gamma = tl.load(gamma_ptr)
+    decay = 1.0 - gamma * weight_decay
+    for off in range(start, end, BLOCK):
+        offs = off + tl.arange(0, BLOCK)
+        mask = offs < end
+        p = tl.load(p_ptr + offs, mask=mask).to(tl.float32)
+        g = tl.load(g_ptr + offs, mask=mask).to(tl.float32)
+        if HAS_MOMENTUM:
+            buf_ptr = tl.load(buf_ptrs + t).to(tl.pointer_type(tl.float32))
+            buf = tl.load(buf_ptr + offs, mask=mask)
+            buf = buf * momentum + (one_minus_momentum * gamma) * g
+            tl.store(buf_ptr + offs, buf, mask=mask)
+            p = p * decay - buf
+        else:
+            p = p * decay - gamma * g
+        tl.store(p_ptr + offs, p.to(P_DTYPE), mask=mask)
+
+
+def _is_dense(t: Tensor) -> bool:
+    """True when the elements fill one block of memory with no gaps or overlaps."""
+    expected = 1
+    for stride, size in sorted((s, n) for s, n in zip(t.stride(), t.shape, strict=True) if n > 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _check_layout(params: list[Tensor], *states: list[Tensor]) -> None:
+    for i, p in enumerate(params):
+        if not _is_dense(p):
+            raise ValueError(
+                f"the triton backend needs dense parameters; parameter {i} has shape "
+                f"{tuple(p.shape)} and strides {p.stride()} (use backend='torch')"
+            )
+        for state in states:
+            if state[i].stride() != p.stride() or state[i].dtype != torch.float32:
+                raise ValueError(
+                    f"the triton backend needs fp32 optimizer state laid out like its "
+                    f"parameter; parameter {i} has strides {p.stride()}, its state "
+                    f"{state[i].stride()} ({state[i].dtype})"
+                )
+
+
+def _like(g: Tensor, p: Tensor) -> Tensor:
+    """``g`` with ``p``'s strides, so both can be walked as one flat range."""
+    if g.stride() == p.stride():
+        return g
+    return torch.empty_like(p).copy_(g)
+
+
+def _partitions(params: list[Tensor]) -> dict[tuple, list[int]]:
+    """Indices of ``params`` grouped by (device, dtype): one launch each."""
+    parts: dict[tuple, list[int]] = collections.defaultdict(list)
+    for i, p in enumerate(params):
+        parts[(p.device, p.dtype)].append(i)
+    return parts
+
+
+def _table(
+    columns: list[list[Tensor]], numels: list[int], device: torch.device, chunk: int
+) -> tuple[list[Tensor], int]:
+    """The launch table on ``device``: one address column per tensor list, then the
+    lengths, then each program's tensor index and start. Returns the column views
+    and the number of programs."""
+    chunk_tensor, chunk_start = [], []
+    for i, n in enumerate(numels):
+        starts = range(0, n, chunk)
+        chunk_start.extend(starts)
+        chunk_tensor.extend([i] * len(starts))
+    rows = [[t.data_ptr() for t in col] for col in columns]
+    rows += [numels, chunk_tensor, chunk_start]
+    host = torch.tensor(list(itertools.chain.from_iterable(rows)), dtype=torch.int64)
+    if device.type == "cuda":
+        table = host.pin_memory().to(device, non_blocking=True)
+    else:
+        table = host
+    return list(table.split([len(r) for r in rows])), len(chunk_start)
+
+
+def adamw_step_triton(
+    params: list[Tensor],
+    grads: list[Tensor],
+    exp_avgs: list[Tensor],
+    exp_avg_sqs: list[Tensor],
+    steps: list[Tensor],
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    *,
+    chunk: int = CHUNK,
+) -> None:
+    """One fused AdamW step; see :func:`kernels.optim.reference.adamw_step_ref`.
+
+    Parameters are float32, bfloat16 or float16 (gradients in the same dtype), state
+    fp32. One launch per (device, dtype), plus one ``_foreach_add_`` for the steps.
+    """
+    if not params:
+        return
+    _check_layout(params, exp_avgs, exp_avg_sqs)
+    torch._foreach_add_(steps, 1)
+    for (device, dtype), index in _partitions(params).items():
+        ps = [params[i] for i in index]
+        gs = [_like(grads[i], params[i]) for i in index]
+        columns = [ps, gs, [exp_avgs[i] for i in index], [exp_avg_sqs[i] for i in index]]
+        columns.append([steps[i] for i in index])
+        table, programs = _table(columns, [p.numel() for p in ps], device, chunk)
+        if programs == 0:
+            continue
+        _adamw_kernel[(programs,)](
+            *table,
+            float(lr), float(beta1), 1.0 - beta1, float(beta2), 1.0 - beta2, float(eps),
+            1.0 - lr * weight_decay, log_beta(beta1), log_beta(beta2),
+            P_DTYPE=_TL_DTYPES[dtype], CHUNK=chunk, BLOCK=BLOCK,
+        )  # fmt: skip
+        LAUNCHES["adamw"] += 1
+
+
+def grad_sq_norms_triton(grad_lists: list[list[Tensor]], *, chunk: int = CHUNK) -> list[Tensor]:
+    """``‖g‖²`` of each list (0-dim fp32): one reduction launch per (device, dtype) over
+    all lists, writing one partial sum per program; no atomics, so it is deterministic."""
+    flat = [(j, g) for j, grads in enumerate(grad_lists) for g in grads]
+    sums: list[Tensor | None] = [None] * len(grad_lists)
+    for (device, dtype), index in _partitions([g for _, g in flat]).items():
+        gs = [flat[i][1] for i in index]
+        numels = [g.numel() for g in gs]
+        table, programs = _table([gs], numels, device, chunk)
+        partials = torch.zeros(max(programs, 1), dtype=torch.float32, device=device)
+        if programs:
+            _sq_norm_kernel[(programs,)](
+                *table, partials, G_DTYPE=_TL_DTYPES[dtype], CHUNK=chunk, BLOCK=BLOCK
+            )
+            LAUNCHES["sq_norm"] += 1
+        # Programs follow tensor order and lists are contiguous in it, so each list's
+        # partial sums are one run of ``partials``.
+        programs_per_list: collections.Counter = collections.Counter()
+        for i, n in zip(index, numels, strict=True):
+            programs_per_list[flat[i][0]] += -(-n // chunk)
+        begin = 0
+        for j, count in programs_per_list.items():
+            part = partials[begin : begin + count].sum()
+            sums[j] = part if sums[j] is None else sums[j] + part
+            begin += count
+    device = next((g.device for _, g in flat), torch.device("cpu"))
+    return [torch.zeros((), device=device) if s is None else s for s in sums]
+
+
+def ngn_update_triton(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor] | None,
+    gamma: Tensor,
+    weight_decay: float,
+    momentum: float,
+    *,
+    chunk: int = CHUNK,
+) -> None:
+    """The fused NGN update; see :func:`kernels.optim.reference.ngn_update_ref`."""
+    if not params:
+        return
+    has_momentum = momentum != 0
+    if has_momentum:
+        _check_layout(params, momentum_buffers)
+    else:
+        _check_layout(params)
+    for (device, dtype), index in _partitions(params).items():
+        ps = [params[i] for i in index]
+        gs = [_like(grads[i], params[i]) for i in index]
+        bufs = [momentum_buffers[i] for i in index] if has_momentum else ps
+        table, programs = _table([ps, gs, bufs], [p.numel() for p in ps], device, chunk)
+        if programs == 0:
+            continue
+        _ngn_kernel[(programs,)](
+            *table, gamma.to(device=device, dtype=torch.float32),
+            float(weight_decay), float(momentum), 1.0 - momentum,
+            P_DTYPE=_TL_DTYPES[dtype], HAS_MOMENTUM=has_momentum, CHUNK=chunk, BLOCK=BLOCK,
+        )  # fmt: skip
+        LAUNCHES["ngn"] += 1
+
+
+def ngn_step_triton(
+    params: list[Tensor],
+    grads: list[Tensor],
+    loss: Tensor,
+    sigma: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    momentum_buffers: list[Tensor] | None = None,
+) -> Tensor:
+    """One fused NGN step on one group; see :func:`kernels.optim.reference.ngn_step_ref`."""
+    (sq_norm,) = grad_sq_norms_triton([grads])
+    gamma = sigma * ngn_scale(loss.to(sq_norm.device), sigma * sq_norm)
+    ngn_update_triton(params, grads, momentum_buffers, gamma, weight_decay, momentum)
+    return gamma
