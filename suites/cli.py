@@ -1,12 +1,168 @@
-"""The ``lsb`` command line."""
+"""The ``lsb`` command line.
+
+Exit codes: 0 success; 1 some runs ended in ``error`` or ``timeout`` (they are listed;
+a diverged run is a measured outcome, not a failure); 2 bad usage or an invalid
+submission (reported before any run starts).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import logging
+import math
 import platform
 import sys
+import time
+from pathlib import Path
 
 from suites import __version__
+from suites.api import BUDGET_NAMES
+
+EXIT_OK, EXIT_RUNS_FAILED, EXIT_USAGE = 0, 1, 2
+#: Suites that ``lsb demo`` runs.
+DEMO_SUITES = ("chain", "valley")
+
+
+class UsageError(Exception):
+    """Wrong arguments or an invalid submission: printed, exit code 2."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _results_root(args: argparse.Namespace) -> Path:
+    from suites.results import default_root
+
+    return Path(args.results) if args.results else default_root()
+
+
+def _load_submissions(paths: list[Path]):
+    """Validate files in a subprocess, then load them here; ``UsageError`` if invalid."""
+    from suites.submission import load_submission, validate_in_subprocess
+
+    problems = validate_in_subprocess(paths)
+    if problems:
+        raise UsageError(
+            "invalid submission:\n" + "\n".join(f"  {p}" for p in problems)
+        )
+    submissions = [load_submission(p) for p in paths]
+    names = [s.name for s in submissions]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UsageError(f"several files define the optimizer name(s) {repeated}: rename them")
+    return submissions
+
+
+def _select_tasks(selectors: list[str]):
+    from suites import registry
+
+    try:
+        return registry.tasks_for(selectors)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+
+
+def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
+    from suites.executors import LocalExecutor
+    from suites.results import ResultStore
+    from suites.runner import TIME_LIMITS, run_sweep
+
+    root = _results_root(args)
+    time_limit = args.time_limit if args.time_limit is not None else TIME_LIMITS[budget]
+    jobs = args.jobs if args.jobs is not None else _default_jobs()
+    configs = sum(len(s.configs()) for s in submissions)
+    print(
+        f"{len(tasks)} tasks x {len(submissions)} optimizers ({configs} configs) at the "
+        f"{budget!r} budget, {jobs} jobs, {time_limit:g} s per run, results in {root}/"
+    )
+    started = time.perf_counter()
+    report = run_sweep(
+        tasks, submissions, budget,
+        store=ResultStore(root),
+        executor=LocalExecutor(jobs, time_limit),
+        seeds=tuple(args.seeds) if getattr(args, "seeds", None) else None,
+    )
+    diverged = sum(r.status == "diverged" for r in report.results)
+    print(
+        f"{report.runs_made} runs made, {report.runs_reused} found in the results store, "
+        f"{diverged} diverged, in {time.perf_counter() - started:.1f} s"
+    )
+    return report
+
+
+def _default_jobs() -> int:
+    from suites.executors import default_jobs
+
+    return default_jobs()
+
+
+def _report_failures(report) -> int:
+    failed = [r for r in report.results if r.status in ("error", "timeout")]
+    if not failed:
+        return EXIT_OK
+    print(f"\n{len(failed)} runs failed:", file=sys.stderr)
+    for r in failed:
+        lines = [line for line in (r.error or "").strip().splitlines() if line.strip()]
+        reason = lines[-1].strip() if lines else "(no message)"
+        print(
+            f"  {r.spec.task}  {r.spec.optimizer}  {r.spec.hparams}  seed {r.spec.seed}  "
+            f"{r.status}: {reason}",
+            file=sys.stderr,
+        )
+    return EXIT_RUNS_FAILED
+
+
+def _format(frame) -> str:
+    import pandas as pd
+
+    def number(x: float) -> str:
+        return f"{x:.4g}" if math.isfinite(x) else ("fail" if x > 0 else "-inf")
+
+    with pd.option_context("display.width", 250, "display.max_columns", None,
+                           "display.max_colwidth", 60, "display.float_format", number):
+        return frame.to_string(index=False)
+
+
+def _suite_ranking(table, suite: str):
+    """Optimizers × tasks of a suite: 'score (rank)' cells."""
+    rows = table[table["suite"] == suite]
+    cells = rows.assign(
+        cell=[
+            (f"{m:.3g}" if math.isfinite(m) else "fail") + f" ({k})"
+            for m, k in zip(rows["score_mean"], rows["rank"], strict=True)
+        ],
+        short=rows["task"].str.removeprefix(f"{suite}/"),
+    )
+    pivot = cells.pivot(index="optimizer", columns="short", values="cell").fillna("-")
+    return pivot.rename_axis(columns=None).reset_index()
+
+
+def _print_leaderboard(root: Path, budget: str, suites: list[str] | None) -> bool:
+    from suites import leaderboard
+
+    runs = leaderboard.load_runs(root)
+    if suites:
+        runs = runs[runs["suite"].isin(suites)]
+    table = leaderboard.task_table(runs, budget)
+    if table.empty:
+        return False
+    chosen = sorted(table["suite"].unique())
+    print(f"\n== overall ({', '.join(chosen)}; budget {budget}) ==")
+    print(_format(leaderboard.overall_table(runs, budget)))
+    for suite in chosen:
+        print(f"\n== {suite}: score (rank) per task ==")
+        print(_format(_suite_ranking(table, suite)))
+        print(f"\n== {suite}: overall ==")
+        print(_format(leaderboard.overall_table(runs, budget, suite)))
+    old = leaderboard.superseded_versions(runs)
+    if not old.empty:
+        versions = ", ".join(f"{o} {h} ({n} runs)" for o, h, n in old.itertuples(index=False))
+        print(f"\nignored (superseded source versions): {versions}")
+    return True
+
+
+# --------------------------------------------------------------------------- commands
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -30,10 +186,106 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from kernels.scan.demo import main as scan_demo
+def _cmd_list(args: argparse.Namespace) -> int:
+    from suites import registry
+    from suites.submission import load_submission
 
-    return scan_demo()
+    tasks = registry.all_tasks()
+    suites = sorted({t.suite for t in tasks}, key=lambda s: [t.suite for t in tasks].index(s))
+    print(f"suites: {', '.join(suites) or 'none installed'}")
+    for suite in suites:
+        print(f"\n{suite}:")
+        for t in (t for t in tasks if t.suite == suite):
+            b = t.budgets
+            direction = "higher is better" if t.metric.higher_is_better else "lower is better"
+            print(
+                f"  {t.name:32s} {t.metric.name} ({direction}); steps "
+                f"{b.smoke}/{b.quick}/{b.full} (smoke/quick/full)"
+            )
+    print("\noptimizers:")
+    for name, path in registry.builtin_optimizer_paths().items():
+        submission = load_submission(path)
+        summary = (submission.description.splitlines() or [""])[0]
+        print(f"  {name:14s} {len(submission.configs())} configs  {summary}")
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from suites import registry
+
+    tasks = _select_tasks(args.selectors)
+    try:
+        paths = [registry.resolve_optimizer(o) for o in args.optimizer] if args.optimizer \
+            else list(registry.builtin_optimizer_paths().values())
+    except ValueError as err:
+        raise UsageError(str(err)) from err
+    if not paths:
+        raise UsageError("no optimizers: name them with --optimizer")
+    submissions = _load_submissions(paths)
+    report = _sweep(args, tasks, submissions, args.budget)
+    _print_leaderboard(_results_root(args), args.budget, sorted({t.suite for t in tasks}))
+    return _report_failures(report)
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from suites import leaderboard, registry
+
+    path = Path(args.path)
+    (submission,) = _load_submissions([path])
+    builtin = registry.builtin_optimizer_paths().get(submission.name)
+    if builtin is not None and builtin.resolve() != path.resolve():
+        raise UsageError(
+            f"{path}: the name {submission.name!r} belongs to a built-in optimizer: rename yours"
+        )
+    tasks = registry.all_tasks()
+    if not tasks:
+        raise UsageError("no task suites are installed")
+    report = _sweep(args, tasks, [submission], args.budget)
+
+    runs = leaderboard.load_runs(_results_root(args))
+    table = leaderboard.task_table(runs, args.budget)
+    counts = table.groupby("task")["optimizer"].size()
+    mine = table[table["optimizer"] == submission.name].assign(
+        rank=lambda t: [f"{k}/{counts[task]}" for k, task in zip(t["rank"], t["task"],
+                                                                    strict=True)]
+    )
+    print(f"\n== {submission.name} ({submission.source_hash}) per task, budget {args.budget} ==")
+    print(_format(mine[["task", "config", "score_mean", "score_std", "success_rate", "rank"]]))
+    overall = leaderboard.overall_table(runs, args.budget)
+    row = overall[overall["optimizer"] == submission.name]
+    print(f"\n== {submission.name} overall: rank {int(row['rank'].iloc[0])}/{len(overall)} ==")
+    print(_format(row))
+    return _report_failures(report)
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    root = _results_root(args)
+    if not _print_leaderboard(root, args.budget, args.suite):
+        print(f"no {args.budget!r} evaluation runs in {root}/: run `lsb demo` or `lsb run`")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from suites import registry
+
+    if importlib.util.find_spec("kernels.scan.demo") is not None:
+        from kernels.scan.demo import main as scan_demo
+
+        scan_demo()
+    present = [s for s in DEMO_SUITES if s in registry.available_suites()]
+    if not present:
+        raise UsageError(f"the demo needs the suites {DEMO_SUITES}; none is installed")
+    args.selectors, args.optimizer, args.budget, args.seeds = present, None, "quick", None
+    code = _cmd_run(args)
+    if importlib.util.find_spec("suites.sitegen") is not None:
+        from suites import sitegen
+
+        index = sitegen.build(_results_root(args))
+        print(f"\nsite: open file://{Path(index).resolve()}")
+    return code
+
+
+# --------------------------------------------------------------------------- parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,10 +294,50 @@ def build_parser() -> argparse.ArgumentParser:
         description="LandscapeBench: optimizers on challenging landscapes, and their kernels.",
     )
     parser.add_argument("--version", action="version", version=f"lsb {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def sweep_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--budget", choices=BUDGET_NAMES, default="quick",
+                       help="steps per run, from each task's budgets (default: quick)")
+        p.add_argument("-j", "--jobs", type=int, default=None,
+                       help="parallel runs (default: number of cores; 1 runs in-process)")
+        p.add_argument("--time-limit", type=float, default=None, metavar="S",
+                       help="seconds per run (default: 120 smoke, 600 quick, 21600 full)")
+        results_option(p)
+
+    def results_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--results", default=None, metavar="DIR",
+                       help="results directory (default: $LSB_RESULTS or ./results)")
+
     p = sub.add_parser("doctor", help="print versions, CUDA availability and kernel backends")
     p.set_defaults(func=_cmd_doctor)
-    p = sub.add_parser("demo", help="run the quick demo")
+    p = sub.add_parser("list", help="list suites, tasks and built-in optimizers")
+    p.set_defaults(func=_cmd_list)
+    p = sub.add_parser("run", help="run suites or tasks for optimizers (tuning protocol)")
+    p.add_argument("selectors", nargs="+", metavar="SUITE|TASK",
+                   help="suite names, task names or globs such as 'chain/depth-*'")
+    p.add_argument("--optimizer", action="append", metavar="NAME|PATH",
+                   help="a built-in optimizer or a submission file (repeatable; default: "
+                        "all built-ins)")
+    p.add_argument("--seeds", type=int, nargs=2, metavar=("TUNE", "EVAL"),
+                   help="numbers of tuning and evaluation seeds (default per budget: "
+                        "smoke 1 1, quick 1 2, full 2 5)")
+    sweep_options(p)
+    p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("submit", help="validate a submission, run every suite, show its ranks")
+    p.add_argument("path", metavar="PATH", help="the submission file (.py)")
+    sweep_options(p)
+    p.set_defaults(func=_cmd_submit)
+    p = sub.add_parser("show", help="print the leaderboard from the results directory")
+    p.add_argument("--suite", action="append", metavar="SUITE", help="only these suites")
+    p.add_argument("--budget", choices=BUDGET_NAMES, default="quick")
+    results_option(p)
+    p.set_defaults(func=_cmd_show)
+    p = sub.add_parser("demo", help="run the chain and valley suites at the quick budget")
+    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel runs")
+    p.add_argument("--time-limit", type=float, default=None, metavar="S")
+    results_option(p)
     p.set_defaults(func=_cmd_demo)
     return parser
 
@@ -55,8 +347,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
-    return int(args.func(args) or 0)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if getattr(args, "jobs", None) is not None and args.jobs < 1:
+        print("lsb: error: -j must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as err:
+        print(f"lsb: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

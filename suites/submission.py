@@ -24,7 +24,7 @@ import re
 import subprocess
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -195,16 +195,16 @@ def _import_file(path: Path) -> tuple[Any, list[SubmissionProblem]]:
         del sys.modules[module_name]
         if isinstance(err, ImportError):
             fix = (
-                f"{err.name or 'the module'} is not importable here: use torch, numpy and the "
+                f"The module {err.name or ''} is not importable here: use torch, numpy and the "
                 "standard library, or install the dependency"
             )
         else:
-            fix = "the file runs top to bottom on import; fix the statement at this line"
+            fix = "The file runs top to bottom on import; fix the statement at this line"
         return None, [
             SubmissionProblem(
                 where,
                 _line_in_file(err, path),
-                f"importing the file raised {type(err).__name__}: {err}. {fix.capitalize()}.",
+                f"importing the file raised {type(err).__name__}: {err}. {fix}.",
             )
         ]
     return module, []
@@ -406,16 +406,22 @@ def _build_and_step(
 
 
 def validate_in_subprocess(
-    path: str | Path, timeout: float = VALIDATION_TIMEOUT
+    paths: Sequence[str | Path], timeout: float = VALIDATION_TIMEOUT
 ) -> list[SubmissionProblem]:
-    """``validate_submission`` in a fresh interpreter, so a bad file cannot hurt the caller."""
-    command = [sys.executable, "-m", "suites.submission", "validate", "--json", str(path)]
+    """``validate_submission`` of each file in one fresh interpreter.
+
+    A file that crashes or hangs at import cannot hurt the caller; the subprocess is
+    reported as a problem if it exits without an answer or runs past ``timeout``.
+    """
+    paths = [str(p) for p in paths]
+    command = [sys.executable, "-m", "suites.submission", "validate", "--json", *paths]
+    where = paths[0] if len(paths) == 1 else ", ".join(paths)
     try:
         completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return [
             SubmissionProblem(
-                str(path), 0,
+                where, 0,
                 f"validation did not finish within {timeout:.0f} s. Importing the file and "
                 "building the optimizer must be quick; move long work out of module level.",
             )
@@ -426,10 +432,10 @@ def validate_in_subprocess(
         detail = (completed.stderr or completed.stdout).strip().splitlines()
         return [
             SubmissionProblem(
-                str(path), 0,
+                where, 0,
                 f"the validating process exited with code {completed.returncode} "
                 f"({detail[-1] if detail else 'no output'}). Run "
-                f"`python -m suites.submission validate {path}` to see the whole error.",
+                f"`python -m suites.submission validate {' '.join(paths)}` to see the whole error.",
             )
         ]
 
@@ -437,25 +443,26 @@ def validate_in_subprocess(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m suites.submission",
-        description="Check a submission file: import it, build the optimizer, take a step.",
+        description="Check submission files: import, build the optimizer, take a step.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    validate = sub.add_parser("validate", help="validate a submission file")
-    validate.add_argument("path")
+    validate = sub.add_parser("validate", help="validate submission files")
+    validate.add_argument("paths", nargs="+", metavar="PATH")
     validate.add_argument("--json", action="store_true", help="print the problems as JSON")
     args = parser.parse_args(argv)
-    problems = validate_submission(args.path)
+    problems = [p for path in args.paths for p in validate_submission(path)]
     if args.json:
         print(json.dumps({"problems": [asdict(p) for p in problems]}))
     elif problems:
         for p in problems:
             print(p)
     else:
-        submission = load_submission(args.path)
-        print(
-            f"{args.path}: ok: {submission.name!r}, {len(submission.configs())} configurations, "
-            f"source {submission.source_hash}"
-        )
+        for path in args.paths:
+            submission = load_submission(path)
+            print(
+                f"{path}: ok: {submission.name!r}, {len(submission.configs())} configurations, "
+                f"source {submission.source_hash}"
+            )
     return 2 if problems else 0
 
 

@@ -1,0 +1,290 @@
+"""Scoring: from the run files to the leaderboard's tables (pandas DataFrames).
+
+- ``task_table``: per task and optimizer, the configuration that tuning chose and its
+  evaluation score, mean ± std over evaluation seeds, with the success rate (share of
+  seeds with status ``ok`` and a finite score) and the rank on the task. A failed seed
+  counts as the worst possible score, so the mean is finite only when every seed
+  succeeded.
+- ``overall_table``: per optimizer, the AlgoPerf-style performance-profile score, the
+  tuning-robustness score and the per-step overhead relative to SGD.
+
+Only the latest version of each optimizer counts: of the source hashes an optimizer
+name has results for, the one with the most recent run (the ``created`` time stamp of
+its files) is kept and the others are ignored (``superseded_versions`` lists them).
+
+Performance profile (Dolan & Moré; AlgoPerf's benchmark score): on each task, an
+optimizer's ratio ``r`` is its score over the best optimizer's score (best over its
+score when higher is better), so ``r >= 1``, and ``r = inf`` when it failed or has no
+result on the task. Scores are assumed positive (steps, losses, traces, accuracies);
+with a non-positive best score, a tie with it has ratio 1 and anything else ``inf``.
+``ρ(τ)`` is the share of tasks with ``r <= τ``; the score is the area under ``ρ`` for
+``τ`` in ``[1, τ_max]`` divided by ``τ_max - 1``: 1 for the best optimizer on every
+task, 0 for one never within ``τ_max`` of the best.
+
+Tuning robustness: on each task, the share of the optimizer's search space whose
+tuning runs all succeeded and whose mean score lies within the task's relative
+``tolerance`` of the optimizer's best configuration; averaged over tasks.
+
+Overhead: on each task, the median time per step and the memory (parameters plus
+optimizer state) relative to ``sgd`` on the same task; geometric mean over tasks.
+``state_per_param`` is the optimizer state in bytes per parameter byte (Adam: 2).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from suites.results import ResultStore, canonical_json
+
+#: Performance profiles are integrated for τ in [1, TAU_MAX] (AlgoPerf uses 4).
+TAU_MAX = 4.0
+#: The baseline of the overhead columns.
+REFERENCE_OPTIMIZER = "sgd"
+
+RUN_COLUMNS = [
+    "task", "suite", "budget", "phase", "optimizer", "source_hash", "config", "seed",
+    "status", "score", "steps_run", "time_per_step", "state_bytes", "param_bytes",
+    "created", "metric", "higher_is_better", "tolerance",
+]
+
+
+def runs_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One row per run record; ``config`` is the configuration's canonical JSON."""
+    rows = []
+    for r in records:
+        metric = r.get("metric") or {}
+        rows.append({
+            "task": r["task"],
+            "suite": r.get("suite") or r["task"].split("/", 1)[0],
+            "budget": r["budget"],
+            "phase": r["phase"],
+            "optimizer": r["optimizer"]["name"],
+            "source_hash": r["optimizer"]["source_hash"],
+            "config": canonical_json(r["hparams"]),
+            "seed": r["seed"],
+            "status": r["status"],
+            "score": _number(r["score"]),
+            "steps_run": r.get("steps_run", 0),
+            "time_per_step": _number(r.get("timing", {}).get("time_per_step_s")),
+            "state_bytes": r.get("state_bytes", 0),
+            "param_bytes": r.get("param_bytes", 0),
+            "created": r.get("created", ""),
+            "metric": metric.get("name"),
+            "higher_is_better": metric.get("higher_is_better"),
+            "tolerance": metric.get("tolerance", 0.1),
+        })
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def load_runs(root: str | Path | None = None) -> pd.DataFrame:
+    """Every readable run under a results directory (see ``suites.results``)."""
+    return runs_frame(ResultStore(root).records())
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def latest_versions(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of each optimizer's latest source hash (the one with the newest run)."""
+    if runs.empty:
+        return runs
+    newest = runs.groupby(["optimizer", "source_hash"])["created"].max().reset_index()
+    latest = newest.sort_values("created").groupby("optimizer").tail(1)
+    keep = set(zip(latest["optimizer"], latest["source_hash"], strict=True))
+    mask = [(o, h) in keep for o, h in zip(runs["optimizer"], runs["source_hash"], strict=True)]
+    return runs[mask]
+
+
+def superseded_versions(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per optimizer, the source hashes whose runs are ignored, with their run counts."""
+    current = latest_versions(runs)[["optimizer", "source_hash"]].drop_duplicates()
+    old = runs.merge(current, on=["optimizer", "source_hash"], how="left", indicator=True)
+    old = old[old["_merge"] == "left_only"]
+    return old.groupby(["optimizer", "source_hash"]).size().rename("runs").reset_index()
+
+
+def _select(runs: pd.DataFrame, budget: str, phase: str, suite: str | None) -> pd.DataFrame:
+    runs = latest_versions(runs)
+    runs = runs[(runs["budget"] == budget) & (runs["phase"] == phase)]
+    if suite is not None:
+        runs = runs[runs["suite"] == suite]
+    return runs.assign(
+        success=(runs["status"] == "ok") & np.isfinite(runs["score"].astype(float))
+    )
+
+
+def _lower_is_better(frame: pd.DataFrame) -> pd.Series:
+    """Scores turned lower-is-better, a failure being ``inf``."""
+    sign = np.where(frame["higher_is_better"].astype(bool), -1.0, 1.0)
+    oriented = frame["score"].astype(float) * sign
+    return oriented.where(frame["success"], math.inf)
+
+
+# --------------------------------------------------------------------------- per task
+
+
+def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = None) -> pd.DataFrame:
+    """Per (task, optimizer): chosen config, evaluation score mean ± std, success rate, rank.
+
+    When an optimizer was evaluated with several configs on a task (tuning was redone
+    with other seeds), the config evaluated most recently counts.
+    """
+    columns = ["suite", "task", "optimizer", "config", "score_mean", "score_std", "seeds",
+               "success_rate", "rank", "higher_is_better"]
+    runs = _select(runs, budget, "eval", suite)
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    last_config = (
+        runs.groupby(["task", "optimizer", "config"])["created"].max().reset_index()
+        .sort_values("created").groupby(["task", "optimizer"]).tail(1)
+    )
+    runs = runs.merge(last_config[["task", "optimizer", "config"]])
+    runs = runs.assign(oriented=_lower_is_better(runs))
+    rows = []
+    for (task, optimizer), group in runs.groupby(["task", "optimizer"], sort=True):
+        higher = bool(group["higher_is_better"].iloc[0])
+        oriented = group["oriented"].to_numpy(dtype=float)
+        mean = float(np.mean(oriented))
+        std = float(np.std(oriented, ddof=1)) if len(oriented) > 1 and np.isfinite(mean) else (
+            0.0 if np.isfinite(mean) else math.nan
+        )
+        rows.append({
+            "suite": group["suite"].iloc[0],
+            "task": task,
+            "optimizer": optimizer,
+            "config": group["config"].iloc[0],
+            "score_mean": -mean if higher else mean,
+            "score_std": std,
+            "seeds": len(group),
+            "success_rate": float(group["success"].mean()),
+            "higher_is_better": higher,
+            "_oriented_mean": mean,
+        })
+    table = pd.DataFrame(rows)
+    table["rank"] = table.groupby("task")["_oriented_mean"].rank(method="min").astype(int)
+    table = table.sort_values(["task", "rank", "optimizer"]).reset_index(drop=True)
+    return table[columns]
+
+
+# --------------------------------------------------------------------------- overall
+
+
+def performance_ratios(table: pd.DataFrame) -> pd.DataFrame:
+    """Tasks × optimizers: each score relative to the task's best (≥ 1; ``inf`` = failed)."""
+    if table.empty:
+        return pd.DataFrame()
+    optimizers = sorted(table["optimizer"].unique())
+    ratios = {}
+    for task, group in table.groupby("task", sort=True):
+        higher = bool(group["higher_is_better"].iloc[0])
+        scores = dict(zip(group["optimizer"], group["score_mean"].astype(float), strict=True))
+        finite = [s for s in scores.values() if math.isfinite(s)]
+        best = (max(finite) if higher else min(finite)) if finite else math.nan
+        ratios[task] = {o: _ratio(scores.get(o, math.nan), best, higher) for o in optimizers}
+    return pd.DataFrame.from_dict(ratios, orient="index")[optimizers]
+
+
+def _ratio(score: float, best: float, higher_is_better: bool) -> float:
+    if not (math.isfinite(score) and math.isfinite(best)):
+        return math.inf
+    numerator, denominator = (best, score) if higher_is_better else (score, best)
+    if denominator > 0:
+        return max(1.0, numerator / denominator)
+    return 1.0 if score == best else math.inf
+
+
+def performance_profile(ratios: pd.DataFrame, taus: Iterable[float]) -> pd.DataFrame:
+    """ρ(τ): the share of tasks on which each optimizer is within a factor τ of the best."""
+    taus = list(taus)
+    return pd.DataFrame(
+        {o: [(ratios[o] <= tau).mean() for tau in taus] for o in ratios.columns},
+        index=pd.Index(taus, name="tau"),
+    )
+
+
+def profile_score(ratios: pd.DataFrame, tau_max: float = TAU_MAX) -> pd.Series:
+    """Area under ρ(τ) on [1, τ_max], normalized to [0, 1] (exact, per-task closed form)."""
+    contribution = ((tau_max - ratios) / (tau_max - 1.0)).clip(lower=0.0)
+    return contribution.mean(axis=0).rename("profile_score")
+
+
+def robustness(runs: pd.DataFrame, budget: str = "quick", suite: str | None = None) -> pd.Series:
+    """Per optimizer: share of its search space that converges near its best (tasks' mean)."""
+    runs = _select(runs, budget, "tune", suite)
+    if runs.empty:
+        return pd.Series(dtype=float, name="robustness")
+    runs = runs.assign(oriented=_lower_is_better(runs))
+    per_config = runs.groupby(["task", "optimizer", "config"]).agg(
+        converged=("success", "all"), oriented=("oriented", "mean"),
+        tolerance=("tolerance", "first"),
+    ).reset_index()
+    shares = []
+    for (_, optimizer), group in per_config.groupby(["task", "optimizer"]):
+        best = group["oriented"].min()
+        if not math.isfinite(best):
+            shares.append((optimizer, 0.0))
+            continue
+        near = (group["oriented"] - best).abs() <= group["tolerance"] * abs(best)
+        shares.append((optimizer, float((group["converged"] & near).mean())))
+    frame = pd.DataFrame(shares, columns=["optimizer", "share"])
+    return frame.groupby("optimizer")["share"].mean().rename("robustness")
+
+
+def overhead(runs: pd.DataFrame, budget: str = "quick", suite: str | None = None,
+             reference: str = REFERENCE_OPTIMIZER) -> pd.DataFrame:
+    """Per optimizer: time per step and memory relative to ``reference``, state per param."""
+    columns = ["time_vs_sgd", "memory_vs_sgd", "state_per_param"]
+    runs = latest_versions(runs)
+    runs = runs[(runs["budget"] == budget) & (runs["status"] == "ok")]
+    if suite is not None:
+        runs = runs[runs["suite"] == suite]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    per_task = runs.groupby(["optimizer", "task"])[
+        ["time_per_step", "state_bytes", "param_bytes"]].median()
+    per_task["memory"] = per_task["param_bytes"] + per_task["state_bytes"]
+    per_task["state_per_param"] = per_task["state_bytes"] / per_task["param_bytes"].where(
+        per_task["param_bytes"] > 0)
+    result = per_task.groupby("optimizer")[["state_per_param"]].median()
+    if reference in per_task.index.get_level_values("optimizer"):
+        base = per_task.loc[reference]
+        relative = per_task[["time_per_step", "memory"]].div(base[["time_per_step", "memory"]],
+                                                             level="task")
+        geometric = np.exp(np.log(relative).groupby("optimizer").mean())
+        result["time_vs_sgd"] = geometric["time_per_step"]
+        result["memory_vs_sgd"] = geometric["memory"]
+    else:
+        result["time_vs_sgd"] = math.nan
+        result["memory_vs_sgd"] = math.nan
+    return result[columns]
+
+
+def overall_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = None,
+                  tau_max: float = TAU_MAX) -> pd.DataFrame:
+    """Per optimizer: profile score and rank, tasks solved, robustness, overhead vs SGD."""
+    columns = ["rank", "optimizer", "profile_score", "tasks_solved", "tasks", "robustness",
+               "time_vs_sgd", "memory_vs_sgd", "state_per_param", "source_hash"]
+    table = task_table(runs, budget, suite)
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    ratios = performance_ratios(table)
+    overall = profile_score(ratios, tau_max).to_frame()
+    overall["tasks_solved"] = table[table["success_rate"] == 1.0].groupby("optimizer").size()
+    overall["tasks_solved"] = overall["tasks_solved"].fillna(0).astype(int)
+    overall["tasks"] = len(ratios)
+    overall = overall.join(robustness(runs, budget, suite)).join(overhead(runs, budget, suite))
+    versions = latest_versions(runs).drop_duplicates("optimizer").set_index("optimizer")
+    overall["source_hash"] = versions["source_hash"]
+    overall["rank"] = overall["profile_score"].rank(ascending=False, method="min").astype(int)
+    overall = overall.rename_axis("optimizer").reset_index()
+    return overall.sort_values(["rank", "optimizer"]).reset_index(drop=True)[columns]
