@@ -77,12 +77,13 @@ def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
         f"{budget!r} budget, {jobs} jobs, {time_limit:g} s per run, results in {root}/"
     )
     started = time.perf_counter()
-    report = run_sweep(
-        tasks, submissions, budget,
-        store=ResultStore(root),
-        executor=LocalExecutor(jobs, time_limit),
-        seeds=tuple(args.seeds) if getattr(args, "seeds", None) else None,
-    )
+    with LocalExecutor(jobs, time_limit) as executor:
+        report = run_sweep(
+            tasks, submissions, budget,
+            store=ResultStore(root),
+            executor=executor,
+            seeds=tuple(args.seeds) if getattr(args, "seeds", None) else None,
+        )
     diverged = sum(r.status == "diverged" for r in report.results)
     print(
         f"{report.runs_made} runs made, {report.runs_reused} found in the results store, "

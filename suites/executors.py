@@ -27,7 +27,6 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from multiprocessing.connection import Connection, wait
-from typing import Any
 
 import torch
 
@@ -110,6 +109,9 @@ def run_spec(
 class LocalExecutor(Executor):
     """This machine: in-process for ``jobs == 1``, else a pool of ``jobs`` processes.
 
+    The pool starts at the first ``map`` and serves later ones (the tuning and the
+    evaluation phase of a sweep) until ``close()``; use the executor as a context manager.
+
     ``time_limit``: seconds per run (``None``: unlimited). ``kill_after``: seconds after
     which the watchdog kills a pool worker's run; by default the time limit plus a grace
     of 10 s and a quarter of the limit. Each run uses one CPU thread (``jobs`` sets the
@@ -132,6 +134,7 @@ class LocalExecutor(Executor):
         if kill_after is None and time_limit is not None:
             kill_after = time_limit * 1.25 + 10.0
         self.kill_after = kill_after
+        self._workers: list[_Worker] = []
 
     def map(
         self, specs: Iterable[RunSpec], tasks: Mapping[str, Task] | None = None
@@ -160,30 +163,45 @@ class LocalExecutor(Executor):
             torch.set_num_threads(threads)
 
     def _map_pool(self, specs: list[RunSpec]) -> Iterator[RunResult]:
-        context = multiprocessing.get_context("spawn")
         pending = collections.deque(specs)
-        workers = [
-            _Worker(context, self.task_lookup, self.time_limit)
-            for _ in range(min(self.jobs, len(specs)))
-        ]
+        workers = self._workers
+        finished = False
         try:
             while pending or any(w.spec is not None for w in workers):
+                while len(workers) < min(self.jobs, len(pending)):  # start, or replace the dead
+                    workers.append(_Worker(self.task_lookup))
                 for worker in workers:
                     if worker.ready and worker.spec is None and pending:
-                        worker.start_run(pending.popleft())
+                        worker.start_run(pending.popleft(), self.time_limit)
                 wait(
                     [w.conn for w in workers] + [w.process.sentinel for w in workers],
                     timeout=self._wait_timeout(workers),
                 )
-                for index, worker in enumerate(workers):
+                for worker in list(workers):
                     result = self._collect(worker)
                     if worker.dead:
-                        workers[index] = _Worker(context, self.task_lookup, self.time_limit)
+                        worker.stop()
+                        workers.remove(worker)
                     if result is not None:
                         yield result
+            finished = True
         finally:
-            for worker in workers:
-                worker.stop()
+            if not finished:  # abandoned midway: runs still in flight would be orphans
+                for worker in [w for w in workers if w.spec is not None]:
+                    worker.stop()
+                    workers.remove(worker)
+
+    def close(self) -> None:
+        """Stop the pool's workers (a later ``map`` starts new ones)."""
+        for worker in self._workers:
+            worker.stop()
+        self._workers.clear()
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _wait_timeout(self, workers: list[_Worker]) -> float:
         if self.kill_after is None:
@@ -226,11 +244,10 @@ class LocalExecutor(Executor):
 class _Worker:
     """One pool process and the pipe to it; ``spec`` is the run it is making."""
 
-    def __init__(self, context: Any, task_lookup: TaskLookup, time_limit: float | None):
+    def __init__(self, task_lookup: TaskLookup):
+        context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
-        self.process = context.Process(
-            target=_worker_main, args=(child, task_lookup, time_limit), daemon=True
-        )
+        self.process = context.Process(target=_worker_main, args=(child, task_lookup), daemon=True)
         self.process.start()
         child.close()
         self.ready = False
@@ -238,9 +255,9 @@ class _Worker:
         self.spec: RunSpec | None = None
         self.started = math.nan
 
-    def start_run(self, spec: RunSpec) -> None:
+    def start_run(self, spec: RunSpec, time_limit: float | None) -> None:
         self.spec, self.started = spec, time.monotonic()
-        self.conn.send(spec)
+        self.conn.send((spec, time_limit))
 
     def receive(self) -> RunResult | None:
         """A finished run if one is waiting; notices a dead process."""
@@ -279,7 +296,7 @@ class _Worker:
         self.conn.close()
 
 
-def _worker_main(conn: Connection, task_lookup: TaskLookup, time_limit: float | None) -> None:
+def _worker_main(conn: Connection, task_lookup: TaskLookup) -> None:
     # Ctrl-C reaches the whole process group; the parent alone decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from suites.runner import warm_up
@@ -290,11 +307,12 @@ def _worker_main(conn: Connection, task_lookup: TaskLookup, time_limit: float | 
     conn.send("ready")
     while True:
         try:
-            spec = conn.recv()
+            message = conn.recv()
         except EOFError:
             return
-        if spec is None:
+        if message is None:
             return
+        spec, time_limit = message
         conn.send(run_spec(spec, time_limit, task_lookup, cache))
 
 

@@ -1,0 +1,100 @@
+"""The local process pool: same results as in-process, survives hung and crashing runs."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import pytest
+import torch
+from conftest import GD_SOURCE, QuadraticTask
+
+from suites.api import Problem, RunSpec
+from suites.executors import LocalExecutor
+from suites.results import ResultStore
+from suites.runner import run_sweep
+from suites.submission import load_submission
+
+
+@dataclass
+class HangingTask(QuadraticTask):
+    """The first step never returns, so only the watchdog can end the run."""
+
+    name: str = "fake/hanging"
+
+    def setup(self, seed: int, budget: str) -> Problem:
+        problem = super().setup(seed, budget)
+
+        def loss(step: int) -> torch.Tensor:
+            time.sleep(3600)
+            raise AssertionError("unreachable")
+
+        problem.loss = loss
+        return problem
+
+
+@dataclass
+class CrashingTask(QuadraticTask):
+    """The process dies at set-up, as with a segfault or the out-of-memory killer."""
+
+    name: str = "fake/crashing"
+
+    def setup(self, seed: int, budget: str) -> Problem:
+        os._exit(3)
+
+
+TASKS = {t.name: t for t in (QuadraticTask(), HangingTask(), CrashingTask())}
+
+
+def lookup(name: str):
+    """Task lookup for the pool workers (module level, so it can be sent to them)."""
+    return TASKS[name]
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """Two workers shared by this module's tests: starting one costs seconds."""
+    with LocalExecutor(2, time_limit=5.0, task_lookup=lookup, kill_after=6.0) as executor:
+        yield executor
+
+
+def test_two_jobs_give_the_same_results_as_one(pool, write_submission, tmp_path):
+    gd = load_submission(write_submission(GD_SOURCE))
+    in_process = LocalExecutor(1, time_limit=5.0, task_lookup=lookup)
+    reports = {
+        name: run_sweep(
+            [QuadraticTask()], [gd], "quick", store=ResultStore(tmp_path / name),
+            executor=executor, seeds=(2, 2),
+        )
+        for name, executor in (("in-process", in_process), ("pool", pool))
+    }
+
+    def outcome(report):
+        return sorted(
+            (r.spec.phase, r.spec.seed, str(r.spec.hparams), r.status, r.metrics.get("final_loss"))
+            for r in report.results
+        )
+
+    assert reports["in-process"].runs_made == reports["pool"].runs_made == 4 * 2 + 2
+    assert outcome(reports["in-process"]) == outcome(reports["pool"])
+    assert reports["in-process"].best_configs == reports["pool"].best_configs
+
+
+def test_hung_run_is_killed_as_timeout_and_crash_is_an_error(pool, write_submission):
+    gd = load_submission(write_submission(GD_SOURCE))
+
+    def spec(task: str, seed: int) -> RunSpec:
+        return RunSpec(task=task, budget="quick", optimizer=gd.name, optimizer_path=gd.path,
+                       source_hash=gd.source_hash, hparams={"lr": 0.3}, seed=seed)
+
+    specs = [spec("fake/hanging", 0), spec("fake/crashing", 0)] + [
+        spec("fake/quadratic", seed) for seed in range(4)
+    ]
+    results = {(r.spec.task, r.spec.seed): r for r in pool.map(specs)}
+    assert len(results) == 6
+    hung = results[("fake/hanging", 0)]
+    assert hung.status == "timeout" and "killed after" in hung.error
+    crashed = results[("fake/crashing", 0)]
+    assert crashed.status == "error" and "exit code 3" in crashed.error
+    assert all(results[("fake/quadratic", s)].status == "ok" for s in range(4))
