@@ -21,9 +21,9 @@ def log_beta(beta: float) -> float:
     return math.log(beta) if beta > 0 else -math.inf
 
 
-def _upcast(params: list[Tensor], like: list[Tensor]) -> list[Tensor]:
-    """fp32 working copies of parameters stored below the precision of their state."""
-    return [p if p.dtype == s.dtype else p.to(s.dtype) for p, s in zip(params, like, strict=True)]
+def _upcast(tensors: list[Tensor]) -> list[Tensor]:
+    """fp32 working copies of bf16/fp16 tensors (the others as they are)."""
+    return [t.float() if t.dtype in (torch.bfloat16, torch.float16) else t for t in tensors]
 
 
 def _write_back(params: list[Tensor], work: list[Tensor]) -> None:
@@ -53,8 +53,7 @@ def adamw_step_ref(
     """
     if not params:
         return
-    work = _upcast(params, exp_avgs)
-    grads = _upcast(grads, exp_avgs)
+    work, grads = _upcast(params), _upcast(grads)
     torch._foreach_add_(steps, 1)
     if weight_decay != 0:
         torch._foreach_mul_(work, 1 - lr * weight_decay)
@@ -121,15 +120,17 @@ def ngn_update_ref(
     if not params:
         return
     gamma = gamma.to(params[0].device)
+    work, grads = _upcast(params), _upcast(grads)
     if weight_decay != 0:
-        torch._foreach_mul_(params, 1 - gamma * weight_decay)
+        torch._foreach_mul_(work, 1 - gamma * weight_decay)
     if momentum != 0:
         torch._foreach_mul_(momentum_buffers, momentum)
         torch._foreach_addcmul_(momentum_buffers, grads, [(1 - momentum) * gamma] * len(grads))
-        torch._foreach_sub_(params, momentum_buffers)
+        torch._foreach_sub_(work, momentum_buffers)
     else:
         # A 0-dim tensor factor keeps gamma on the device: one pass, p += g * (-γ).
-        torch._foreach_addcmul_(params, grads, [-gamma] * len(grads))
+        torch._foreach_addcmul_(work, grads, [-gamma] * len(grads))
+    _write_back(params, work)
 
 
 def ngn_step_ref(
