@@ -1,0 +1,44 @@
+"""The ``chain`` suite: escaping the plateaus of deep, narrow models (thesis §3.2).
+
+Neural chains ``½(1 − w_L⋯w_1)²`` of depth 4–64 from a constant and a uniform start
+(score: steps to escape), and a deep narrow ReLU MLP on scikit-learn's digits (score:
+train loss after the budget).
+"""
+
+from suites.api import Budget, Metric
+from suites.chain.deep_mlp import DeepMLPTask
+from suites.chain.neural_chain import METRIC, ChainTask, description
+
+DEPTHS = (4, 8, 16, 32, 64)
+INITS = ("const", "uniform")
+CHAIN_BUDGET = Budget(smoke=50, quick=500, full=20_000)
+MLP_BUDGET = Budget(smoke=10, quick=100, full=2_000)
+
+
+def tasks() -> list:
+    chains = [
+        ChainTask(
+            name=f"chain/depth-{depth}-{init}",
+            description=description(depth, init),
+            budgets=CHAIN_BUDGET,
+            metric=METRIC,
+            depth=depth,
+            init=init,
+        )
+        for init in INITS
+        for depth in DEPTHS
+    ]
+    mlp = DeepMLPTask(
+        name="chain/deep-mlp",
+        description=(
+            "Deep narrow ReLU MLP (32 hidden layers of width 16, He init, no normalization, "
+            "no residual connections) on scikit-learn's 8×8 digits, minibatches of 64. Score: "
+            "cross-entropy on the whole training set after the budget (lower is better); test "
+            "accuracy and the steps to 80% test accuracy are recorded too. Thesis §3.2, "
+            "Fig. 24: the signal crosses many narrow layers, so gradients start tiny and SGD "
+            "stays on the initial plateau, while RMSprop/Adam rescale them and train."
+        ),
+        budgets=MLP_BUDGET,
+        metric=Metric(name="train_loss", higher_is_better=False, unit="nats"),
+    )
+    return chains + [mlp]

@@ -1,0 +1,106 @@
+"""A deep narrow ReLU MLP on scikit-learn's 8×8 digits: the plateau of Fig. 24 in small.
+
+Thesis §3.2 (Fig. 24) trains a 128-layer, width-32 ReLU MLP with He initialization and
+no normalization or residual connections on Fashion-MNIST: SGD cannot leave the initial
+plateau, RMSprop trains. Here the data set is the 1,797 digits that ship with
+scikit-learn (pixels scaled to [0, 1], a fixed stratified train/test split) so the task
+runs offline in seconds. Parameters are plain float32 tensors, one weight and one bias
+per layer, and the forward pass is a loop of ``linear`` and ``relu`` (no ``nn.Module``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+
+from suites.api import Problem
+from suites.common import BaseTask
+
+#: The split and the batches do not depend on anything but these seeds and the run seed.
+SPLIT_SEED = 0
+TEST_FRACTION = 0.25
+
+
+@cache
+def digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(x_train, y_train, x_test, y_test): float32 pixels in [0, 1], int64 labels."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x / 16.0, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=y
+    )
+    as_x = lambda a: torch.tensor(a, dtype=torch.float32)
+    as_y = lambda a: torch.tensor(a, dtype=torch.int64)
+    return as_x(x_tr), as_y(y_tr), as_x(x_te), as_y(y_te)
+
+
+def he_mlp(sizes: list[int], gen: torch.Generator) -> list[torch.Tensor]:
+    """[W_1, b_1, …]: ``W ~ N(0, 2/fan_in)`` (He et al., 2015), ``b = 0``."""
+    params = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        w = torch.randn(fan_out, fan_in, generator=gen) * math.sqrt(2.0 / fan_in)
+        params += [w.requires_grad_(), torch.zeros(fan_out, requires_grad=True)]
+    return params
+
+
+def mlp_forward(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    layers = len(params) // 2
+    for i in range(layers):
+        x = F.linear(x, params[2 * i], params[2 * i + 1])
+        if i < layers - 1:
+            x = F.relu(x)
+    return x
+
+
+@dataclass(frozen=True)
+class DeepMLPTask(BaseTask):
+    """Train cross-entropy after the budget; test accuracy and steps to a target on the side."""
+
+    depth: int = 32
+    width: int = 16
+    batch_size: int = 64
+    target_accuracy: float = 0.8
+    eval_every: int = 25
+
+    def setup(self, seed: int, budget: str) -> Problem:
+        x_tr, y_tr, x_te, y_te = digits()
+        steps = self.budgets.steps(budget)
+        gen = torch.Generator().manual_seed(seed)
+        sizes = [x_tr.shape[1]] + [self.width] * self.depth + [10]
+        params = he_mlp(sizes, gen)
+        # One fixed batch per step: the same step sees the same examples whatever the
+        # optimizer, and a closure called twice in a step sees one batch.
+        batches = torch.randint(len(x_tr), (steps, self.batch_size), generator=gen)
+        last_step = [0]
+        reached_at = [math.inf]
+
+        def loss(step: int) -> torch.Tensor:
+            last_step[0] = step
+            idx = batches[step]
+            return F.cross_entropy(mlp_forward(params, x_tr[idx]), y_tr[idx])
+
+        def evaluate() -> dict[str, float]:
+            train_out, test_out = mlp_forward(params, x_tr), mlp_forward(params, x_te)
+            test_acc = float((test_out.argmax(1) == y_te).double().mean())
+            if test_acc >= self.target_accuracy and math.isinf(reached_at[0]):
+                reached_at[0] = last_step[0] + 1
+            return {
+                "train_loss": float(F.cross_entropy(train_out, y_tr)),
+                "train_accuracy": float((train_out.argmax(1) == y_tr).double().mean()),
+                "test_accuracy": test_acc,
+                "steps_to_target_accuracy": reached_at[0],
+            }
+
+        return Problem(
+            param_groups=[{"params": params}],
+            loss=loss,
+            evaluate=evaluate,
+            steps=steps,
+            eval_every=self.eval_every,
+        )

@@ -1,0 +1,40 @@
+"""Pieces the task suites share: the task base class and its scoring rule."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from suites.api import Budget, Metric, Problem
+
+
+@dataclass(frozen=True)
+class BaseTask:
+    """A task of a suite (the ``suites.api.Task`` protocol); subclasses define ``setup``.
+
+    The score is the task metric of a run that finished with status ``ok`` and a finite
+    metric; any other run fails and scores worst (``+inf`` when lower is better,
+    ``-inf`` otherwise), so it ranks below every run that produced a number.
+    """
+
+    name: str
+    description: str
+    budgets: Budget
+    metric: Metric
+
+    @property
+    def suite(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    def setup(self, seed: int, budget: str) -> Problem:
+        raise NotImplementedError
+
+    def failed_score(self) -> float:
+        return -math.inf if self.metric.higher_is_better else math.inf
+
+    def score(self, metrics: Mapping[str, float], steps_run: int, status: str) -> float:
+        value = metrics.get(self.metric.name, math.nan)
+        if status != "ok" or not math.isfinite(value):
+            return self.failed_score()
+        return float(value)
