@@ -1,0 +1,83 @@
+"""The thesis' results, reproduced through the real training loop (``suites.runner``).
+
+- §3.2, Prop. 3.2.4: gradient descent's escape time from the chain's plateau grows
+  exponentially with depth, RMSprop's and Adam's barely grows.
+- §6.3.2, Thm 6.3.2: on the widening valley PGD leaves through the sharp side, Anti-PGD
+  through the flat side.
+"""
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+
+from suites.api import Budget
+from suites.registry import get_task
+from suites.runner import execute
+from suites.submission import load_submission
+
+OPTIMIZERS_DIR = Path(__file__).resolve().parents[2] / "suites" / "optimizers"
+GD_STEPS_CAP = 20_000
+
+
+def submission(name):
+    return load_submission(OPTIMIZERS_DIR / f"{name}.py")
+
+
+def with_steps(task, steps):
+    return dataclasses.replace(task, budgets=Budget(steps, steps, steps))
+
+
+def best_escape(task_name, optimizer, cap):
+    """Fewest steps to escape over the optimizer's grid (seed 0), or ``inf``.
+
+    Each config runs with at most the best count so far: a config that cannot beat it
+    does not change the minimum, so the steps it would take beyond are not needed.
+    Larger step sizes go first since on the plateau a step's progress scales with it.
+    """
+    sub = submission(optimizer)
+    best = math.inf
+    for config in sorted(sub.configs(), key=lambda c: -c[sub.lr_key]):
+        task = with_steps(get_task(task_name), int(min(best, cap)))
+        result = execute(task, sub, config, seed=0, budget="quick")
+        assert result.status in ("ok", "diverged"), result.error
+        if result.status == "ok":
+            best = min(best, result.metrics["steps_to_escape"])
+    return best
+
+
+@pytest.fixture(scope="module")
+def gd_escape():
+    return {depth: best_escape(f"chain/depth-{depth}-const", "sgd", GD_STEPS_CAP)
+            for depth in (4, 8, 16)}
+
+
+def test_gradient_descent_escape_time_explodes_with_depth(gd_escape):
+    print(f"GD escape steps by depth (best lr of the sgd grid): {gd_escape}")
+    assert gd_escape[4] < gd_escape[8] < gd_escape[16] < math.inf
+    assert gd_escape[16] >= 10 * gd_escape[8]
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
+def test_adaptive_escape_time_is_nearly_flat_in_depth(optimizer):
+    escape = {depth: best_escape(f"chain/depth-{depth}-const", optimizer, 500)
+              for depth in (8, 64)}
+    print(f"{optimizer} escape steps by depth: {escape}")
+    assert escape[64] <= 5 * escape[8]
+
+
+@pytest.mark.parametrize("optimizer, side", [("pgd", "sharp"), ("anti_pgd", "flat")])
+def test_noise_injection_exits_the_widening_valley_as_thm_6_3_2_says(optimizer, side):
+    task = get_task("valley/widening")
+    d, alpha, D = task.dim, task.alpha, task.start_sq_norm
+    thesis_setting = {"lr": alpha / (2 * D), "sigma": math.sqrt(alpha * D / (2 * d))}
+    for seed in (0, 1):
+        result = execute(task, submission(optimizer), thesis_setting, seed, "full")
+        assert result.status == "ok", result.error
+        u_sq = result.metrics["u_sq_norm"]
+        print(f"{optimizer} seed {seed}: ‖u‖² = {u_sq:.1f} after {result.steps_run} steps")
+        if side == "sharp":
+            assert u_sq >= D / alpha
+        else:
+            assert u_sq <= alpha * D
