@@ -18,8 +18,8 @@ benchmarks' achieved-bandwidth figures: :func:`adamw_bytes_per_param`,
 """
 
 import collections
-import itertools
 
+import numpy as np
 import torch
 import triton
 import triton.language as tl
@@ -180,24 +180,25 @@ def _partitions(params: list[Tensor]) -> dict[tuple, list[int]]:
 
 
 def _table(
-    columns: list[list[Tensor]], numels: list[int], device: torch.device, chunk: int
-) -> tuple[list[Tensor], int]:
-    """The launch table on ``device``: one address column per tensor list, then the
-    lengths, then each program's tensor index and start. Returns the column views
-    and the number of programs."""
-    chunk_tensor, chunk_start = [], []
-    for i, n in enumerate(numels):
-        starts = range(0, n, chunk)
-        chunk_start.extend(starts)
-        chunk_tensor.extend([i] * len(starts))
-    rows = [[t.data_ptr() for t in col] for col in columns]
-    rows += [numels, chunk_tensor, chunk_start]
-    host = torch.tensor(list(itertools.chain.from_iterable(rows)), dtype=torch.int64)
+    columns: list[list[Tensor]], device: torch.device, chunk: int
+) -> tuple[list[Tensor], np.ndarray]:
+    """The launch table on ``device``: one address column per tensor list, the lengths
+    (of ``columns[0]``), then each program's tensor index and start element. Returns
+    the column views and the number of programs of each tensor.
+
+    Built with numpy, since its host time is the fused step's per-tensor cost."""
+    n = len(columns[0])
+    numels = np.fromiter((t.numel() for t in columns[0]), dtype=np.int64, count=n)
+    programs = -(-numels // chunk)
+    chunk_tensor = np.repeat(np.arange(n, dtype=np.int64), programs)
+    first_program = np.cumsum(programs) - programs
+    chunk_start = (np.arange(len(chunk_tensor)) - first_program[chunk_tensor]) * chunk
+    addresses = [np.fromiter((t.data_ptr() for t in col), np.int64, n) for col in columns]
+    rows = [*addresses, numels, chunk_tensor, chunk_start]
+    table = torch.from_numpy(np.concatenate(rows))
     if device.type == "cuda":
-        table = host.pin_memory().to(device, non_blocking=True)
-    else:
-        table = host
-    return list(table.split([len(r) for r in rows])), len(chunk_start)
+        table = table.pin_memory().to(device, non_blocking=True)
+    return list(table.split([len(r) for r in rows])), programs
 
 
 def adamw_step_triton(
@@ -228,10 +229,10 @@ def adamw_step_triton(
         gs = [_like(grads[i], params[i]) for i in index]
         columns = [ps, gs, [exp_avgs[i] for i in index], [exp_avg_sqs[i] for i in index]]
         columns.append([steps[i] for i in index])
-        table, programs = _table(columns, [p.numel() for p in ps], device, chunk)
-        if programs == 0:
+        table, programs = _table(columns, device, chunk)
+        if programs.sum() == 0:
             continue
-        _adamw_kernel[(programs,)](
+        _adamw_kernel[(int(programs.sum()),)](
             *table,
             float(lr), float(beta1), 1.0 - beta1, float(beta2), 1.0 - beta2, float(eps),
             1.0 - lr * weight_decay, log_beta(beta1), log_beta(beta2),
@@ -247,19 +248,19 @@ def grad_sq_norms_triton(grad_lists: list[list[Tensor]], *, chunk: int = CHUNK) 
     sums: list[Tensor | None] = [None] * len(grad_lists)
     for (device, dtype), index in _partitions([g for _, g in flat]).items():
         gs = [flat[i][1] for i in index]
-        numels = [g.numel() for g in gs]
-        table, programs = _table([gs], numels, device, chunk)
-        partials = torch.zeros(max(programs, 1), dtype=torch.float32, device=device)
-        if programs:
-            _sq_norm_kernel[(programs,)](
+        table, programs = _table([gs], device, chunk)
+        total = int(programs.sum())
+        partials = torch.zeros(max(total, 1), dtype=torch.float32, device=device)
+        if total:
+            _sq_norm_kernel[(total,)](
                 *table, partials, G_DTYPE=_TL_DTYPES[dtype], CHUNK=chunk, BLOCK=BLOCK
             )
             LAUNCHES["sq_norm"] += 1
         # Programs follow tensor order and lists are contiguous in it, so each list's
         # partial sums are one run of ``partials``.
         programs_per_list: collections.Counter = collections.Counter()
-        for i, n in zip(index, numels, strict=True):
-            programs_per_list[flat[i][0]] += -(-n // chunk)
+        for i, count in zip(index, programs.tolist(), strict=True):
+            programs_per_list[flat[i][0]] += count
         begin = 0
         for j, count in programs_per_list.items():
             part = partials[begin : begin + count].sum()
@@ -291,10 +292,10 @@ def ngn_update_triton(
         ps = [params[i] for i in index]
         gs = [_like(grads[i], params[i]) for i in index]
         bufs = [momentum_buffers[i] for i in index] if has_momentum else ps
-        table, programs = _table([ps, gs, bufs], [p.numel() for p in ps], device, chunk)
-        if programs == 0:
+        table, programs = _table([ps, gs, bufs], device, chunk)
+        if programs.sum() == 0:
             continue
-        _ngn_kernel[(programs,)](
+        _ngn_kernel[(int(programs.sum()),)](
             *table, gamma.to(device=device, dtype=torch.float32),
             float(weight_decay), float(momentum), 1.0 - momentum,
             P_DTYPE=_TL_DTYPES[dtype], HAS_MOMENTUM=has_momentum, CHUNK=chunk, BLOCK=BLOCK,
