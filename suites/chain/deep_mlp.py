@@ -85,6 +85,7 @@ class DeepMLPTask(BaseTask):
             idx = batches[step]
             return F.cross_entropy(mlp_forward(params, x_tr[idx]), y_tr[idx])
 
+        @torch.no_grad()
         def evaluate() -> dict[str, float]:
             train_out, test_out = mlp_forward(params, x_tr), mlp_forward(params, x_te)
             test_acc = float((test_out.argmax(1) == y_te).double().mean())

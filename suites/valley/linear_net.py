@@ -63,6 +63,7 @@ class LinearNetTask(BaseTask):
         w1 = (w1 / (self.width * self.d0) ** 0.5).requires_grad_()
         w2 = (w2 / (d2 * self.width) ** 0.5).requires_grad_()
 
+        @torch.no_grad()
         def evaluate() -> dict[str, float]:
             return {
                 "effective_loss": float(effective_loss(w1, w2, x, y, self.reference_sigma)),

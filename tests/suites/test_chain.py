@@ -1,0 +1,87 @@
+"""The chain suite: task set, the chain's loss and gradient, escape accounting, the deep MLP."""
+
+import math
+
+import pytest
+import torch
+
+import suites.chain
+from suites.api import Task
+from suites.chain.deep_mlp import DeepMLPTask, digits
+from suites.registry import get_task
+
+
+def test_tasks_cover_depths_and_inits():
+    names = [t.name for t in suites.chain.tasks()]
+    for depth in (4, 8, 16, 32, 64):
+        for init in ("const", "uniform"):
+            assert f"chain/depth-{depth}-{init}" in names
+    assert "chain/deep-mlp" in names
+    for task in suites.chain.tasks():
+        assert isinstance(task, Task)
+        assert task.suite == "chain"
+        assert "§3.2" in task.description
+        assert task.budgets.smoke < task.budgets.quick < task.budgets.full
+
+
+def test_const_chain_gradient_is_exponentially_small():
+    problem = get_task("chain/depth-64-const").setup(seed=0, budget="smoke")
+    (w,) = problem.param_groups[0]["params"]
+    assert w.shape == (64,) and w.dtype == torch.float64
+    loss = problem.loss(0)
+    loss.backward()
+    assert loss.item() == pytest.approx(0.5 * (1 - 0.5**64) ** 2)
+    torch.testing.assert_close(w.grad, torch.full_like(w, -(1 - 0.5**64) * 0.5**63))
+
+
+def test_uniform_init_is_seeded_and_bounded():
+    task = get_task("chain/depth-16-uniform")
+    w0 = task.setup(seed=0, budget="smoke").param_groups[0]["params"][0]
+    again = task.setup(seed=0, budget="smoke").param_groups[0]["params"][0]
+    other = task.setup(seed=1, budget="smoke").param_groups[0]["params"][0]
+    assert torch.equal(w0, again) and not torch.equal(w0, other)
+    assert w0.abs().max() <= 0.2
+
+
+def test_stop_records_the_update_count_at_escape():
+    task = get_task("chain/depth-4-const")
+    problem = task.setup(seed=0, budget="smoke")
+    (w,) = problem.param_groups[0]["params"]
+    assert not problem.stop(0.5, 0)
+    assert problem.evaluate()["steps_to_escape"] == math.inf
+    with torch.no_grad():
+        w.fill_(1.0)
+    assert problem.stop(0.5, 6)  # the runner calls stop after update number step + 1
+    metrics = problem.evaluate()
+    assert metrics["steps_to_escape"] == 7 and metrics["loss"] == 0
+    assert task.score(metrics, 7, "ok") == 7
+
+
+def test_a_run_that_never_escapes_or_fails_scores_infinity():
+    task = get_task("chain/depth-4-const")
+    assert task.score({"steps_to_escape": math.inf, "loss": 0.5}, 50, "ok") == math.inf
+    assert task.score({"steps_to_escape": 3.0}, 3, "diverged") == math.inf
+    assert task.score({}, 0, "error") == math.inf
+
+
+def test_deep_mlp_is_deep_narrow_he_initialized_and_batches_are_fixed():
+    task = get_task("chain/deep-mlp")
+    assert isinstance(task, DeepMLPTask) and task.depth >= 32 and task.width <= 32
+    problem = task.setup(seed=0, budget="smoke")
+    params = problem.param_groups[0]["params"]
+    weights = params[0::2]
+    assert len(weights) == task.depth + 1
+    assert all(p.dtype == torch.float32 for p in params)
+    hidden = torch.cat([w.detach().flatten() for w in weights[1:-1]])
+    assert hidden.var().item() == pytest.approx(2 / task.width, rel=0.1)
+    assert problem.loss(3).item() == problem.loss(3).item()
+    assert problem.loss(3).item() != problem.loss(4).item()
+    metrics = problem.evaluate()
+    assert set(metrics) == {"train_loss", "train_accuracy", "test_accuracy",
+                            "steps_to_target_accuracy"}
+
+
+def test_digits_split_is_fixed_and_disjoint():
+    x_tr, y_tr, x_te, y_te = digits()
+    assert len(x_tr) + len(x_te) == 1797
+    assert x_tr.max() <= 1 and set(y_te.tolist()) == set(range(10))
