@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import math
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -74,7 +75,7 @@ def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
     configs = sum(len(s.configs()) for s in submissions)
     print(
         f"{len(tasks)} tasks x {len(submissions)} optimizers ({configs} configs) at the "
-        f"{budget!r} budget, {jobs} jobs, {time_limit:g} s per run, results in {root}/"
+        f"{budget!r} budget, -j {jobs}, time limit {time_limit:g} s per run, results in {root}/"
     )
     started = time.perf_counter()
     with LocalExecutor(jobs, time_limit) as executor:
@@ -154,13 +155,21 @@ def _print_leaderboard(root: Path, budget: str, suites: list[str] | None) -> boo
     for suite in chosen:
         print(f"\n== {suite}: score (rank) per task ==")
         print(_format(_suite_ranking(table, suite)))
-        print(f"\n== {suite}: overall ==")
-        print(_format(leaderboard.overall_table(runs, budget, suite)))
+        if len(chosen) > 1:
+            print(f"\n== {suite}: overall ==")
+            print(_format(leaderboard.overall_table(runs, budget, suite)))
     old = leaderboard.superseded_versions(runs)
     if not old.empty:
         versions = ", ".join(f"{o} {h} ({n} runs)" for o, h, n in old.itertuples(index=False))
         print(f"\nignored (superseded source versions): {versions}")
     return True
+
+
+def _headline(description: str) -> str:
+    """A docstring's first phrase: its first paragraph up to the first colon or full stop."""
+    paragraph = " ".join(description.split("\n\n", 1)[0].split())
+    end = re.search(r": |\.\s+(?=[A-Z])", paragraph)  # not inside "Eq. 147"
+    return paragraph[: end.start()] if end else paragraph.rstrip(".")
 
 
 # --------------------------------------------------------------------------- commands
@@ -206,7 +215,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("\noptimizers:")
     for name, path in registry.builtin_optimizer_paths().items():
         submission = load_submission(path)
-        summary = (submission.description.splitlines() or [""])[0]
+        summary = _headline(submission.description)
         print(f"  {name:14s} {len(submission.configs())} configs  {summary}")
     return EXIT_OK
 
@@ -281,8 +290,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("suites.sitegen") is not None:
         from suites import sitegen
 
-        index = sitegen.build(_results_root(args))
-        print(f"\nsite: open file://{Path(index).resolve()}")
+        index = sitegen.build_site(_results_root(args))
+        print(f"\nsite: open file://{index.resolve()}")
     return code
 
 
@@ -340,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, default=None, metavar="S")
     results_option(p)
     p.set_defaults(func=_cmd_demo)
+    if importlib.util.find_spec("suites.sitegen") is not None:
+        from suites import sitegen
+
+        sitegen.add_commands(sub)
     return parser
 
 

@@ -146,8 +146,11 @@ def write_submission(tmp_path):
 
 @pytest.fixture
 def fake_registry(monkeypatch, write_submission):
-    """The registry holds the fake suite and one built-in optimizer, ``gd``."""
-    tasks = [QuadraticTask(), FailingTask()]
+    """The registry holds the fake suite and one built-in optimizer, ``gd``.
+
+    Returns the list of tasks, which a test may change.
+    """
+    tasks = [QuadraticTask(), QuadraticTask(name="fake/quadratic-2"), FailingTask()]
     gd = write_submission(GD_SOURCE, "gd.py")
     monkeypatch.setattr(registry, "all_tasks", lambda: tasks)
     monkeypatch.setattr(registry, "available_suites", lambda: ["fake"])

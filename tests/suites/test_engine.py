@@ -327,7 +327,9 @@ def test_corrupt_and_unknown_schema_files_are_skipped_with_a_warning(gd, tmp_pat
 
 
 def test_selectors_pick_suites_tasks_and_globs(fake_registry):
-    assert [t.name for t in registry.tasks_for(["fake"])] == ["fake/quadratic", "fake/failing"]
+    assert [t.name for t in registry.tasks_for(["fake"])] == [
+        "fake/quadratic", "fake/quadratic-2", "fake/failing"
+    ]
     assert [t.name for t in registry.tasks_for(["fake/fail*", "fake/failing"])] == [
         "fake/failing"
     ]

@@ -1,0 +1,88 @@
+"""The ``lsb`` command line, end to end on the fake suite (runs in-process with -j 1)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import LION_SOURCE
+
+from suites.cli import main
+
+
+@pytest.fixture
+def results(tmp_path):
+    return tmp_path / "results"
+
+
+def test_submit_shows_the_new_optimizer_with_ranks(fake_registry, write_submission, results,
+                                                   capsys):
+    fake_registry.pop()  # no failing task: every run succeeds
+    assert main(["run", "fake", "-j", "1", "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "2 tasks x 1 optimizers (4 configs)" in out
+
+    lion = write_submission(LION_SOURCE, "lion.py")
+    assert main(["submit", str(lion), "-j", "1", "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "== lion (" in out and "per task, budget quick ==" in out
+    assert "/2" in out  # its rank on each task out of two optimizers
+    assert "lion overall: rank" in out
+
+    assert main(["show", "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "== overall (fake; budget quick) ==" in out
+    for column in ("profile_score", "robustness", "time_vs_sgd", "memory_vs_sgd"):
+        assert column in out
+    assert "lion" in out and "gd" in out
+    assert "quadratic-2" in out  # the per-task ranking of the suite
+
+
+def test_results_directory_from_the_environment(fake_registry, results, monkeypatch, capsys):
+    monkeypatch.setenv("LSB_RESULTS", str(results))
+    assert main(["show"]) == 0
+    assert f"no 'quick' evaluation runs in {results}/" in capsys.readouterr().out
+
+
+INVALID = """
+import torch
+name = "flat-list"
+lr_key = "lr"
+search_space = {"lr": [0.1]}
+def build(param_groups, lr):
+    return [p for group in param_groups for p in group["params"]]
+"""
+
+
+def test_invalid_submission_exits_2_before_any_run(fake_registry, write_submission, results,
+                                                   capsys):
+    path = write_submission(INVALID)
+    assert main(["submit", str(path), "--results", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:5: build(param_groups, **{{'lr': 0.1}}) returned list, not a " \
+        "torch.optim.Optimizer. Return an optimizer built on param_groups." in err
+    assert not results.exists()
+
+
+def test_failed_runs_are_listed_and_exit_1(fake_registry, results, capsys):
+    assert main(["run", "fake/failing", "--optimizer", "gd", "-j", "1",
+                 "--results", str(results)]) == 1
+    err = capsys.readouterr().err
+    assert "6 runs failed" in err
+    assert ("fake/failing  gd  {'lr': 0.01}  seed 0  error: RuntimeError: the data loader "
+            "broke at step 3") in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["run", "no-such-suite"], ["run", "fake", "--optimizer", "no-such-optimizer"],
+     ["run", "fake", "-j", "0"], []],
+)
+def test_bad_usage_exits_2(fake_registry, argv, capsys):
+    assert main(argv) == 2
+
+
+def test_list_shows_tasks_and_optimizers(fake_registry, capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "suites: fake" in out
+    assert "fake/quadratic" in out and "final_loss (lower is better)" in out
+    assert "gd" in out and "4 configs" in out and "Gradient descent." in out
