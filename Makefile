@@ -28,9 +28,10 @@ browser:
 test: $(STAMP) browser
 	$(PY) -m pytest -q --benchmark-disable
 
+# Kernel timings (pytest-benchmark) into results/kernels/<machine>-<date>.json.
 bench: $(STAMP)
-	$(PY) -m pytest -q bench --benchmark-only \
-	    --benchmark-json=results/kernels/$$($(PY) -c 'import platform; print(platform.node())')-$$(date +%Y%m%d).json
+	$(PY) -m pytest -q bench --benchmark-only --benchmark-columns=median,iqr,rounds \
+	    --benchmark-json=results/kernels/$$($(PY) bench/cases.py label)-$$(date +%Y%m%d).json
 
 asv: $(STAMP)
 	$(VENV)/bin/asv machine --yes

@@ -1,0 +1,325 @@
+"""The benchmark cases that both harnesses time: asv (``bench/benchmarks``) and
+pytest-benchmark (``bench/test_*.py``).
+
+A case is one kernel, one implementation and one size. ``build(case, device)`` returns a
+callable that runs the case once, synchronised with the device, on inputs made with a
+fixed seed; ``bytes_moved(case)`` is the memory traffic the kernel must move at least,
+so every timing turns into GB/s.
+
+Kernels and implementations:
+
+- ``scan_fwd`` / ``scan_fwdbwd``: ``kernels.diag_scan`` with constant λ, complex64;
+  implementations are its backends (``sequential`` is the oracle, ``chunked`` the
+  fastest pure-PyTorch one, ``triton`` the fused kernel) and ``copy``: ``b.clone()`` of
+  the same bytes, the machine's practical bandwidth ceiling for the forward.
+- ``adamw``: one optimizer step of ``kernels.optim.AdamW`` (``ref`` = torch backend,
+  ``triton``) and of ``torch.optim.AdamW`` (``torch_foreach``, ``torch_fused``).
+- ``ngn``: one step of ``kernels.optim.NGN`` (``ref``, ``triton``); ``sgd``: one step
+  of ``torch.optim.SGD`` (``torch_foreach``, ``torch_fused``), NGN's cost baseline.
+
+Sizes: scan ``(B, T, N)``; optimizers ``(tensors, elements per tensor)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+
+from kernels.optim.triton_optim import adamw_bytes_per_param, ngn_bytes_per_param
+from kernels.scan import bytes_moved as scan_bytes_moved
+
+SCAN_KERNELS = ("scan_fwd", "scan_fwdbwd")
+OPTIM_KERNELS = ("adamw", "ngn", "sgd")
+
+# Which implementations each kernel has, and which of them is "the reference" that a
+# fused implementation's speedup is quoted against.
+IMPLS = {
+    "scan_fwd": ("sequential", "chunked", "triton", "copy"),
+    "scan_fwdbwd": ("sequential", "chunked", "triton"),
+    "adamw": ("ref", "triton", "torch_foreach", "torch_fused"),
+    "ngn": ("ref", "triton"),
+    "sgd": ("torch_foreach", "torch_fused"),
+}
+REFERENCE_IMPL = {"scan_fwd": "chunked", "scan_fwdbwd": "chunked", "adamw": "ref", "ngn": "ref"}
+CUDA_ONLY_IMPLS = {"triton"}
+
+# Scan sizes: B·N = 8192 channels, so T = 4096 gives B·T·N = 2^25 elements.
+SCAN_SIZES_FULL = [(16, T, 512) for T in (256, 1024, 4096, 16384)]
+SCAN_SIZES_QUICK = [(4, 256, 64), (4, 1024, 64)]
+# The sequential oracle loops over T in Python: time it only at the smaller lengths.
+SEQUENTIAL_MAX_T = 256
+OPTIM_SIZES_FULL = [(1, 1 << 20), (1, 1 << 24), (1, 1 << 27), (1000, 1 << 14)]
+OPTIM_SIZES_QUICK = [(1, 1 << 20), (1000, 1 << 10)]
+
+
+@dataclass(frozen=True)
+class Case:
+    kernel: str
+    impl: str
+    size: tuple[int, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.kernel}[{self.impl}-{'x'.join(map(str, self.size))}]"
+
+    @property
+    def elements(self) -> int:
+        n = 1
+        for s in self.size:
+            n *= s
+        return n
+
+
+def bytes_moved(case: Case) -> int:
+    """Fewest bytes the case must move through memory (fp32 / complex64 data)."""
+    if case.kernel == "scan_fwd":
+        return scan_bytes_moved(*case.size)
+    if case.kernel == "scan_fwdbwd":
+        return scan_bytes_moved(*case.size, backward=True)
+    if case.kernel == "adamw":
+        return adamw_bytes_per_param() * case.elements
+    if case.kernel == "ngn":
+        return ngn_bytes_per_param() * case.elements
+    if case.kernel == "sgd":
+        return 12 * case.elements  # read p, g; write p
+    raise ValueError(f"unknown kernel {case.kernel!r}")
+
+
+def subset() -> str:
+    """``LSB_BENCH`` (``quick`` or ``full``); by default full on CUDA, quick elsewhere."""
+    value = os.environ.get("LSB_BENCH") or ("full" if torch.cuda.is_available() else "quick")
+    if value not in ("quick", "full"):
+        raise ValueError(f"LSB_BENCH must be 'quick' or 'full', got {value!r}")
+    return value
+
+
+def sizes(kernel: str, which: str | None = None) -> list[tuple[int, ...]]:
+    full = (which or subset()) == "full"
+    if kernel in SCAN_KERNELS:
+        return SCAN_SIZES_FULL if full else SCAN_SIZES_QUICK
+    return OPTIM_SIZES_FULL if full else OPTIM_SIZES_QUICK
+
+
+def cases(kernels: Iterable[str] = tuple(IMPLS), which: str | None = None) -> list[Case]:
+    """Every case of ``kernels`` in the chosen subset, on any device."""
+    out = []
+    for kernel in kernels:
+        for size in sizes(kernel, which):
+            for impl in IMPLS[kernel]:
+                out.append(Case(kernel, impl, size))
+    return out
+
+
+def skip_reason(case: Case, device: torch.device) -> str | None:
+    """Why ``case`` does not run on ``device``, or None when it does."""
+    if case.impl in CUDA_ONLY_IMPLS and device.type != "cuda":
+        return "Triton kernels are timed on CUDA only (the interpreter is not a performance path)"
+    if case.impl == "sequential" and case.size[1] > SEQUENTIAL_MAX_T:
+        return f"the sequential oracle is timed only up to T = {SEQUENTIAL_MAX_T}"
+    if case.impl == "torch_fused" and device.type != "cuda" and case.kernel == "sgd":
+        if not _cpu_fused_sgd():
+            return "torch.optim.SGD(fused=True) is not available on the CPU in this torch"
+    return None
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _generator(device: torch.device) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(0)
+
+
+def scan_inputs(size: tuple[int, int, int], device: torch.device):
+    """``lam`` on the LRU's ring 0.9 ≤ |λ| ≤ 0.999 and ``b`` standard complex normal."""
+    B, T, N = size
+    gen = _generator(device)
+    radius = 0.9 + 0.099 * torch.rand(N, generator=gen, device=device)
+    phase = 2 * torch.pi * torch.rand(N, generator=gen, device=device)
+    lam = torch.polar(radius, phase)
+    b = torch.randn(B, T, N, dtype=torch.complex64, generator=gen, device=device)
+    return lam, b
+
+
+def _scan_runner(case: Case, device: torch.device) -> Callable[[], None]:
+    from kernels import diag_scan
+
+    lam, b = scan_inputs(case.size, device)
+    if case.impl == "copy":
+        return lambda: b.clone()
+    if case.kernel == "scan_fwd":
+        return lambda: diag_scan(lam, b, backend=case.impl)
+    lam = lam.requires_grad_()
+    b = b.requires_grad_()
+    grad = torch.randn(b.shape, dtype=b.dtype, generator=_generator(device), device=device)
+
+    def forward_backward() -> None:
+        h = diag_scan(lam, b, backend=case.impl)
+        torch.autograd.backward(h, grad)
+        lam.grad = b.grad = None
+
+    return forward_backward
+
+
+def optim_params(size: tuple[int, int], device: torch.device) -> list[torch.Tensor]:
+    """Parameters with gradients set, of ``size = (tensors, elements per tensor)``."""
+    count, numel = size
+    gen = _generator(device)
+    params = []
+    for _ in range(count):
+        p = torch.randn(numel, generator=gen, device=device).requires_grad_()
+        p.grad = torch.randn(numel, generator=gen, device=device)
+        params.append(p)
+    return params
+
+
+def _cpu_fused_sgd() -> bool:
+    p = torch.zeros(2, requires_grad=True)
+    p.grad = torch.zeros(2)
+    try:
+        torch.optim.SGD([p], lr=0.1, fused=True).step()
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
+def build_optimizer(case: Case, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    from kernels.optim import NGN, AdamW
+
+    backend = {"ref": "torch", "triton": "triton"}.get(case.impl)
+    if case.kernel == "adamw":
+        if backend:
+            return AdamW(params, lr=1e-3, weight_decay=1e-2, backend=backend)
+        fused = case.impl == "torch_fused"
+        return torch.optim.AdamW(
+            params, lr=1e-3, weight_decay=1e-2, foreach=not fused, fused=fused or None
+        )
+    if case.kernel == "ngn":
+        return NGN(params, sigma=1e-3, backend=backend)
+    if case.kernel == "sgd":
+        fused = case.impl == "torch_fused"
+        return torch.optim.SGD(params, lr=1e-3, foreach=not fused, fused=fused or None)
+    raise ValueError(f"not an optimizer kernel: {case.kernel!r}")
+
+
+def _optim_runner(case: Case, device: torch.device) -> Callable[[], None]:
+    params = optim_params(case.size, device)
+    optimizer = build_optimizer(case, params)
+    if case.kernel == "ngn":
+        loss = torch.tensor(1.0, device=device)
+        # validate=False: the fused path's contract is no host sync per step.
+        return lambda: optimizer.step(loss=loss, validate=False)
+    return optimizer.step
+
+
+def build(case: Case, device: torch.device | None = None) -> Callable[[], None]:
+    """A callable running ``case`` once, synchronised with the device before returning."""
+    device = device or default_device()
+    reason = skip_reason(case, device)
+    if reason:
+        raise NotImplementedError(reason)
+    run = _scan_runner(case, device) if case.kernel in SCAN_KERNELS else _optim_runner(case, device)
+
+    def timed() -> None:
+        run()
+        synchronize(device)
+
+    return timed
+
+
+# Peak HBM bandwidth in GB/s from vendors' datasheets, by device-name fragment; the first
+# match wins, so more specific names come first.
+PEAK_GBPS = (
+    ("H200", 4800.0),
+    ("H100 PCIe", 2000.0),
+    ("H100", 3350.0),
+    ("A100-SXM4-80GB", 2039.0),
+    ("A100 80GB PCIe", 1935.0),
+    ("A100", 1555.0),
+    ("L40S", 864.0),
+    ("L4", 300.0),
+    ("RTX 4090", 1008.0),
+    ("V100", 900.0),
+)
+
+
+def peak_gbps(device_name: str) -> float | None:
+    for fragment, gbps in PEAK_GBPS:
+        if fragment in device_name:
+            return gbps
+    return None
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} threads)"
+
+
+def time_case(
+    run: Callable[[], None], device: torch.device, *, warmup: int = 2, repeat: int = 10
+) -> float:
+    """Median seconds of ``run``: CUDA events (``triton.testing.do_bench``) on a GPU,
+    wall time on the CPU; warm-up runs (compilation, autotuning) are excluded."""
+    if device.type == "cuda":
+        from triton.testing import do_bench
+
+        return do_bench(run, warmup=25, rep=100, return_mode="median") / 1e3
+    import statistics
+    import time
+
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def extra_info(case: Case, seconds: float | None, device: torch.device) -> dict:
+    """What each benchmark records beside its timing (pytest-benchmark's ``extra_info``)."""
+    name = device_name(device)
+    moved = bytes_moved(case)
+    info = {
+        "kernel": case.kernel,
+        "impl": case.impl,
+        "size": list(case.size),
+        "case": case.name,
+        "bytes": moved,
+        "device": name,
+        "peak_gbps": peak_gbps(name),
+    }
+    if seconds:
+        info["gbps"] = moved / seconds / 1e9
+        if info["peak_gbps"]:
+            info["peak_fraction"] = info["gbps"] / info["peak_gbps"]
+    return info
+
+
+def machine_label(device: torch.device | None = None) -> str:
+    """A file-name-safe label of the machine the benchmarks run on (``h200``, ``cpu-2c``)."""
+    device = device or default_device()
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device).lower().replace("nvidia", "")
+        return "-".join("".join(c if c.isalnum() else " " for c in name).split())
+    return f"cpu-{os.cpu_count()}c"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["label"]:
+        sys.exit("usage: python bench/cases.py label")
+    print(machine_label())
