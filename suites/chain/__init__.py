@@ -31,7 +31,7 @@ def tasks() -> list:
     mlp = DeepMLPTask(
         name="chain/deep-mlp",
         description=(
-            "Deep narrow ReLU MLP (32 hidden layers of width 16, He init, no normalization, "
+            "Deep narrow ReLU MLP (32 hidden layers of width 32, He init, no normalization, "
             "no residual connections) on scikit-learn's 8×8 digits, minibatches of 64. Score: "
             "cross-entropy on the whole training set after the budget (lower is better); test "
             "accuracy and the steps to 80% test accuracy are recorded too. Thesis §3.2, "

@@ -63,7 +63,7 @@ class DeepMLPTask(BaseTask):
     """Train cross-entropy after the budget; test accuracy and steps to a target on the side."""
 
     depth: int = 32
-    width: int = 16
+    width: int = 32
     batch_size: int = 64
     target_accuracy: float = 0.8
     eval_every: int = 25

@@ -81,3 +81,21 @@ def test_noise_injection_exits_the_widening_valley_as_thm_6_3_2_says(optimizer, 
             assert u_sq >= D / alpha
         else:
             assert u_sq <= alpha * D
+
+
+def test_leaderboard_ranks_adaptive_over_gd_and_anti_pgd_over_pgd(tmp_path):
+    from suites import leaderboard
+    from suites.executors import LocalExecutor
+    from suites.results import ResultStore
+    from suites.runner import run_sweep
+
+    tasks = [get_task("chain/depth-16-const"), get_task("valley/widening")]
+    subs = [submission(n) for n in ("sgd", "rmsprop", "pgd", "anti_pgd")]
+    with LocalExecutor(jobs=1) as executor:
+        run_sweep(tasks, subs, "smoke", store=ResultStore(tmp_path), executor=executor,
+                  seeds=(1, 1))
+    table = leaderboard.task_table(leaderboard.load_runs(tmp_path), "smoke")
+    rank = table.set_index(["task", "optimizer"])["rank"]
+    print(table[["task", "optimizer", "config", "score_mean", "rank"]].to_string())
+    assert rank["chain/depth-16-const", "rmsprop"] < rank["chain/depth-16-const", "sgd"]
+    assert rank["valley/widening", "anti_pgd"] < rank["valley/widening", "pgd"]
