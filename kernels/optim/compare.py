@@ -42,15 +42,18 @@ def _median_pair(step_a, step_b, repeats: int) -> tuple[float, float]:
 
 
 def _table_seconds(params: list[torch.Tensor], repeats: int) -> float:
-    """Host time to build the fused AdamW step's pointer table (Triton imported lazily)."""
+    """Host CPU time (not wall time, which other processes inflate) to build the fused
+    AdamW step's pointer table: addresses of p, g, m, v and the step count."""
     from kernels.optim.triton_optim import CHUNK, _table
 
-    columns = [params, [p.grad for p in params], params, params, params]
+    steps = [torch.zeros(()) for _ in params]
+    columns = [params, [p.grad for p in params], params, params, steps]
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
-        _table(columns, torch.device("cpu"), CHUNK)
-        times.append(time.perf_counter() - start)
+        start = time.process_time()
+        for _ in range(10):
+            _table(columns, torch.device("cpu"), CHUNK)
+        times.append((time.process_time() - start) / 10)
     return statistics.median(times)
 
 
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     labels = {
         "adamw": "reference AdamW vs torch AdamW(foreach)",
         "ngn/sgd": "reference NGN vs torch SGD(foreach)",
-        "table": "fused-path pointer table (host)",
+        "table": "fused-path pointer table (host CPU time)",
     }
     for row in rows:
         name = f"{labels[row['case']]}, {row['tensors']} tensor(s)"

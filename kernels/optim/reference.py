@@ -79,16 +79,15 @@ def adamw_step_ref(
 
 
 def grad_sq_norms_ref(grad_lists: list[list[Tensor]]) -> list[Tensor]:
-    """``‖g‖²`` of each list of gradients, as 0-dim tensors (fp32, fp64 for fp64 grads)."""
+    """``‖g‖²`` of each list of gradients (all on one device), as 0-dim tensors: fp32,
+    or fp64 when a list holds fp64 gradients."""
     norms = []
     for grads in grad_lists:
         dtype = torch.float64 if any(g.dtype == torch.float64 for g in grads) else torch.float32
         if not grads:
             norms.append(torch.zeros((), dtype=dtype))
             continue
-        per_tensor = torch._foreach_norm(grads, 2, dtype=dtype)
-        device = per_tensor[0].device
-        norms.append(torch.stack([n.to(device) for n in per_tensor]).square().sum())
+        norms.append(torch.stack(torch._foreach_norm(grads, 2, dtype=dtype)).square().sum())
     return norms
 
 

@@ -1,14 +1,19 @@
 """Fused AdamW and NGN steps in Triton; same signatures as ``kernels.optim.reference``.
 
-Multi-tensor strategy: a pointer table. Each launch gets one int64 table (copied to
-the device in one transfer) with, per tensor, the addresses of its parameter,
-gradient and state and its length, and per program a (tensor, start) pair: program
-``c`` updates elements ``[start, start + CHUNK)`` of one tensor. One launch covers
-every tensor of a parameter group with one dtype, however many there are, so 1,000
-small tensors cost one launch instead of 1,000, without copying parameters into a
-flat buffer (which would either double the traffic or require that parameters be
-views of one allocation, which breaks for models that move or re-create them).
+Multi-tensor strategy: a pointer table. Each launch gets one int64 table (one copy to
+the device) holding, per tensor, the addresses of its parameter, gradient and state
+and its length, and per program a (tensor, start) pair: program ``c`` updates elements
+``[start, start + CHUNK)`` of one tensor. One launch covers every tensor of a group
+with one dtype, so 1,000 small tensors cost one launch instead of 1,000, and nothing
+is copied: packing into a flat buffer would add a gather and a scatter pass, and making
+parameters views of one flat allocation breaks models that move or re-create them.
 Tensors need only be dense, with the state laid out like the parameter.
+
+The price is host time to read the addresses each step (gradients may be re-allocated
+between steps), measured with ``python -m kernels.optim.compare`` on a shared 2-core
+CPU machine: 0.14 ms of CPU time for one tensor, 3.3 ms for 1,000 (five addresses per
+tensor, about 0.5 µs each). A launch per tensor would instead cost 1,000 Triton
+launches, each several µs of host time plus the GPU's launch latency.
 
 Step counts, bias corrections, the NGN loss and γ stay on the device: no host syncs.
 
@@ -190,12 +195,12 @@ def _table(
 
     Built with numpy, since its host time is the fused step's per-tensor cost."""
     n = len(columns[0])
-    numels = np.fromiter((t.numel() for t in columns[0]), dtype=np.int64, count=n)
+    numels = np.fromiter(map(Tensor.numel, columns[0]), np.int64, n)
     programs = -(-numels // chunk)
     chunk_tensor = np.repeat(np.arange(n, dtype=np.int64), programs)
     first_program = np.cumsum(programs) - programs
     chunk_start = (np.arange(len(chunk_tensor)) - first_program[chunk_tensor]) * chunk
-    addresses = [np.fromiter((t.data_ptr() for t in col), np.int64, n) for col in columns]
+    addresses = [np.fromiter(map(Tensor.data_ptr, col), np.int64, n) for col in columns]
     rows = [*addresses, numels, chunk_tensor, chunk_start]
     table = torch.from_numpy(np.concatenate(rows))
     if device.type == "cuda":
