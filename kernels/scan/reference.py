@@ -24,10 +24,14 @@ def sequential_scan(
 ) -> torch.Tensor:
     """The oracle: one step per time index; differentiable through autograd."""
     B, T, N = b.shape
+    # unbind, not b[:, t]: indexing's backward would materialize a zero (B, T, N)
+    # gradient per step, O(T^2) traffic.
+    b_steps = b.unbind(1)
+    lam_steps = lam.unbind(1) if lam.dim() == 3 else [lam] * T
     h = h0 if h0 is not None else b.new_zeros(B, N)
     out: list[torch.Tensor] = [h] * T
     for t in range(T - 1, -1, -1) if reverse else range(T):
-        h = (lam[:, t] if lam.dim() == 3 else lam) * h + b[:, t]
+        h = lam_steps[t] * h + b_steps[t]
         out[t] = h
     return torch.stack(out, dim=1)
 

@@ -1,0 +1,301 @@
+"""diag_scan: every backend against the sequential oracle (complex128, autograd through
+the loop), on awkward shapes, near-unit |lam|, non-contiguous inputs; validation; the
+torch.compile integration; the demo and the comparison helper.
+
+The Triton kernels run under the interpreter without a GPU, so their cases are small
+and use short chunks (``chunk=4`` gives 4-step tiles) to cross chunk boundaries.
+"""
+
+import math
+
+import pytest
+import torch
+
+import kernels
+from kernels.scan import bytes_moved, diag_scan, resolve_backend
+from kernels.scan.reference import sequential_scan
+
+C64, C128 = torch.complex64, torch.complex128
+# fp32 states against the complex128 oracle, relative to the largest |value|: a few
+# ulps per step of a recurrence whose terms all have magnitude <= max|h|.
+FP32_RTOL = 2e-6
+FP32_RTOL_LONG = 2e-5  # T ~ 1000: round-off accumulates over the sequence
+
+
+def make_inputs(B, T, N, *, varying=False, with_h0=False, radius=(0.9, 1.0), dtype=C64):
+    """lam with modulus uniform in ``radius`` and uniform phase; b, h0 standard normal."""
+    lam_shape = (B, T, N) if varying else (N,)
+    modulus = torch.empty(lam_shape, dtype=torch.float64).uniform_(*radius)
+    lam = torch.polar(modulus, torch.rand(lam_shape, dtype=torch.float64) * 2 * math.pi)
+    b = torch.randn(B, T, N, dtype=C128)
+    h0 = torch.randn(B, N, dtype=C128) if with_h0 else None
+    return lam.to(dtype), b.to(dtype), h0.to(dtype) if with_h0 else None
+
+
+def rel_err(x, ref):
+    return ((x.to(ref.dtype) - ref).abs().max() / ref.abs().max().clamp_min(1e-30)).item()
+
+
+def run_with_grads(scan, lam, b, h0, grad):
+    """Output and gradients (lam, b[, h0]) of ``scan`` for the cotangent ``grad``."""
+    inputs = [x.detach().clone().requires_grad_() for x in (lam, b, h0) if x is not None]
+    out = scan(*inputs[:2], inputs[2] if h0 is not None else None)
+    return [out.detach(), *torch.autograd.grad(out, inputs, grad.to(out.dtype))]
+
+
+def check_against_oracle(backend, lam, b, h0=None, *, reverse=False, chunk=None, rtol):
+    grad = torch.randn(b.shape, dtype=C128)
+    got = run_with_grads(
+        lambda l_, b_, h_: diag_scan(l_, b_, h_, reverse=reverse, backend=backend, chunk=chunk),
+        lam, b, h0, grad,
+    )
+    want = run_with_grads(
+        lambda l_, b_, h_: sequential_scan(l_, b_, h_, reverse),
+        *(x.to(C128) if x is not None else None for x in (lam, b, h0)), grad,
+    )
+    names = ["h", "grad_lam", "grad_b", "grad_h0"]
+    for name, g, w in zip(names, got, want, strict=False):
+        assert g.dtype == b.dtype and g.shape == w.shape, name
+        assert rel_err(g, w) <= rtol, f"{name}: relative error {rel_err(g, w):.2e} > {rtol}"
+
+
+# --- reference backends -------------------------------------------------------------
+
+SHAPES = [(1, 1, 1), (1, 7, 3), (2, 63, 5), (3, 200, 17)]
+
+
+@pytest.mark.parametrize("backend", ["sequential", "chunked"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("varying", [False, True], ids=["shared", "varying"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+@pytest.mark.parametrize("with_h0", [False, True], ids=["no_h0", "h0"])
+def test_reference_backends_match_oracle(backend, shape, varying, reverse, with_h0):
+    lam, b, h0 = make_inputs(*shape, varying=varying, with_h0=with_h0)
+    check_against_oracle(backend, lam, b, h0, reverse=reverse, rtol=FP32_RTOL)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 16, 1000])
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+def test_chunked_any_chunk_length(chunk, reverse):
+    # T = 37 leaves a remainder for every chunk length but 1; 1000 > T is one partial chunk.
+    lam, b, h0 = make_inputs(2, 37, 6, with_h0=True)
+    check_against_oracle("chunked", lam, b, h0, reverse=reverse, chunk=chunk, rtol=FP32_RTOL)
+
+
+@pytest.mark.parametrize("varying", [False, True], ids=["shared", "varying"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+@pytest.mark.parametrize("radius", [(0.99, 1.0), (1.0, 1.003)], ids=["near1", "above1"])
+def test_chunked_long_sequence_near_unit_modulus(varying, reverse, radius):
+    # T = 1000 (not a power of two) spans 31 chunks of 31 steps and a remainder; with
+    # |lam| up to 1.003 the states grow by ~20x, with no power of lam ever divided by.
+    lam, b, h0 = make_inputs(1, 1000, 7, varying=varying, with_h0=True, radius=radius)
+    check_against_oracle("chunked", lam, b, h0, reverse=reverse, rtol=FP32_RTOL_LONG)
+
+
+@pytest.mark.parametrize("backend", ["sequential", "chunked"])
+@pytest.mark.parametrize("varying", [False, True], ids=["shared", "varying"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+def test_reference_gradcheck_complex128(backend, varying, reverse):
+    lam, b, h0 = make_inputs(2, 9, 3, varying=varying, with_h0=True, dtype=C128)
+    inputs = [x.requires_grad_() for x in (lam, b, h0)]
+    chunk = 4 if backend == "chunked" else None  # two chunks and a remainder step
+
+    def scan(l_, b_, h_):
+        return diag_scan(l_, b_, h_, reverse=reverse, backend=backend, chunk=chunk)
+
+    assert torch.autograd.gradcheck(scan, inputs)
+
+
+def test_non_contiguous_inputs():
+    B, T, N = 3, 29, 6
+    b = torch.randn(T, B, N, dtype=C64).transpose(0, 1)  # (B, T, N) with T outermost
+    lam = torch.polar(torch.full((2 * N,), 0.97), torch.rand(2 * N) * 6.28)[::2]
+    h0 = torch.randn(N, B, dtype=C64).t()
+    lam_t = torch.randn(B, N, T, dtype=C64).transpose(1, 2) * 0.5
+    assert not (b.is_contiguous() or lam.is_contiguous() or h0.is_contiguous())
+    for backend in ("sequential", "chunked"):
+        check_against_oracle(backend, lam, b, h0, chunk=5, rtol=FP32_RTOL)
+        check_against_oracle(backend, lam_t, b, h0, reverse=True, chunk=5, rtol=FP32_RTOL)
+
+
+def test_conjugate_view_inputs():
+    lam, b, h0 = make_inputs(2, 11, 4, with_h0=True)
+    want = sequential_scan(lam.conj().resolve_conj(), b.conj().resolve_conj(), h0)
+    for backend in ("chunked",):
+        got = diag_scan(lam.conj(), b.conj(), h0, backend=backend, chunk=3)
+        assert rel_err(got, want.to(C128)) <= FP32_RTOL
+
+
+def test_complex128_result_dtype():
+    lam, b, h0 = make_inputs(2, 20, 3, with_h0=True, dtype=C128)
+    for backend in ("sequential", "chunked"):
+        assert diag_scan(lam, b, h0, backend=backend).dtype == C128
+
+
+def test_package_exports_diag_scan():
+    assert kernels.diag_scan is diag_scan
+
+
+# --- Triton (interpreter on CPU) ----------------------------------------------------
+
+TRITON_CASES = [
+    # B, T, N, varying, reverse, with_h0, chunk
+    (1, 1, 8, False, False, True, None),
+    (2, 13, 70, False, False, True, 4),  # 4 chunks, last partial; 2 channel blocks
+    (1, 13, 5, True, True, True, 4),
+    (1, 24, 8, False, True, False, 12),  # 3 tiles of 4 per chunk
+    (1, 10, 3, True, False, False, 4),
+]
+
+
+@pytest.mark.parametrize(
+    "B, T, N, varying, reverse, with_h0, chunk",
+    TRITON_CASES,
+    ids=lambda v: str(v),
+)
+def test_triton_matches_oracle(B, T, N, varying, reverse, with_h0, chunk):
+    lam, b, h0 = make_inputs(B, T, N, varying=varying, with_h0=with_h0)
+    check_against_oracle("triton", lam, b, h0, reverse=reverse, chunk=chunk, rtol=FP32_RTOL)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+def test_triton_backward_carry_near_unit_modulus(reverse):
+    # The backward carry between chunks is where peer kernels go wrong: with |lam| in
+    # [0.99, 1] nothing decays within a chunk, so a dropped or misplaced carry shows.
+    lam, b, h0 = make_inputs(1, 30, 4, with_h0=True, radius=(0.99, 1.0))
+    check_against_oracle("triton", lam, b, h0, reverse=reverse, chunk=4, rtol=FP32_RTOL)
+
+
+def test_triton_non_contiguous_inputs():
+    B, T, N = 2, 9, 4
+    b = torch.randn(T, B, N, dtype=C64).transpose(0, 1)
+    lam = torch.polar(torch.full((2 * N,), 0.97), torch.rand(2 * N) * 6.28)[::2]
+    h0 = torch.randn(N, B, dtype=C64).t()
+    check_against_oracle("triton", lam, b, h0, reverse=True, chunk=4, rtol=FP32_RTOL)
+
+
+def test_triton_kernels_actually_launch():
+    from kernels.scan import triton_scan
+
+    lam, b, _ = make_inputs(1, 5, 4)
+    before = triton_scan.LAUNCHES
+    diag_scan(lam, b, backend="triton", chunk=4)
+    assert triton_scan.LAUNCHES == before + 3
+
+
+def test_triton_rejects_complex128():
+    lam, b, _ = make_inputs(1, 5, 4, dtype=C128)
+    with pytest.raises(ValueError, match="complex64 only.*chunked"):
+        diag_scan(lam, b, backend="triton")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("varying", [False, True], ids=["shared", "varying"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["fwd", "rev"])
+def test_triton_matches_chunked_on_gpu(varying, reverse):
+    lam, b, h0 = make_inputs(4, 3000, 300, varying=varying, with_h0=True, radius=(0.99, 1.0))
+    lam, b, h0 = lam.cuda(), b.cuda(), h0.cuda()
+    check_against_oracle("triton", lam, b, h0, reverse=reverse, rtol=FP32_RTOL_LONG)
+
+
+# --- validation and backend choice --------------------------------------------------
+
+
+def _bad_calls():
+    lam, b, h0 = make_inputs(2, 5, 3, with_h0=True)
+    return [
+        ("rank of b", dict(lam=lam, b=b[0]), r"b must be .* shape \(B, T, N\)"),
+        ("real b", dict(lam=lam, b=b.real), r"b must be a complex64 or complex128"),
+        ("empty b", dict(lam=lam, b=b[:, :0]), r"b must have B, T, N >= 1"),
+        ("lam length", dict(lam=lam[:2], b=b), r"lam must have shape \(N,\) = \(3,\)"),
+        ("lam rank 2", dict(lam=lam.expand(5, 3), b=b), r"lam must have shape"),
+        ("lam batch", dict(lam=lam.expand(1, 5, 3), b=b), r"\(B, T, N\) = \(2, 5, 3\)"),
+        ("real lam", dict(lam=lam.real, b=b), r"lam must have b's dtype"),
+        ("mixed dtype", dict(lam=lam.to(C128), b=b), r"lam must have b's dtype"),
+        ("h0 shape", dict(lam=lam, b=b, h0=h0[:1]), r"h0 must have shape \(B, N\) = \(2, 3\)"),
+        ("h0 dtype", dict(lam=lam, b=b, h0=h0.to(C128)), r"h0 must have b's dtype"),
+        ("h0 device", dict(lam=lam, b=b, h0=h0.to("meta")), r"h0 must be on b's device"),
+        ("lam device", dict(lam=lam.to("meta"), b=b), r"lam must be on b's device"),
+        ("backend", dict(lam=lam, b=b, backend="cuda"), r"backend must be one of"),
+        ("chunk", dict(lam=lam, b=b, chunk=0), r"chunk must be a positive int"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_bad_calls())))
+def test_invalid_arguments_raise_value_error(case):
+    _, kwargs, message = _bad_calls()[case]
+    with pytest.raises(ValueError, match=message):
+        diag_scan(**kwargs)
+
+
+def test_resolve_backend(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.delenv("LSB_BACKEND", raising=False)
+    assert resolve_backend("auto", cpu) == "chunked"
+    assert resolve_backend("sequential", cpu) == "sequential"
+    monkeypatch.setenv("LSB_BACKEND", "sequential")
+    assert resolve_backend("auto", cpu) == "sequential"
+    assert resolve_backend("chunked", cpu) == "chunked"  # an explicit choice wins
+    monkeypatch.setenv("LSB_BACKEND", "fast")
+    with pytest.raises(ValueError, match="LSB_BACKEND must be one of"):
+        resolve_backend("auto", cpu)
+
+
+# --- torch integration --------------------------------------------------------------
+
+
+class TinyLRU(torch.nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.nu = torch.nn.Parameter(torch.full((n,), -1.0))
+        self.theta = torch.nn.Parameter(torch.linspace(0.1, 3.0, n))
+
+    def forward(self, b, h0):
+        lam = torch.polar(torch.exp(-torch.exp(self.nu)), self.theta)
+        return diag_scan(lam, b, h0, backend="chunked", chunk=4).real.square().mean()
+
+
+@pytest.mark.parametrize("compiler", ["aot_eager", "inductor"])
+def test_torch_compile_fullgraph(compiler):
+    torch._dynamo.reset()
+    model = TinyLRU(5)
+    b = torch.randn(2, 11, 5, dtype=C64, requires_grad=True)
+    h0 = torch.randn(2, 5, dtype=C64)
+    eager_loss = model(b, h0)
+    eager_grads = torch.autograd.grad(eager_loss, [model.nu, model.theta, b])
+    compiled = torch.compile(model, fullgraph=True, backend=compiler)
+    loss = compiled(b, h0)
+    grads = torch.autograd.grad(loss, [model.nu, model.theta, b])
+    torch.testing.assert_close(loss, eager_loss)
+    for g, e in zip(grads, eager_grads, strict=True):
+        torch.testing.assert_close(g, e)
+
+
+def test_custom_op_schema_and_fake_kernels():
+    lam, b, h0 = make_inputs(2, 7, 3, with_h0=True)
+    torch.library.opcheck(torch.ops.lsb.diag_scan.default, (lam, b, h0, False, "chunked", 3))
+
+
+# --- bytes model, demo, comparison helper ---------------------------------------------
+
+
+def test_bytes_moved():
+    assert bytes_moved(8, 4096, 256) == 16 * 8 * 4096 * 256
+    assert bytes_moved(1, 10, 2, backward=True) == 40 * 20
+
+
+def test_demo_returns_zero(monkeypatch, capsys):
+    from kernels.scan import demo
+
+    monkeypatch.setattr(demo, "TIMING_SIZE", (2, 256, 16))
+    assert demo.main() == 0
+    out = capsys.readouterr().out
+    assert "chunked" in out and "speed-up" in out
+
+
+def test_compare_measures_every_scheme():
+    from kernels.scan import compare
+
+    results = compare.measure(1, 64, 4, repeats=1)
+    assert set(results) == {"clone", *compare.schemes()}
+    assert all(row["forward"] > 0 for row in results.values())
