@@ -1,0 +1,263 @@
+"""``build_site`` end to end: pages, links, escaping, reproducibility, atomic swaps, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import html
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+import torch
+from site_fixture import HOSTILE_DOC, HOSTILE_NAME
+
+from suites import registry, sitegen
+from suites.api import Budget, Metric, Problem
+from suites.common import BaseTask
+from suites.executors import LocalExecutor
+from suites.results import ResultStore
+from suites.runner import run_sweep
+from suites.submission import load_submission, validate_submission
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.links += [value for name, value in attrs if name in ("href", "src") and value]
+
+
+def links_of(page: Path) -> list[str]:
+    parser = _Links()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser.links
+
+
+def html_pages(site: Path) -> list[Path]:
+    return sorted(site.rglob("*.html"))
+
+
+def broken_links(site: Path) -> list[str]:
+    """Links that leave the site or point at nothing, as 'page: link'."""
+    broken = []
+    for page in html_pages(site):
+        for link in links_of(page):
+            parts = urlsplit(link)
+            if link.startswith("data:") or (not parts.path and parts.fragment):
+                continue
+            if parts.scheme or parts.netloc or link.startswith("/"):
+                broken.append(f"{page.relative_to(site)}: {link} (not relative)")
+                continue
+            target = (page.parent / unquote(parts.path)).resolve()
+            if not target.is_file() or site.resolve() not in target.parents:
+                broken.append(f"{page.relative_to(site)}: {link}")
+    return broken
+
+
+def test_every_page_is_there(built_site):
+    pages = {p.relative_to(built_site).as_posix() for p in html_pages(built_site)}
+    assert {"index.html", "kernels.html", "submit.html", "suite/chain.html", "suite/valley.html",
+            "suite/lra.html", "task/chain--depth-4-const.html", "task/valley--widening.html",
+            "task/lra--listops.html", "optimizer/adam.html", "optimizer/sgd.html"} <= pages
+    assert len(list((built_site / "optimizer").glob("*.html"))) == 4
+    assert (built_site / "static" / "style.css").is_file()
+    assert (built_site / "static" / "sort.js").is_file()
+
+
+def test_every_internal_link_resolves(built_site):
+    assert broken_links(built_site) == []
+    index_links = links_of(built_site / "index.html")
+    assert "optimizer/adam.html" in index_links and "suite/chain.html" in index_links
+
+
+def test_raw_files_are_copied_and_linked(built_site, results_dir):
+    adam = (built_site / "optimizer" / "adam.html").read_text()
+    raw = re.findall(r'href="\.\./(raw/runs/[^"]+\.json)"', adam)
+    assert len(raw) >= 5 * 5  # every tuning and evaluation run of the optimizer
+    for link in raw:
+        original = results_dir / link.removeprefix("raw/")
+        assert (built_site / link).read_bytes() == original.read_bytes()
+    assert 'href="../raw/optimizers/adam/adam.py"' in adam
+    assert (built_site / "raw" / "kernels" / "gpu-host-20260101.json").is_file()
+
+
+def test_no_external_resources(built_site):
+    for page in html_pages(built_site):
+        text = page.read_text()
+        assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "").replace(
+            'xmlns:xlink="http://www.w3.org/1999/xlink"', ""), page
+        assert "https://" not in text, page
+    assert "url(" not in (built_site / "static" / "style.css").read_text()
+
+
+def test_untrusted_names_and_docstrings_are_escaped(built_site):
+    for page in html_pages(built_site):
+        text = page.read_text()
+        assert "<script>alert" not in text, page
+        assert len(re.findall(r"<script\b", text)) == 1, page  # only the site's sort.js
+    page = next((built_site / "optimizer").glob("script-alert-*.html")).read_text()
+    assert "<h1>" in page and "&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;</h1>" in page
+    assert "Hostile &lt;script&gt;alert(&#39;doc&#39;)&lt;/script&gt; optimizer &amp; friends." \
+        in page
+    assert html.unescape(html.escape(HOSTILE_DOC)) == HOSTILE_DOC
+
+
+def test_index_content(built_site):
+    index = (built_site / "index.html").read_text()
+    assert 'id="leaderboard"' in index and "<svg" in index
+    for header in ("Score", "chain", "valley", "lra", "Robustness", "Time ×SGD", "Runs",
+                   "Last run"):
+        assert f">{header}</th>" in index
+    assert "runs/chain/broken.json" in index and "runs/valley/future.json" in index
+    assert "kernels/truncated.json" in index
+    board = index.split('id="leaderboard"', 1)[1].split("</table>", 1)[0]
+    assert board.index(">adam</a>") < board.index(">sgd</a>")  # rank order
+
+
+def test_task_and_suite_pages_show_what_fits(built_site):
+    chain = (built_site / "suite" / "chain.html").read_text()
+    assert "Steps to escape against depth" in chain and "<svg" in chain
+    valley = (built_site / "task" / "valley--widening.html").read_text()
+    assert "Training loss" in valley
+    assert "Hessian trace Tr ∇²f during training" in valley and "‖u‖² during training" in valley
+    assert "± " in valley and "3/3" in valley
+    lra = (built_site / "task" / "lra--listops.html").read_text()
+    assert "Accuracy during training" in lra and "higher is better" in lra
+    chain4 = (built_site / "task" / "chain--depth-4-const.html").read_text()
+    assert "Score of each evaluation seed" in chain4  # the score is known only at the end
+
+
+def test_same_colour_for_an_optimizer_on_every_page(built_site):
+    colour = sitegen.optimizer_colours(["adam", "rmsprop", "sgd", HOSTILE_NAME])["adam"]
+    for page in ("index.html", "suite/chain.html", "task/lra--listops.html", "optimizer/adam.html"):
+        text = (built_site / page).read_text()
+        assert f'style="background: {colour}"' in text, page
+        if "<svg" in text and page != "optimizer/adam.html":
+            assert f"stroke: {colour}" in text, page
+
+
+def test_kernels_page_names_the_device_on_every_table(built_site):
+    page = (built_site / "kernels.html").read_text()
+    tables = page.count("<table")
+    assert tables == page.count("<caption>Kernels on NVIDIA H100 80GB HBM3</caption>") == 1
+    assert "8.00×" in page and "6.00×" in page and "gpu-host" in page
+    assert "asv/index.html" not in page
+
+
+def test_two_builds_are_byte_identical(built_site, results_dir, tmp_path):
+    again = sitegen.build_site(results_dir, tmp_path / "again").parent
+    first = sorted(p.relative_to(built_site) for p in built_site.rglob("*") if p.is_file())
+    second = sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    assert first == second
+    _, mismatch, errors = filecmp.cmpfiles(built_site, again, [str(p) for p in first],
+                                           shallow=False)
+    assert mismatch == [] and errors == []
+
+
+def test_empty_results_directory(tmp_path):
+    index = sitegen.build_site(tmp_path / "no-results", tmp_path / "site")
+    text = index.read_text()
+    assert "No results yet" in text
+    assert "Every file in the results directory passed validation." in text
+    assert "No kernel benchmarks yet" in (index.parent / "kernels.html").read_text()
+    assert broken_links(index.parent) == []
+
+
+def test_failed_build_keeps_the_previous_site(tmp_path, monkeypatch):
+    out = tmp_path / "site"
+    sitegen.build_site(tmp_path / "results", out)
+    before = (out / "index.html").read_bytes()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(sitegen, "_kernels_page", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        sitegen.build_site(tmp_path / "results", out)
+    assert (out / "index.html").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no staging left behind
+
+
+def test_rebuild_keeps_the_asv_dashboard(tmp_path):
+    out = tmp_path / "site"
+    (out / "asv").mkdir(parents=True)
+    (out / "asv" / "index.html").write_text("<html>asv</html>")
+    (out / "stale.html").write_text("from an older build")
+    sitegen.build_site(tmp_path / "results", out)
+    assert (out / "asv" / "index.html").read_text() == "<html>asv</html>"
+    assert not (out / "stale.html").exists()
+    assert 'href="asv/index.html"' in (out / "kernels.html").read_text()
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_site_commands_on_a_parser(tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="lsb")
+    sitegen.add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["site", "build", "--results", str(tmp_path / "r"),
+                              "--out", str(tmp_path / "out")])
+    assert args.func(args) == 0
+    assert (tmp_path / "out" / "index.html").is_file()
+    assert f"file://{(tmp_path / 'out' / 'index.html').resolve()}" in capsys.readouterr().out
+    args = parser.parse_args(["site", "serve", "--port", "8123"])
+    assert (args.port, args.out) == (8123, "site/build")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["site"])
+
+
+def test_lsb_site_build(tmp_path, capsys):
+    from suites.cli import main
+
+    out = tmp_path / "out"
+    assert main(["site", "build", "--results", str(tmp_path / "r"), "--out", str(out)]) == 0
+    assert (out / "index.html").is_file()
+    assert "site: open file://" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- submit page
+
+
+@dataclass(frozen=True)
+class BowlTask(BaseTask):
+    """½‖x‖² from (1, −2): a task small enough to tune a submission on in a second."""
+
+    def setup(self, seed: int, budget: str) -> Problem:
+        x = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        loss = lambda step: 0.5 * (x**2).sum()
+        return Problem(param_groups=[{"params": [x]}], loss=loss,
+                       evaluate=lambda: {"final_loss": float(loss(0))},
+                       steps=self.budgets.steps(budget), eval_every=5)
+
+
+def test_the_example_on_the_submit_page_is_a_working_submission(tmp_path):
+    """The Submit page's example validates, runs the tuning protocol and gets its page."""
+    example = sitegen.EXAMPLE_SUBMISSION
+    assert validate_submission(example) == []
+    submission = load_submission(example)
+    assert submission.description.startswith("Signum")
+    assert registry.builtin_optimizer_paths().get(submission.name) is None
+
+    bowl = BowlTask("bowl/quadratic", "A quadratic bowl.", Budget(smoke=20, quick=40, full=80),
+                    Metric("final_loss", higher_is_better=False))
+    results = tmp_path / "results"
+    with LocalExecutor(jobs=1) as executor:
+        report = run_sweep([bowl], [submission], "smoke", store=ResultStore(results),
+                           executor=executor)
+    assert report.runs_made == len(submission.configs()) + 1
+    assert {r.status for r in report.results} == {"ok"}
+
+    site = sitegen.build_site(results, tmp_path / "site").parent
+    submit = (site / "submit.html").read_text()
+    assert example.read_text() in html.unescape(submit)  # verbatim
+    page = (site / "optimizer" / f"{submission.name}.html").read_text()
+    assert "Signum: sign descent with momentum" in page
+    assert submission.source_hash in page
+    assert "<code>lr</code>: <code>[0.001, 0.01, 0.1]</code>" in page
+    assert broken_links(site) == []
