@@ -43,7 +43,8 @@ class Budget:
 class Metric:
     """The number a task ranks optimizers by.
 
-    ``target``: for metrics that count steps-to-target, the loss/accuracy threshold.
+    ``target``: a training-loss threshold; the runner records ``steps_to_target``, the
+    number of steps until the minibatch loss first reached it.
     ``tolerance``: relative distance to an optimizer's best score within which another
     config counts as "near its best" for the tuning-robustness score.
     """

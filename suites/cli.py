@@ -278,10 +278,6 @@ def _cmd_show(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from suites import registry
 
-    if importlib.util.find_spec("kernels.scan.demo") is not None:
-        from kernels.scan.demo import main as scan_demo
-
-        scan_demo()
     present = [s for s in DEMO_SUITES if s in registry.available_suites()]
     if not present:
         raise UsageError(f"the demo needs the suites {DEMO_SUITES}; none is installed")

@@ -151,13 +151,15 @@ class LocalExecutor(Executor):
     ) -> Iterator[RunResult]:
         from suites.runner import warm_up
 
+        def lookup(name: str) -> Task:
+            return tasks[name] if name in tasks else self.task_lookup(name)
+
         cache = SubmissionCache()
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         warm_up()
         try:
             for spec in specs:
-                lookup = (lambda name: tasks[name]) if spec.task in tasks else self.task_lookup
                 yield run_spec(spec, self.time_limit, lookup, cache)
         finally:
             torch.set_num_threads(threads)
