@@ -61,19 +61,24 @@ def adamw_step_ref(
     torch._foreach_mul_(exp_avg_sqs, beta2)
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
 
-    # neg_inv_step = -(1 - beta1**t) / lr, so that p += m / (denom * neg_inv_step).
-    neg_inv_step = torch._foreach_mul(steps, log_beta(beta1))
-    torch._foreach_expm1_(neg_inv_step)
-    torch._foreach_div_(neg_inv_step, lr)
+    if lr == 0:  # only the moments move (and the scales below would divide by zero)
+        return
+    # p -= lr/(1-β1^t) · m / (√v/√(1-β2^t) + eps) as p += m / (√v·scale + shift), with
+    # scale = -(1-β1^t) / (lr √(1-β2^t)) and shift = -eps (1-β1^t) / lr: per-tensor
+    # device scalars folded into the denominator, so no pass is spent applying them.
+    neg_bias_correction1 = torch._foreach_mul(steps, log_beta(beta1))
+    torch._foreach_expm1_(neg_bias_correction1)
     bias_correction2_sqrt = torch._foreach_mul(steps, log_beta(beta2))
     torch._foreach_expm1_(bias_correction2_sqrt)
     torch._foreach_neg_(bias_correction2_sqrt)
     torch._foreach_sqrt_(bias_correction2_sqrt)
+    scale = torch._foreach_div(neg_bias_correction1, bias_correction2_sqrt)
+    torch._foreach_div_(scale, lr)
+    shift = torch._foreach_mul(neg_bias_correction1, eps / lr)
 
     denom = torch._foreach_sqrt(exp_avg_sqs)
-    torch._foreach_div_(denom, bias_correction2_sqrt)
-    torch._foreach_add_(denom, eps)
-    torch._foreach_mul_(denom, neg_inv_step)
+    torch._foreach_mul_(denom, scale)
+    torch._foreach_add_(denom, shift)
     torch._foreach_addcdiv_(work, exp_avgs, denom)
     _write_back(params, work)
 

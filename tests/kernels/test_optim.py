@@ -114,6 +114,17 @@ def test_adam_is_adamw_without_decay():
     assert_close_fp32([p], [q])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_adamw_with_zero_lr_moves_only_the_moments(backend):
+    # lr = 0 happens at the start of a warm-up from zero.
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5]))
+    opt = AdamW([p], lr=0.0, weight_decay=0.1, backend=backend)
+    p.grad = torch.tensor([0.0, 1.0, -3.0])
+    opt.step()
+    assert p.tolist() == [1.0, -2.0, 0.5]
+    assert opt.state[p]["exp_avg"].tolist() == pytest.approx([0.0, 0.1, -0.3])
+
+
 def awkward_tensors(dtype=torch.float32):
     """Odd lengths, one tensor over several programs (with chunk=2048), an empty one,
     a transposed (dense, non-contiguous) one and 100 tiny ones."""
