@@ -11,9 +11,9 @@ Tensors need only be dense, with the state laid out like the parameter.
 
 The price is host time to read the addresses each step (gradients may be re-allocated
 between steps), measured with ``python -m kernels.optim.compare`` on a shared 2-core
-CPU machine: 0.14 ms of CPU time for one tensor, 3.3 ms for 1,000 (five addresses per
-tensor, about 0.5 µs each). A launch per tensor would instead cost 1,000 Triton
-launches, each several µs of host time plus the GPU's launch latency.
+CPU machine: 0.06–0.16 ms of CPU time for one tensor and 1.2–3.3 ms for 1,000 (five
+addresses per tensor; the range is across runs). A launch per tensor would instead
+cost 1,000 Triton launches, each several µs of host time plus the GPU's launch latency.
 
 Step counts, bias corrections, the NGN loss and γ stay on the device: no host syncs.
 
