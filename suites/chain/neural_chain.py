@@ -77,7 +77,7 @@ class ChainTask(BaseTask):
         )
 
 
-def description(depth: int, init: str) -> str:
+def chain_description(depth: int, init: str) -> str:
     start = (
         f"every weight starts at {CONST_INIT}"
         if init == "const"

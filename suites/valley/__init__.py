@@ -12,8 +12,8 @@ from suites.valley.widening import METRIC as VALLEY_METRIC
 from suites.valley.widening import WideningValleyTask
 
 #: Anti-PGD in the exact setting of Thm 6.3.2 (η = α/(2D)) needs about 5,000 steps to
-#: leave through the flat side; with a 8× larger step it takes about 500.
-VALLEY_BUDGET = Budget(smoke=100, quick=1_000, full=10_000)
+#: leave through the flat side; with an 8× larger step it takes about 450.
+VALLEY_BUDGET = Budget(smoke=100, quick=600, full=10_000)
 LINEAR_NET_BUDGET = Budget(smoke=50, quick=500, full=5_000)
 
 
