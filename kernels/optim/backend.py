@@ -1,6 +1,7 @@
 """Choosing between the reference (``"torch"``) and fused (``"triton"``) optimizer steps."""
 
 import os
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -15,9 +16,11 @@ _REFERENCE_ALIASES = ("torch", "sequential", "chunked")
 
 
 class StepKernels(NamedTuple):
-    adamw_step: object
-    grad_sq_norms: object
-    ngn_update: object
+    """One backend's step functions (signatures as in ``kernels.optim.reference``)."""
+
+    adamw_step: Callable[..., None]
+    grad_sq_norms: Callable[[list[list[Tensor]]], list[Tensor]]
+    ngn_update: Callable[..., None]
 
 
 def env_backend() -> str:
