@@ -26,6 +26,8 @@ as per-program partial sums that a torch ``sum`` reduces (no atomics).
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
@@ -33,7 +35,9 @@ import triton.language as tl
 # Launches of Triton kernels in this process; tests read it to prove the Triton path ran.
 LAUNCHES = 0
 
-DEFAULT_CHUNK = 256  # time steps per program
+MAX_CHUNK = 256  # time steps per program
+MIN_CHUNK = 32
+MIN_PROGRAMS = 1024  # enough to fill a large GPU several times over
 MAX_BLOCK_T = 32  # time steps per register tile
 MAX_BLOCK_N = 64  # channels per program
 
@@ -53,13 +57,14 @@ def _compose(ar, ai, xr, xi, br, bi, yr, yi):
 def _scan_tile(
     x_ptr, lam_ptr, pid_b, t0, t_end, T, offs_n, mask_n,
     s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
-    BLOCK_T: tl.constexpr, VARYING: tl.constexpr, SHIFTED: tl.constexpr,
-    CONJ: tl.constexpr, REVERSE: tl.constexpr,
+    BLOCK_T: tl.constexpr, VARYING: tl.constexpr, ADJOINT: tl.constexpr,
+    REVERSE: tl.constexpr,
 ):
     """Scan of the steps t0 .. t0+BLOCK_T-1 (those < t_end) from a zero state.
 
     Returns (product of coefficients, state) at every row, both accumulated in scan
-    order; rows past t_end are identity maps so they leave the scan unchanged.
+    order; rows past t_end are identity maps so they leave the scan unchanged. ADJOINT
+    uses the backward scan's coefficients conj(lam), shifted when lam varies in time.
     """
     t = t0 + tl.arange(0, BLOCK_T)[:, None]
     in_time = t < t_end
@@ -70,7 +75,7 @@ def _scan_tile(
     if VARYING:
         # The backward scan's coefficient at step t is lam of the step processed just
         # before it (t+1 for a reverse scan); off the ends it multiplies a zero state.
-        if SHIFTED:
+        if ADJOINT:
             if REVERSE:
                 t_lam = t + 1
             else:
@@ -87,7 +92,7 @@ def _scan_tile(
         rows = tl.zeros((BLOCK_T, 1), tl.float32)
         mr = lr[None, :] + rows
         mi = li[None, :] + rows
-    if CONJ:
+    if ADJOINT:
         mi = -mi
     mr = tl.where(in_time, mr, 1.0)
     mi = tl.where(in_time, mi, 0.0)
@@ -108,8 +113,7 @@ def _chunk_summary_kernel(
     T, N,
     s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
     CHUNK: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr,
-    VARYING: tl.constexpr, SHIFTED: tl.constexpr, CONJ: tl.constexpr,
-    REVERSE: tl.constexpr,
+    VARYING: tl.constexpr, ADJOINT: tl.constexpr, REVERSE: tl.constexpr,
 ):
     # int64 offsets: B*T*N*2 can exceed 2**31.
     pid_b = tl.program_id(0).to(tl.int64)
@@ -133,7 +137,7 @@ def _chunk_summary_kernel(
         ar, ai, xr, xi = _scan_tile(
             x_ptr, lam_ptr, pid_b, t0, hi, T, offs_n, mask_n,
             s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
-            BLOCK_T, VARYING, SHIFTED, CONJ, REVERSE,
+            BLOCK_T, VARYING, ADJOINT, REVERSE,
         )
         ar = _last_row(ar, BLOCK_T, REVERSE)
         ai = _last_row(ai, BLOCK_T, REVERSE)
@@ -185,12 +189,12 @@ def _chunk_scan_kernel(
     T, N,
     s_xb, s_xt, s_xn, s_lb, s_lt, s_ln, s_hb, s_ht, s_hn, s_0b, s_0n,
     CHUNK: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr,
-    VARYING: tl.constexpr, SHIFTED: tl.constexpr, CONJ: tl.constexpr,
-    REVERSE: tl.constexpr, GRAD_LAM: tl.constexpr, HAS_H0: tl.constexpr,
+    VARYING: tl.constexpr, ADJOINT: tl.constexpr, REVERSE: tl.constexpr,
+    HAS_H0: tl.constexpr,
 ):
     """Scans a chunk from its carry and writes the states to out (contiguous).
 
-    With GRAD_LAM (the backward pass, x = grad_h and out = grad_b) it also forms
+    With ADJOINT (the backward pass, x = grad_h and out = grad_b) it also forms
     grad_b_t * conj(h_prev_t), where h_prev_t is the forward state at the step the
     backward scan visits next (h0 past the end): stored per element when lam varies in
     time, summed over the chunk otherwise.
@@ -210,7 +214,7 @@ def _chunk_scan_kernel(
     si = tl.load(carry_ptr + c_off + 1, mask=mask_n, other=0.0)
     acc_r = tl.zeros((BLOCK_N,), tl.float32)
     acc_i = tl.zeros((BLOCK_N,), tl.float32)
-    if GRAD_LAM and HAS_H0:
+    if ADJOINT and HAS_H0:
         h0r = tl.load(h0_ptr + pid_b * s_0b + offs_n * s_0n, mask=mask_n, other=0.0)
         h0i = tl.load(h0_ptr + pid_b * s_0b + offs_n * s_0n + 1, mask=mask_n, other=0.0)
     for j in range(0, n_tiles):
@@ -221,7 +225,7 @@ def _chunk_scan_kernel(
         ar, ai, xr, xi = _scan_tile(
             x_ptr, lam_ptr, pid_b, t0, hi, T, offs_n, mask_n,
             s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
-            BLOCK_T, VARYING, SHIFTED, CONJ, REVERSE,
+            BLOCK_T, VARYING, ADJOINT, REVERSE,
         )
         yr = ar * sr[None, :] - ai * si[None, :] + xr
         yi = ar * si[None, :] + ai * sr[None, :] + xi
@@ -233,7 +237,7 @@ def _chunk_scan_kernel(
         sr = _last_row(yr, BLOCK_T, REVERSE)
         si = _last_row(yi, BLOCK_T, REVERSE)
 
-        if GRAD_LAM:
+        if ADJOINT:
             if REVERSE:
                 t_prev = t - 1
             else:
@@ -255,7 +259,7 @@ def _chunk_scan_kernel(
                 acc_r += tl.sum(tl.where(valid, gr, 0.0), axis=0)
                 acc_i += tl.sum(tl.where(valid, gi, 0.0), axis=0)
 
-    if GRAD_LAM and not VARYING:
+    if ADJOINT and not VARYING:
         tl.store(grad_lam_ptr + c_off, acc_r, mask=mask_n)
         tl.store(grad_lam_ptr + c_off + 1, acc_i, mask=mask_n)
 
@@ -264,6 +268,15 @@ def _block_t(chunk: int, T: int) -> int:
     # A power of two dividing the chunk, so tiles never straddle two chunks, and no
     # longer than the sequence needs.
     return min(MAX_BLOCK_T, chunk & -chunk, triton.next_power_of_2(T))
+
+
+def _default_chunk(B: int, T: int, n_blocks: int) -> int:
+    # Long chunks keep the sequential carry pass short; shorter ones add programs when
+    # batch and channels alone cannot fill the GPU.
+    chunk = MAX_CHUNK
+    while chunk > MIN_CHUNK and B * n_blocks * triton.cdiv(T, chunk) < MIN_PROGRAMS:
+        chunk //= 2
+    return chunk
 
 
 def _scan(
@@ -283,11 +296,12 @@ def _scan(
     global LAUNCHES
     B, T, N = x.shape
     varying = lam.dim() == 3
-    chunk = chunk or DEFAULT_CHUNK
-    block_t = _block_t(chunk, T)
     block_n = min(MAX_BLOCK_N, triton.next_power_of_2(N))
+    n_blocks = triton.cdiv(N, block_n)
+    chunk = chunk or _default_chunk(B, T, n_blocks)
+    block_t = _block_t(chunk, T)
     n_chunks = triton.cdiv(T, chunk)
-    grid = (B, n_chunks, triton.cdiv(N, block_n))
+    grid = (B, n_chunks, n_blocks)
 
     xr = torch.view_as_real(x)
     lr = torch.view_as_real(lam)
@@ -298,29 +312,32 @@ def _scan(
     prod = torch.empty((B, n_chunks, N, 2), **f32)
     flags = dict(
         CHUNK=chunk, BLOCK_T=block_t, BLOCK_N=block_n,
-        VARYING=varying, SHIFTED=adjoint, CONJ=adjoint, REVERSE=reverse,
+        VARYING=varying, ADJOINT=adjoint, REVERSE=reverse,
     )
 
-    _chunk_summary_kernel[grid](
-        xr, lr, end, prod, T, N, *xr.stride()[:3], *lam_strides, **flags
-    )
     init_r = torch.view_as_real(init) if init is not None else end
-    _carry_kernel[grid[0], grid[2]](
-        end, prod, init_r, n_chunks, N, *init_r.stride()[:2],
-        BLOCK_N=block_n, HAS_INIT=init is not None, REVERSE=reverse,
-    )
-
     grad_lam = None
-    h_r = h0_r = out
+    h_r = h0_r = out  # placeholders where unused
     if adjoint:
         h_r = torch.view_as_real(h)
         h0_r = torch.view_as_real(h0) if h0 is not None else out
         grad_lam = torch.empty((B, T, N, 2) if varying else (B, n_chunks, N, 2), **f32)
-    _chunk_scan_kernel[grid](
-        xr, lr, end, out, h_r, h0_r, grad_lam if adjoint else out,
-        T, N, *xr.stride()[:3], *lam_strides, *h_r.stride()[:3], *h0_r.stride()[:2],
-        GRAD_LAM=adjoint, HAS_H0=h0 is not None, **flags,
-    )
+
+    # Triton launches on the current CUDA device, so make it the tensors' device.
+    on_device = torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+    with on_device:
+        _chunk_summary_kernel[grid](
+            xr, lr, end, prod, T, N, *xr.stride()[:3], *lam_strides, **flags
+        )
+        _carry_kernel[grid[0], grid[2]](
+            end, prod, init_r, n_chunks, N, *init_r.stride()[:2],
+            BLOCK_N=block_n, HAS_INIT=init is not None, REVERSE=reverse,
+        )
+        _chunk_scan_kernel[grid](
+            xr, lr, end, out, h_r, h0_r, grad_lam if adjoint else out,
+            T, N, *xr.stride()[:3], *lam_strides, *h_r.stride()[:3], *h0_r.stride()[:2],
+            HAS_H0=h0 is not None, **flags,
+        )
     LAUNCHES += 3
     return out, grad_lam
 

@@ -141,7 +141,8 @@ def test_package_exports_diag_scan():
 TRITON_CASES = [
     # B, T, N, varying, reverse, with_h0, chunk
     (1, 1, 8, False, False, True, None),
-    (2, 13, 70, False, False, True, 4),  # 4 chunks, last partial; 2 channel blocks
+    (1, 13, 70, False, False, True, 4),  # 4 chunks, last partial; 2 channel blocks
+    (2, 9, 5, False, True, True, 4),
     (1, 13, 5, True, True, True, 4),
     (1, 24, 8, False, True, False, 12),  # 3 tiles of 4 per chunk
     (1, 10, 3, True, False, False, 4),
@@ -255,15 +256,16 @@ class TinyLRU(torch.nn.Module):
         return diag_scan(lam, b, h0, backend="chunked", chunk=4).real.square().mean()
 
 
-@pytest.mark.parametrize("compiler", ["aot_eager", "inductor"])
-def test_torch_compile_fullgraph(compiler):
+def test_torch_compile_fullgraph():
+    # aot_eager traces forward and backward through the fake kernels like inductor does;
+    # inductor itself adds minutes of C++ compilation on a CPU runner for no extra check.
     torch._dynamo.reset()
     model = TinyLRU(5)
     b = torch.randn(2, 11, 5, dtype=C64, requires_grad=True)
     h0 = torch.randn(2, 5, dtype=C64)
     eager_loss = model(b, h0)
     eager_grads = torch.autograd.grad(eager_loss, [model.nu, model.theta, b])
-    compiled = torch.compile(model, fullgraph=True, backend=compiler)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
     loss = compiled(b, h0)
     grads = torch.autograd.grad(loss, [model.nu, model.theta, b])
     torch.testing.assert_close(loss, eager_loss)
