@@ -442,6 +442,20 @@ def test_low_precision_parameters_keep_fp32_state_through_state_dict():
         assert torch.equal(again.state[p][key], opt.state[p][key])
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("make", [lambda p: AdamW(p, lr=0.1), lambda p: NGN(p, momentum=0.5)])
+def test_low_precision_parameters_are_rounded_once(make, dtype):
+    # The reference updates a bf16/fp16 parameter in fp32 and rounds the result once.
+    low = torch.nn.Parameter(torch.randn(33).to(dtype))
+    high = torch.nn.Parameter(low.detach().float())
+    low.grad = torch.randn(33).to(dtype)
+    high.grad = low.grad.float()
+    for p in (low, high):
+        opt = make([p])
+        opt.step(loss=0.7) if isinstance(opt, NGN) else opt.step()
+    assert torch.equal(low, high.detach().to(dtype))
+
+
 # --------------------------------------------------------------------------- backends
 
 
@@ -536,6 +550,14 @@ def test_ngn_loss_argument_errors():
         opt.step(loss=torch.ones(3))
     with pytest.raises(ValueError, match="float or a tensor"):
         opt.step(loss="1.0")
+
+
+def test_ngn_rejects_parameters_on_several_devices():
+    cpu = torch.nn.Parameter(torch.ones(2))
+    meta = torch.nn.Parameter(torch.ones(2, device="meta"))
+    cpu.grad, meta.grad = torch.ones(2), torch.ones(2, device="meta")
+    with pytest.raises(ValueError, match="one device"):
+        NGN([cpu, meta]).step(loss=1.0)
 
 
 def test_ngn_closure_runs_with_grad_enabled():
