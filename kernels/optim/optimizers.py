@@ -312,6 +312,6 @@ class NGN(_StepOptimizer):
     def last_step_sizes(self) -> list[float]:
         """Each group's last γ as a float (NaN before the first step); syncs once."""
         gammas = [group.get("last_gamma") for group in self.param_groups]
-        known = [g.detach().float().cpu() for g in gammas if g is not None]
-        values = iter(torch.stack(known).tolist() if known else [])
+        known = [g.detach().float() for g in gammas if g is not None]
+        values = iter(torch.stack([g.to(known[0].device) for g in known]).tolist() if known else [])
         return [math.nan if g is None else next(values) for g in gammas]
