@@ -192,6 +192,8 @@ def sweep_frame(runs: pd.DataFrame, budget: str, optimizer: str) -> pd.DataFrame
     statuses ("ok 2, diverged 1"), score_mean, score_std (over successful seeds), ratio
     (oriented score over the best configuration's; ``inf`` when a seed failed), near_best
     (the tuning-robustness criterion of ``suites.leaderboard``), files (run file paths).
+    A configuration with a failed seed scores ``inf`` (``-inf`` when higher is better); a
+    run with status ok but no finite score (a target never reached) counts as "no score".
     """
     columns = ["task", "config", "seeds", "succeeded", "statuses", "score_mean", "score_std",
                "ratio", "near_best", "higher_is_better", "files"]
@@ -206,14 +208,16 @@ def sweep_frame(runs: pd.DataFrame, budget: str, optimizer: str) -> pd.DataFrame
         success = (group["status"] == "ok") & np.isfinite(scores)
         higher = bool(group["higher_is_better"].iloc[0])
         good = scores[success]
-        statuses = group["status"].value_counts()
+        outcomes = group["status"].where(success | (group["status"] != "ok"), "no score")
+        statuses = outcomes.value_counts()
+        failed = math.inf if not higher else -math.inf
         rows.append({
             "task": task,
             "config": config,
             "seeds": len(group),
             "succeeded": int(success.sum()),
             "statuses": ", ".join(f"{s} {n}" for s, n in sorted(statuses.items())),
-            "score_mean": float(good.mean()) if success.all() else math.nan,
+            "score_mean": float(good.mean()) if success.all() else failed,
             "score_std": float(good.std(ddof=1)) if success.all() and len(good) > 1 else 0.0,
             "higher_is_better": higher,
             "tolerance": float(group["tolerance"].iloc[0]),

@@ -56,9 +56,9 @@ ASV_DIR = "asv"
 
 #: One colour per optimizer, by the index of its name among all optimizers sorted.
 PALETTE = (
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-    "#17becf", "#7f7f7f", "#bcbd22", "#393b79", "#ad494a", "#637939", "#8c6d31",
-    "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363",
+    "#4363d8", "#e6194b", "#3cb44b", "#f58231", "#911eb4", "#1fa2c8", "#f032e6",
+    "#469990", "#9a6324", "#800000", "#808000", "#000075", "#a9a9a9", "#000000",
+    "#b8860b", "#6a5acd", "#ff69b4", "#2e8b57", "#d2691e", "#708090",
 )
 PLOT_STYLE = {
     "svg.fonttype": "none",
@@ -79,6 +79,8 @@ PLOT_STYLE = {
     "legend.fontsize": 8.5,
     "figure.dpi": 100,
 }
+#: Plots of quantities evaluated during training, at most, per task page.
+MAX_EVAL_PLOTS = 3
 #: Legend entries longer than this are cut (the full name is in the tables).
 LEGEND_CHARS = 22
 #: Axis labels of quantities that tasks record, where the field name reads badly.
@@ -259,26 +261,52 @@ def plot_profile(profile: pd.DataFrame, order: Sequence[str], colours: dict[str,
 
 
 def plot_bands(bands: dict[str, site_data.Band], colours: dict[str, str], *, ylabel: str,
-               log: bool, salt: str, xlabel: str = "step") -> Markup:
-    """Median over seeds with the min–max band, one colour per optimizer."""
+               scale: str, salt: str, xlabel: str = "step") -> Markup:
+    """Median over seeds with the min–max band, one colour per optimizer.
+
+    ``bands`` in rank order: the legend follows it and the best curve is drawn on top.
+    ``scale``: "linear", "log", or "symlog" (a loss that reaches zero and also spikes).
+    """
     with plt.rc_context(PLOT_STYLE):
-        fig, ax = _figure(8.0, 3.6)
-        for name, band in bands.items():
-            colour = colours[name]
+        fig, ax = _figure(8.0, 3.6, left=0.95)
+        count = len(bands)
+        for order, (name, band) in enumerate(bands.items()):
+            colour, z = colours[name], 2 + count - order
             if len(band.steps) == 1:
                 ax.errorbar(band.steps, band.median,
                             yerr=[band.median - band.low, band.high - band.median],
-                            fmt="o", color=colour, markersize=4, label=name)
+                            fmt="o", color=colour, markersize=4, label=name, zorder=z)
                 continue
             ax.fill_between(band.steps, band.low, band.high, color=colour, alpha=0.15,
-                            linewidth=0)
-            ax.plot(band.steps, band.median, color=colour, linewidth=1.5, label=name)
-        if log:
-            _log_axis(ax)
+                            linewidth=0, zorder=z)
+            ax.plot(band.steps, band.median, color=colour, linewidth=1.5, label=name, zorder=z)
+        if scale == "symlog":
+            positive = np.concatenate([b.median[b.median > 0] for b in bands.values()])
+            floor = float(np.percentile(positive, 5)) if len(positive) else 1.0
+            ax.set_yscale("symlog", linthresh=10.0 ** math.floor(math.log10(floor)))
+            ax.set_ylim(bottom=0.0)
+        else:
+            _clip_outliers(ax, bands, scale == "log")
+            if scale == "log":
+                _log_axis(ax)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         _legend(ax)
         return _svg(fig, salt)
+
+
+def _clip_outliers(ax: plt.Axes, bands: dict[str, site_data.Band], log: bool) -> None:
+    """Keep a diverging run from flattening every other curve: cap the y range."""
+    values = np.concatenate([np.concatenate([b.low, b.median, b.high]) for b in bands.values()]
+                            or [np.zeros(0)])
+    values = values[np.isfinite(values)]
+    if len(values) < 10:
+        return
+    low, high = float(values.min()), float(np.percentile(values, 98))
+    if log and low > 0 and values.max() > 100 * high:
+        ax.set_ylim(low / 2, high * 10)
+    elif not log and values.max() - low > 10 * (high - low) > 0:
+        ax.set_ylim(low - 0.05 * (high - low), high + 0.5 * (high - low))
 
 
 def plot_seed_scores(points: dict[str, list[float]], colours: dict[str, str], *, ylabel: str,
@@ -287,21 +315,32 @@ def plot_seed_scores(points: dict[str, list[float]], colours: dict[str, str], *,
     names = list(points)
     finite = [v for values in points.values() for v in values if math.isfinite(v)]
     log = bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 20
+    low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    if log:
+        failed_at = high * (high / low) ** 0.15
+    else:
+        failed_at = high + 0.15 * ((high - low) or max(abs(high), 1.0))
+    any_failed = any(not math.isfinite(v) for values in points.values() for v in values)
     with plt.rc_context(PLOT_STYLE):
-        fig, ax = _figure(8.0, 3.6, right=0.25, bottom=1.1)
-        top = max(finite) if finite else 1.0
+        fig, ax = _figure(8.0, 3.6, left=0.95, right=0.25, bottom=1.1)
         for x, name in enumerate(names):
             values = np.array(points[name], dtype=float)
             ok = np.isfinite(values)
             offsets = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(1)
             ax.plot(x + offsets[ok], values[ok], marker="o", markersize=5, linestyle="none",
                     color=colours[name], zorder=3)
-            ax.plot(x + offsets[~ok], np.full(int((~ok).sum()), top), marker="x",
+            ax.plot(x + offsets[~ok], np.full(int((~ok).sum()), failed_at), marker="x",
                     markersize=6, linestyle="none", color=colours[name], zorder=3)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
         ax.set_xlim(-0.6, len(names) - 0.4)
         if log:
             _log_axis(ax)
+        if any_failed:  # failed seeds sit on their own row above the scores
+            ticks = [t for t in ax.get_yticks() if low <= t <= high] if finite else []
+            ax.set_yticks(ticks + [failed_at], [f"{t:g}" for t in ticks] + ["failed"])
+            ax.yaxis.set_minor_locator(ticker.NullLocator())
+            separator = (high * failed_at) ** 0.5 if log else (high + failed_at) / 2
+            ax.axhline(separator, color="#c9ccd1", linewidth=0.8, linestyle="--")
         direction = "higher is better" if higher_is_better else "lower is better"
         ax.set_ylabel(f"{ylabel} ({direction})")
         ax.grid(axis="x", visible=False)
@@ -365,11 +404,15 @@ def plot_sweep(sweep: pd.DataFrame, tasks: Sequence[str], chosen: dict[str, str]
                     marker="o", markersize=11, markerfacecolor="none", markeredgecolor="#1f2328",
                     markeredgewidth=1.0, linestyle="none", zorder=4)
         _log_axis(ax, "x")
-        if not np.isfinite(sweep["ratio"]).all():
-            ax.axvline(fail_at / 1.4, color="#c9ccd1", linewidth=0.8, linestyle="--")
+        if not np.isfinite(sweep["ratio"]).all():  # failed configurations get their own column
+            top = float(finite.max()) if len(finite) else 1.0
+            ticks = [t for t in ax.get_xticks() if 1.0 <= t <= top * 1.5]
+            ax.set_xticks(ticks + [fail_at], [f"{t:g}" for t in ticks] + ["failed"])
+            ax.xaxis.set_minor_locator(ticker.NullLocator())
+            ax.axvline((top * fail_at) ** 0.5, color="#c9ccd1", linewidth=0.8, linestyle="--")
         ax.set_yticks(range(len(tasks)), tasks)
         ax.invert_yaxis()
-        ax.set_xlabel("tuning score ÷ best configuration's (1 = best; × = failed)")
+        ax.set_xlabel("tuning score ÷ best configuration's (1 = best)")
         ax.grid(axis="y", visible=False)
         return _svg(fig, salt)
 
@@ -663,37 +706,47 @@ def _task_page(site: _Site, table: pd.DataFrame, task: str) -> None:
     registered = site.tasks.get(task)
     records_by_optimizer = {
         row["optimizer"]: [site.results.records[f] for f in site_data.eval_files(
-            site.results.runs, site.budget, task, row["optimizer"], row["config"])]
+            site.results.current, site.budget, task, row["optimizer"], row["config"])]
         for row in rows
     }
     plots = []
-    loss_bands = _bands(records_by_optimizer, "step", "loss", log=True)
+    losses = [v for rs in records_by_optimizer.values() for r in rs
+              for v in (r.get("curve") or {}).get("loss", []) if math.isfinite(v)]
+    log = bool(losses) and min(losses) > 0
+    # A loss that reaches zero cannot go on a log axis; symlog keeps its spikes readable.
+    scale = "log" if log else ("symlog" if losses and max(losses) > 0 else "linear")
+    loss_bands = _bands(records_by_optimizer, "step", "loss", log=log)
     if loss_bands:
         plots.append({
             "title": "Training loss",
             "caption": "Median over evaluation seeds (line) and their range (band), for each "
                        "optimizer's tuned configuration. A curve ends where its runs stopped "
                        "(target reached or diverged).",
-            "svg": plot_bands(loss_bands, site.colours, ylabel="minibatch loss", log=True,
+            "svg": plot_bands(loss_bands, site.colours, ylabel="minibatch loss", scale=scale,
                               salt=f"loss-{task}"),
         })
-    keys = site_data.eval_curve_keys(r for rs in records_by_optimizer.values() for r in rs)
     name = metric.get("name")
-    keys = sorted(keys, key=lambda k: (k != name, k))
+    keys = _eval_keys_to_plot(
+        site_data.eval_curve_keys(r for rs in records_by_optimizer.values() for r in rs), name)
+    plotted: set[str] = set()
     for key in keys:
         bands = _bands(records_by_optimizer, "eval_step", f"eval_{key}", log=False)
         values = [v for b in bands.values() for v in b.median if math.isfinite(v)]
         log = bool(values) and min(values) > 0 and max(values) / min(values) > 50
         if log:
             bands = _bands(records_by_optimizer, "eval_step", f"eval_{key}", log=True)
+        if not bands:
+            continue
+        plotted.add(key)
         label = quantity_label(key)
         plots.append({
             "title": f"{label[0].upper() + label[1:]} during training",
             "caption": "Evaluated periodically; median over evaluation seeds and range.",
-            "svg": plot_bands(bands, site.colours, ylabel=label, log=log,
+            "svg": plot_bands(bands, site.colours, ylabel=label,
+                              scale="log" if log else "linear",
                               salt=f"eval-{key}-{task}"),
         })
-    if name not in keys:  # the metric is only known at the end of the runs
+    if name not in plotted:  # the metric is known only at the end of the runs
         plots.append(_seed_plot(site, table, task, "Score of each evaluation seed"))
     suite = rows[0]["suite"] if rows else task.split("/", 1)[0]
     site.render(
@@ -703,6 +756,19 @@ def _task_page(site: _Site, table: pd.DataFrame, task: str) -> None:
         budgets=registered.budgets if registered is not None else None,
         budget_names=BUDGET_NAMES,
     )
+
+
+def _eval_keys_to_plot(keys: Sequence[str], metric: str | None) -> list[str]:
+    """Of the quantities evaluated during training, those worth a plot: the task's metric,
+    accuracies and the valley's geometry (training loss has its own plot)."""
+    def wanted(key: str) -> bool:
+        return key == metric or key in QUANTITY_LABELS or (
+            "accuracy" in key and not key.startswith("steps"))
+
+    chosen = [k for k in keys if wanted(k) and not k.startswith("steps_to")]
+    if metric in chosen:
+        chosen = [metric] + [k for k in chosen if k != metric]
+    return chosen[:MAX_EVAL_PLOTS]
 
 
 def _bands(records_by_optimizer: dict[str, list[dict]], x: str, y: str, *, log: bool
