@@ -79,6 +79,8 @@ PLOT_STYLE = {
     "legend.fontsize": 8.5,
     "figure.dpi": 100,
 }
+#: Bar colours of kernel implementations on the kernels page (fused ones first).
+IMPL_COLOURS = ("#4363d8", "#a9a9a9", "#f58231", "#3cb44b", "#911eb4", "#469990")
 #: Plots of quantities evaluated during training, at most, per task page.
 MAX_EVAL_PLOTS = 3
 #: Legend entries longer than this are cut (the full name is in the tables).
@@ -249,9 +251,9 @@ def plot_profile(profile: pd.DataFrame, order: Sequence[str], colours: dict[str,
     """Performance profiles ρ(τ), one step curve per optimizer, legend in rank order."""
     with plt.rc_context(PLOT_STYLE):
         fig, ax = _figure(8.0, 3.9)
-        for name in order:
+        for rank, name in enumerate(order):  # the best drawn on top
             ax.step(profile.index, profile[name], where="post", color=colours[name],
-                    linewidth=1.6, label=name)
+                    linewidth=1.6, label=name, zorder=2 + len(order) - rank)
         ax.set_xlim(1.0, float(profile.index[-1]))
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("τ (score within a factor τ of the best on the task)")
@@ -414,6 +416,41 @@ def plot_sweep(sweep: pd.DataFrame, tasks: Sequence[str], chosen: dict[str, str]
         ax.invert_yaxis()
         ax.set_xlabel("tuning score ÷ best configuration's (1 = best)")
         ax.grid(axis="y", visible=False)
+        return _svg(fig, salt)
+
+
+def plot_bandwidth(rows: Sequence[dict[str, Any]], device: str, salt: str) -> Markup | None:
+    """Achieved GB/s per kernel and size, one bar per implementation, the peak dashed."""
+    rows = [r for r in rows if math.isfinite(r["gbps"])]
+    if not rows:
+        return None
+    cases = list(dict.fromkeys((r["kernel"], r["size"]) for r in rows))
+    impls = sorted({r["impl"] for r in rows}, key=lambda i: (i not in site_data.FUSED_IMPLS, i))
+    colours = {impl: IMPL_COLOURS[i % len(IMPL_COLOURS)] for i, impl in enumerate(impls)}
+    gbps = {(r["kernel"], r["size"], r["impl"]): r["gbps"] for r in rows}
+    bars = [(case, impl) for case in cases for impl in impls if (*case, impl) in gbps]
+    with plt.rc_context(PLOT_STYLE):
+        fig, ax = _figure(8.0, 0.75 + 0.2 * len(bars) + 0.15 * len(cases),
+                          left=1.9, right=1.5, bottom=0.5, top=0.15)
+        y, ticks, seen = 0.0, [], set()
+        for case in cases:
+            present = [impl for impl in impls if (*case, impl) in gbps]
+            start = y
+            for impl in present:
+                label = impl if impl not in seen else "_nolegend_"
+                seen.add(impl)
+                ax.barh(y, gbps[(*case, impl)], height=0.85, color=colours[impl], label=label)
+                y += 1.0
+            ticks.append((start + y - 1.0) / 2)
+            y += 0.8
+        peaks = {r["peak_gbps"] for r in rows if math.isfinite(r["peak_gbps"])}
+        for peak in sorted(peaks):
+            ax.axvline(peak, color="#1f2328", linewidth=0.9, linestyle="--", label="peak")
+        ax.set_yticks(ticks, [f"{kernel} {size}" for kernel, size in cases])
+        ax.invert_yaxis()
+        ax.set_xlabel(f"achieved GB/s on {device}")
+        ax.grid(axis="y", visible=False)
+        _legend(ax)
         return _svg(fig, salt)
 
 
@@ -867,8 +904,9 @@ def kernel_tables(kernels: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _kernels_page(site: _Site, kernels: pd.DataFrame) -> None:
     tables = kernel_tables(kernels)
-    for table in tables:
+    for number, table in enumerate(tables):
         table["href"] = site.raw_href(table["file"], "")
+        table["plot"] = plot_bandwidth(table["rows"], table["device"], salt=f"kernels-{number}")
     site.render("kernels.html", "kernels.html", tables=tables)
 
 

@@ -155,7 +155,7 @@ def benchmark_document() -> dict:
         for size, scale in (((4, 256, 64), 1.0), ((16, 4096, 512), 40.0)):
             for impl in impls:
                 seconds = scale * {"chunked": 4e-4, "triton": 5e-5, "copy": 4e-5, "ref": 3e-4}[impl]
-                moved = int(2e6 * scale)
+                moved = int(1e8 * scale)
                 gbps = moved / seconds / 1e9
                 benchmarks.append({
                     "group": kernel,
