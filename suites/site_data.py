@@ -139,33 +139,50 @@ def _format_value(value: Any) -> str:
 # --------------------------------------------------------------------------- leaderboard
 
 
-def leaderboard_frame(runs: pd.DataFrame, budget: str) -> pd.DataFrame:
+def suite_tables(runs: pd.DataFrame, budget: str) -> dict[str, pd.DataFrame]:
+    """``leaderboard.overall_table`` of each suite with evaluation runs, in suite order."""
+    current = leaderboard.latest_versions(runs)
+    evaluated = current[(current["budget"] == budget) & (current["phase"] == "eval")]
+    return {s: leaderboard.overall_table(runs, budget, s)
+            for s in suite_order(evaluated["suite"])}
+
+
+def leaderboard_frame(runs: pd.DataFrame, budget: str,
+                      per_suite: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """``leaderboard.overall_table`` plus per-suite profile scores, run counts, last run.
 
-    Per-suite scores are in columns ``suite:<name>``; ``runs`` counts the files of the
-    optimizer's current version at ``budget``; ``last_updated`` is its newest run's time.
+    Per-suite scores are in columns ``suite:<name>`` (from ``per_suite``, by default
+    ``suite_tables``); ``runs`` counts the files of the optimizer's current version at
+    ``budget``; ``last_updated`` is its newest run's time.
     """
     overall = leaderboard.overall_table(runs, budget)
     current = leaderboard.latest_versions(runs)
     current = current[current["budget"] == budget]
-    suites = suite_order(current.loc[current["phase"] == "eval", "suite"])
-    for suite in suites:
-        per_suite = leaderboard.overall_table(runs, budget, suite).set_index("optimizer")
-        overall[f"suite:{suite}"] = overall["optimizer"].map(per_suite["profile_score"])
+    per_suite = suite_tables(runs, budget) if per_suite is None else per_suite
+    for suite, table in per_suite.items():
+        scores = table.set_index("optimizer")["profile_score"]
+        overall[f"suite:{suite}"] = overall["optimizer"].map(scores)
     by_optimizer = current.groupby("optimizer")
     overall["runs"] = overall["optimizer"].map(by_optimizer.size()).fillna(0).astype(int)
     overall["last_updated"] = overall["optimizer"].map(by_optimizer["created"].max())
     return overall
 
 
-def profile_curves(runs: pd.DataFrame, budget: str, points: int = 301) -> pd.DataFrame:
-    """ρ(τ) on a τ grid from 1 to ``leaderboard.TAU_MAX``: index τ, one column per optimizer."""
+def profile_curves(runs: pd.DataFrame, budget: str) -> pd.DataFrame:
+    """ρ(τ) for τ from 1 to ``leaderboard.TAU_MAX``: index τ, one column per optimizer.
+
+    The τ values are where some ρ steps (the ratios themselves) and the two ends, so a
+    step plot of the frame is the exact profile.
+    """
     table = leaderboard.task_table(runs, budget)
     if table.empty:
         return pd.DataFrame()
     ratios = leaderboard.performance_ratios(table)
-    taus = np.linspace(1.0, leaderboard.TAU_MAX, points)
-    return leaderboard.performance_profile(ratios, taus)
+    values = ratios.to_numpy(dtype=float)
+    inside = values[(values >= 1.0) & (values <= leaderboard.TAU_MAX)]
+    taus = np.unique(np.concatenate([[1.0, leaderboard.TAU_MAX], inside]))
+    share = (values[:, :, None] <= taus[None, None, :]).mean(axis=0)
+    return pd.DataFrame(share.T, index=pd.Index(taus, name="tau"), columns=ratios.columns)
 
 
 def tasks_of(runs: pd.DataFrame, budget: str) -> dict[str, list[str]]:
@@ -248,16 +265,14 @@ def score_ratio(score: float, best: float, higher_is_better: bool) -> float:
     return 1.0 if score == best else math.inf
 
 
-def eval_files(current: pd.DataFrame, budget: str, task: str, optimizer: str, config: str
-               ) -> list[str]:
-    """The run files of an optimizer's evaluation of ``config`` on ``task``, by seed.
+def eval_file_index(current: pd.DataFrame, budget: str) -> dict[tuple[str, str, str], list[str]]:
+    """(task, optimizer, config) → its evaluation run files at ``budget``, by seed.
 
     ``current``: the runs of the optimizers' current versions (``leaderboard.latest_versions``).
     """
-    chosen = current[(current["budget"] == budget) & (current["phase"] == "eval")
-                     & (current["task"] == task) & (current["optimizer"] == optimizer)
-                     & (current["config"] == config)]
-    return list(chosen.sort_values("seed")["file"])
+    chosen = current[(current["budget"] == budget) & (current["phase"] == "eval")]
+    return {key: list(group.sort_values("seed")["file"])
+            for key, group in chosen.groupby(["task", "optimizer", "config"], sort=True)}
 
 
 # --------------------------------------------------------------------------- curves

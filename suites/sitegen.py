@@ -472,6 +472,15 @@ class _Site:
     nav_suites: list[str]
     has_asv: bool
     board: pd.DataFrame  # site_data.leaderboard_frame at the site's budget
+    suite_tables: dict[str, pd.DataFrame]  # site_data.suite_tables at the site's budget
+
+    @functools.cached_property
+    def _eval_index(self) -> dict[tuple[str, str, str], list[str]]:
+        return site_data.eval_file_index(self.results.current, self.budget)
+
+    def eval_files(self, task: str, optimizer: str, config: str) -> list[str]:
+        """The evaluation run files of ``config`` of ``optimizer`` on ``task``, by seed."""
+        return self._eval_index.get((task, optimizer, config), [])
 
     def optimizer_href(self, name: str, root: str) -> str:
         return f"{root}optimizer/{self.slugs('optimizer', name)}.html"
@@ -567,9 +576,11 @@ def _build_into(results_dir: Path, out: Path, *, has_asv: bool) -> None:
     colours = optimizer_colours(results.runs["optimizer"])
     nav_suites = site_data.suite_order(
         results.runs.loc[results.runs["budget"] == budget, "suite"]) if budget else []
-    board = site_data.leaderboard_frame(results.runs, budget) if budget else pd.DataFrame()
+    per_suite = site_data.suite_tables(results.runs, budget) if budget else {}
+    board = site_data.leaderboard_frame(results.runs, budget, per_suite) if budget \
+        else pd.DataFrame()
     site = _Site(results, budget, _environment(), out, Slugs(), colours, tasks, suite_docs,
-                 nav_suites, has_asv, board)
+                 nav_suites, has_asv, board, per_suite)
     shutil.copytree(STATIC_DIR, out / "static")
     _copy_raw_files(results_dir, out / "raw")
     kernels, kernel_problems = site_data.kernel_frame(results_dir / "kernels")
@@ -631,8 +642,7 @@ def _index_page(site: _Site, table: pd.DataFrame, problems: list[site_data.FileP
 def _task_rows(site: _Site, table: pd.DataFrame, task: str, root: str) -> list[dict]:
     rows = []
     for row in table[table["task"] == task].to_dict("records"):
-        files = site_data.eval_files(site.results.current, site.budget, task, row["optimizer"],
-                                     row["config"])
+        files = site.eval_files(task, row["optimizer"], row["config"])
         row["files"] = [(f"seed {site.results.records[f]['seed']}", site.raw_href(f, root))
                         for f in files]
         row["succeeded"] = round(row["success_rate"] * row["seeds"])
@@ -659,7 +669,7 @@ def _suite_page(site: _Site, table: pd.DataFrame, suite: str) -> None:
             if len(best) else math.nan,
             "optimizers": int((table["task"] == task).sum()),
         })
-    overall = leaderboard.overall_table(site.results.runs, site.budget, suite)
+    overall = site.suite_tables[suite]
     matrix = site_data.ranking_matrix(table, suite)
     scores = table[table["suite"] == suite].set_index(["optimizer", "task"])["score_mean"]
     ranking = []
@@ -722,8 +732,7 @@ def _seed_plot(site: _Site, table: pd.DataFrame, task: str, title: str) -> dict:
     metric = _metric(site, task)
     points = {}
     for row in rows.itertuples():
-        files = site_data.eval_files(site.results.current, site.budget, task, row.optimizer,
-                                     row.config)
+        files = site.eval_files(task, row.optimizer, row.config)
         points[row.optimizer] = [float(site.results.records[f]["score"]) for f in files]
     label = quantity_label(metric.get("name", "score"))
     return {
@@ -742,8 +751,8 @@ def _task_page(site: _Site, table: pd.DataFrame, task: str) -> None:
     metric = _metric(site, task)
     registered = site.tasks.get(task)
     records_by_optimizer = {
-        row["optimizer"]: [site.results.records[f] for f in site_data.eval_files(
-            site.results.current, site.budget, task, row["optimizer"], row["config"])]
+        row["optimizer"]: [site.results.records[f]
+                           for f in site.eval_files(task, row["optimizer"], row["config"])]
         for row in rows
     }
     plots = []
@@ -868,8 +877,7 @@ def _optimizer_page(site: _Site, table: pd.DataFrame, name: str) -> None:
                             salt=f"sweep-{site.slugs('optimizer', name)}") if len(sweep) else None
     eval_links = []
     for row in chosen_rows:
-        for f in site_data.eval_files(site.results.current, site.budget, row["task"], name,
-                                      row["config"]):
+        for f in site.eval_files(row["task"], name, row["config"]):
             eval_links.append((row["task"], site.results.records[f]["seed"],
                                site.raw_href(f, root)))
     site.render(

@@ -67,9 +67,14 @@ def test_leaderboard_frame(results):
 
 def test_profile_curves_are_monotone_and_end_at_solved_share(results):
     profile = site_data.profile_curves(results.runs, "quick")
-    assert profile.index[0] == 1.0
+    assert profile.index[0] == 1.0 and profile.index[-1] == 4.0
     assert (profile.diff().dropna() >= 0).all().all()
     assert profile["sgd"].iloc[-1] <= 4 / 5
+    # the area under the plotted step curve is the leaderboard's score
+    widths = np.diff(profile.index.to_numpy())
+    area = (profile.iloc[:-1].mul(widths, axis=0).sum() / 3.0).sort_index()
+    board = site_data.leaderboard_frame(results.runs, "quick").set_index("optimizer")
+    assert np.allclose(area, board["profile_score"].sort_index())
 
 
 def test_sweep_frame_marks_the_diverged_config(results):
@@ -87,8 +92,9 @@ def test_sweep_frame_marks_the_diverged_config(results):
 
 
 def test_eval_files_are_the_chosen_config_by_seed(results):
-    files = site_data.eval_files(results.current, "quick", "chain/depth-4-const", "adam",
-                                 '{"lr":0.1}')
+    index = site_data.eval_file_index(results.current, "quick")
+    files = index[("chain/depth-4-const", "adam", '{"lr":0.1}')]
+    assert ("chain/depth-4-const", "adam", '{"lr":0.01}') not in index  # not the chosen one
     seeds = [results.records[f]["seed"] for f in files]
     assert seeds == list(EVAL_SEEDS)
     assert {results.records[f]["phase"] for f in files} == {"eval"}
