@@ -936,10 +936,23 @@ def _submit_page(site: _Site) -> None:
 # --------------------------------------------------------------------------- serve and CLI
 
 
+def make_server(out_dir: str | Path = DEFAULT_OUT, port: int = 8000
+                ) -> http.server.ThreadingHTTPServer:
+    """An HTTP server for ``out_dir`` on 127.0.0.1 (``port`` 0 picks a free port)."""
+    handler = functools.partial(QuietHandler, directory=str(out_dir))
+    return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Static files; requests go to the log instead of stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.info("%s %s", self.address_string(), format % args)
+
+
 def serve(out_dir: str | Path = DEFAULT_OUT, port: int = 8000) -> None:
     """Serve ``out_dir`` on http://127.0.0.1:``port`` until interrupted."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out_dir))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+    with make_server(out_dir, port) as server:
         log.info("serving %s on http://127.0.0.1:%d", out_dir, server.server_address[1])
         try:
             server.serve_forever()

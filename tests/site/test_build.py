@@ -261,3 +261,21 @@ def test_the_example_on_the_submit_page_is_a_working_submission(tmp_path):
     assert submission.source_hash in page
     assert "<code>lr</code>: <code>[0.001, 0.01, 0.1]</code>" in page
     assert broken_links(site) == []
+
+
+def test_served_site(built_site):
+    import threading
+    import urllib.request
+
+    with sitegen.make_server(built_site, 0) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}/"
+            with urllib.request.urlopen(url + "index.html", timeout=10) as response:
+                assert response.status == 200 and b'id="leaderboard"' in response.read()
+            with urllib.request.urlopen(url + "static/style.css", timeout=10) as response:
+                assert response.headers["Content-Type"] == "text/css"
+        finally:
+            server.shutdown()
+            thread.join(timeout=10)
