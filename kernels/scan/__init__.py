@@ -116,7 +116,8 @@ def diag_scan(
         chunk: time-chunk length of the chunked and Triton backends (None: default).
 
     Returns:
-        ``h``, complex ``(B, T, N)`` with b's dtype; differentiable in lam, b and h0.
+        ``h``, complex ``(B, T, N)`` with b's dtype, differentiable in lam, b and h0
+        (first order: the fused backward passes are not themselves differentiable).
 
     Example:
         >>> lam = torch.full((4,), 0.9 + 0.1j)

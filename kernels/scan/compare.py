@@ -131,7 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         "--size", type=int, nargs=3, default=(8, 4096, 256), metavar=("B", "T", "N")
     )
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="intra-op threads (default: torch's); 1 avoids stalls on a shared machine",
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     B, T, N = args.size
     print(f"(B, T, N) = ({B}, {T}, {N}), complex64, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; median of {args.repeats} runs")
