@@ -137,7 +137,13 @@ def _suite_ranking(table, suite: str):
         short=rows["task"].str.removeprefix(f"{suite}/"),
     )
     pivot = cells.pivot(index="optimizer", columns="short", values="cell").fillna("-")
+    pivot = pivot[sorted(pivot.columns, key=_natural_key)]
     return pivot.rename_axis(columns=None).reset_index()
+
+
+def _natural_key(name: str) -> list:
+    """Sort "depth-4" before "depth-16"."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _print_leaderboard(root: Path, budget: str, suites: list[str] | None) -> bool:

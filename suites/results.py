@@ -166,10 +166,11 @@ def read_record(path: Path) -> dict[str, Any]:
         raise CorruptRecord(
             f"{path}: schema_version {version!r}, this version of lsb reads {SCHEMA_VERSION}"
         )
-    missing = {"task", "budget", "phase", "optimizer", "hparams", "seed", "status", "score"} \
-        - set(record)
-    if missing:
-        raise CorruptRecord(f"{path}: missing fields {sorted(missing)}")
+    try:
+        from_record(record)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CorruptRecord(f"{path}: not a complete run record ({type(err).__name__}: {err})") \
+            from err
     return record
 
 
@@ -195,7 +196,7 @@ class ResultStore:
             return None
         try:
             return from_record(read_record(path))
-        except (CorruptRecord, KeyError, TypeError, ValueError) as err:
+        except CorruptRecord as err:
             log.warning("skipping results file %s: %s; the run will be made again", path, err)
             return None
 
