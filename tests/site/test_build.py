@@ -164,7 +164,7 @@ def test_empty_results_directory(tmp_path):
     index = sitegen.build_site(tmp_path / "no-results", tmp_path / "site")
     text = index.read_text()
     assert "No results yet" in text
-    assert "Every file in the results directory passed validation." in text
+    assert "No result file failed validation." in text
     assert "No kernel benchmarks yet" in (index.parent / "kernels.html").read_text()
     assert broken_links(index.parent) == []
 
