@@ -245,6 +245,8 @@ def test_resolve_backend(monkeypatch):
 
 
 class TinyLRU(torch.nn.Module):
+    """The LRU's recurrence with its stable parameterization lam = exp(-exp(nu) + i theta)."""
+
     def __init__(self, n):
         super().__init__()
         self.nu = torch.nn.Parameter(torch.full((n,), -1.0))
@@ -252,12 +254,14 @@ class TinyLRU(torch.nn.Module):
 
     def forward(self, b, h0):
         lam = torch.polar(torch.exp(-torch.exp(self.nu)), self.theta)
-        return diag_scan(lam, b, h0, backend="chunked", chunk=4).real.square().mean()
+        return diag_scan(lam, b, h0, chunk=4).real.square().mean()
 
 
-def test_torch_compile_fullgraph():
-    # aot_eager traces forward and backward through the fake kernels like inductor does;
-    # inductor itself adds minutes of C++ compilation on a CPU runner for no extra check.
+def test_torch_compile_fullgraph(monkeypatch):
+    # The default backend ("auto": chunked on the CPU). aot_eager traces forward and
+    # backward through the fake kernels as inductor does; inductor itself adds minutes of
+    # C++ compilation on a CPU runner for no extra check.
+    monkeypatch.delenv("LSB_BACKEND", raising=False)
     torch._dynamo.reset()
     model = TinyLRU(5)
     b = torch.randn(2, 11, 5, dtype=C64, requires_grad=True)
