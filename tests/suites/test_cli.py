@@ -85,4 +85,4 @@ def test_list_shows_tasks_and_optimizers(fake_registry, capsys):
     out = capsys.readouterr().out
     assert "suites: fake" in out
     assert "fake/quadratic" in out and "final_loss (lower is better)" in out
-    assert "gd" in out and "4 configs" in out and "Gradient descent." in out
+    assert "gd             4 configs  Gradient descent\n" in out
