@@ -5,12 +5,13 @@ of Thm 6.3.2). The parameters hold ``x``; in ``w = x − ξ`` this is
 
 The grid holds the setting of Thm 6.3.2 / Fig. 57 on the widening valley (d = 100,
 α = 0.25, D = 100): η = α/(2D) = 0.00125, σ² = αD/(2d) = 0.125; there Anti-PGD moves to
-flatter minima (‖u‖² < αD). Same grid as PGD."""
+flatter minima (‖u‖² < αD). Same grid as PGD: steps up to 0.01 keep the valley's
+v-direction stable (η(‖u‖² + dσ²) < 2); 0.1 serves the chain and the linear net."""
 
 from suites.optimizers._noise import AntiPGD
 
 name = "anti_pgd"
-search_space = {"lr": [0.00125, 0.01, 0.03, 0.1], "sigma": [0.01, 0.125**0.5]}
+search_space = {"lr": [0.00125, 0.003, 0.01, 0.1], "sigma": [0.01, 0.125**0.5]}
 lr_key = "lr"
 
 

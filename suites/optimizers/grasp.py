@@ -10,7 +10,7 @@ widening valley's Thm 6.3.2 setting η = α/(2D) = 0.00125, σ² = αD/(2d) = 0.
 from suites.optimizers._noise import GRASP
 
 name = "grasp"
-search_space = {"lr": [0.00125, 0.01, 0.03, 0.1], "sigma": [0.1, 0.125**0.5]}
+search_space = {"lr": [0.00125, 0.003, 0.01, 0.1], "sigma": [0.1, 0.125**0.5]}
 lr_key = "lr"
 
 

@@ -4,12 +4,13 @@ i.i.d. ±σ coordinates (the Bernoulli noise of Thm 6.3.2).
 The grid holds the setting of Thm 6.3.2 / Fig. 57 on the widening valley (d = 100,
 α = 0.25, D = 100): η = α/(2D) = 0.00125, σ² = αD/(2d) = 0.125; there PGD drifts to
 sharper minima (‖u‖² > D/α). Same grid as Anti-PGD, so the two differ only in the
-noise's correlation."""
+noise's correlation. Steps up to 0.01 keep the valley's v-direction stable
+(η(‖u‖² + dσ²) < 2); 0.1 serves the chain and the linear net."""
 
 from suites.optimizers._noise import PGD
 
 name = "pgd"
-search_space = {"lr": [0.00125, 0.01, 0.03, 0.1], "sigma": [0.01, 0.125**0.5]}
+search_space = {"lr": [0.00125, 0.003, 0.01, 0.1], "sigma": [0.01, 0.125**0.5]}
 lr_key = "lr"
 
 
