@@ -471,6 +471,25 @@ def kernel_frame(kernels_dir: str | Path) -> tuple[pd.DataFrame, list[FileProble
     return frame.reset_index(drop=True), problems
 
 
+def kernel_tables(kernels: pd.DataFrame) -> list[dict[str, Any]]:
+    """The kernels page's tables: one per (benchmark file, device), rows by kernel and size.
+
+    Each table: ``file``, ``device``, ``machine``, ``run_date``, ``commit`` and ``rows``
+    (dicts with kernel, size, impl, time_s, gbps, peak_fraction, speedup, reference,
+    fused, is_reference). Plain data, no plotting: ``lsb show --kernels`` prints them.
+    """
+    tables = []
+    for (file, device), group in kernels.groupby(["file", "device"], sort=False):
+        rows = group.to_dict("records")
+        for row in rows:
+            row["fused"] = row["impl"] in FUSED_IMPLS
+            row["is_reference"] = row["impl"] == row["reference"]
+        first = rows[0]
+        tables.append({"file": file, "device": device, "machine": first["machine"],
+                       "run_date": first["run_date"], "commit": first["commit"], "rows": rows})
+    return tables
+
+
 def reference_impls(cases_file: Path = BENCH_CASES) -> dict[str, str]:
     """``REFERENCE_IMPL`` of ``bench/cases.py`` (kernel → implementation), or ``{}``."""
     try:

@@ -891,27 +891,8 @@ def _optimizer_page(site: _Site, table: pd.DataFrame, name: str) -> None:
     )
 
 
-def kernel_tables(kernels: pd.DataFrame) -> list[dict[str, Any]]:
-    """The kernels page's tables: one per (benchmark file, device), rows by kernel and size.
-
-    Each table: ``file``, ``device``, ``machine``, ``run_date``, ``commit`` and ``rows``
-    (dicts with kernel, size, impl, time_s, gbps, peak_fraction, speedup, reference,
-    fused). ``lsb show --kernels`` prints the same tables.
-    """
-    tables = []
-    for (file, device), group in kernels.groupby(["file", "device"], sort=False):
-        rows = group.to_dict("records")
-        for row in rows:
-            row["fused"] = row["impl"] in site_data.FUSED_IMPLS
-            row["is_reference"] = row["impl"] == row["reference"]
-        first = rows[0]
-        tables.append({"file": file, "device": device, "machine": first["machine"],
-                       "run_date": first["run_date"], "commit": first["commit"], "rows": rows})
-    return tables
-
-
 def _kernels_page(site: _Site, kernels: pd.DataFrame) -> None:
-    tables = kernel_tables(kernels)
+    tables = site_data.kernel_tables(kernels)
     for number, table in enumerate(tables):
         table["href"] = site.raw_href(table["file"], "")
         table["plot"] = plot_bandwidth(table["rows"], table["device"], salt=f"kernels-{number}")

@@ -196,3 +196,13 @@ def test_formatting():
     assert fmt_percent(0.0123) == "1.2%" and fmt_percent(0.5) == "50%"
     markup = docstring_markup("Use ``x <- y`` & <script>")
     assert str(markup) == "Use <code>x &lt;- y</code> &amp; &lt;script&gt;"
+
+
+def test_kernel_tables_for_the_cli(results_dir):
+    frame, _ = site_data.kernel_frame(results_dir / "kernels")
+    (table,) = site_data.kernel_tables(frame)
+    assert table["device"] == "NVIDIA H100 80GB HBM3"
+    assert table["machine"] == "gpu-host · AMD EPYC 7763" and table["commit"] == "0123456789ab"
+    fused = [r for r in table["rows"] if r["fused"]]
+    assert {r["impl"] for r in fused} == {"triton"} and len(fused) == 4
+    assert sum(r["is_reference"] for r in table["rows"]) == 4
