@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 some runs ended in ``error`` or ``timeout`` (they are listed;
 a diverged run is a measured outcome, not a failure); 2 bad usage or an invalid
-submission (reported before any run starts).
+submission (reported before any run starts); 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from suites import __version__
 from suites.api import BUDGET_NAMES
 
 EXIT_OK, EXIT_RUNS_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 #: Suites that ``lsb demo`` runs.
 DEMO_SUITES = ("chain", "valley")
 
@@ -376,6 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"lsb: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\nlsb: interrupted; finished runs are saved, the same command resumes the sweep",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

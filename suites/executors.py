@@ -306,16 +306,13 @@ def _worker_main(conn: Connection, task_lookup: TaskLookup) -> None:
     torch.set_num_threads(1)
     warm_up()
     cache = SubmissionCache()
-    conn.send("ready")
-    while True:
-        try:
-            message = conn.recv()
-        except EOFError:
-            return
-        if message is None:
-            return
-        spec, time_limit = message
-        conn.send(run_spec(spec, time_limit, task_lookup, cache))
+    try:
+        conn.send("ready")
+        while (message := conn.recv()) is not None:
+            spec, time_limit = message
+            conn.send(run_spec(spec, time_limit, task_lookup, cache))
+    except (EOFError, BrokenPipeError):
+        return  # the parent has gone: nobody is waiting for results
 
 
 def default_jobs() -> int:
