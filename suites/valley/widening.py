@@ -8,8 +8,8 @@ optimizers stay at trace ``D``, and only noise moves the iterate. The theorem fo
 iterate until it leaves ``𝒟_α = {‖u‖² ∈ (αD, D/α)}``: with ``η = α/(2D)`` and ±σ noise,
 PGD leaves through the sharp side ``‖u‖² ≥ D/α`` when ``d ≥ 2/α²``, Anti-PGD through the
 flat side ``‖u‖² ≤ αD`` when ``σ² ≤ αD/(2d)``. The task stops a run at that exit, as the
-theorem does: beyond ``D/α`` the step sizes the theorem allows no longer keep the
-dynamics stable, and below ``αD`` the question the theorem asks is answered.
+theorem does: the side of exit is what the theorem predicts, and its analysis (the
+stability of ``η = α/(2D)`` included) holds inside ``𝒟_α`` only.
 
 ``u`` and ``v`` are one float64 tensor ``x = (u, v)`` of shape ``(d + 1,)``, so a step
 costs microseconds; an optimizer that treats parameter tensors separately (L-GRASP)
