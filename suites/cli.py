@@ -101,7 +101,7 @@ def _default_jobs() -> int:
 
 
 def _report_failures(report) -> int:
-    failed = [r for r in report.results if r.status in ("error", "timeout")]
+    failed = report.failures
     if not failed:
         return EXIT_OK
     print(f"\n{len(failed)} runs failed:", file=sys.stderr)
@@ -120,7 +120,9 @@ def _format(frame) -> str:
     import pandas as pd
 
     def number(x: float) -> str:
-        return f"{x:.4g}" if math.isfinite(x) else ("fail" if x > 0 else "-inf")
+        if math.isnan(x):
+            return "-"  # not measured, e.g. no sgd runs to compare with
+        return f"{x:.4g}" if math.isfinite(x) else "fail"
 
     with pd.option_context("display.width", 250, "display.max_columns", None,
                            "display.max_colwidth", 60, "display.float_format", number):

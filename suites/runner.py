@@ -355,7 +355,8 @@ class SweepReport:
 
     @property
     def failures(self) -> list[RunResult]:
-        return [r for r in self.results if r.status != "ok"]
+        """Runs that produced no measurement (``error``, ``timeout``); divergence is one."""
+        return [r for r in self.results if r.status in ("error", "timeout")]
 
 
 def run_sweep(
@@ -413,6 +414,7 @@ def _run_specs(
     on_result: Callable[[RunResult], None] | None,
     report: SweepReport,
 ) -> list[RunResult]:
+    """The results of ``specs``: from the store where present, else made and saved."""
     done: list[RunResult] = []
     missing: list[RunSpec] = []
     for spec in specs:
