@@ -1,0 +1,50 @@
+"""The in-memory form of every LRA classification split."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class SequenceData:
+    """Inputs, true lengths and labels of one split.
+
+    ``inputs``: token ids ``(n, L)`` int64 padded with 0, or features ``(n, L, d)``
+    float32. ``lengths``: ``(n,)`` int64, or None when every sequence has length L.
+    ``labels``: ``(n,)`` int64.
+    """
+
+    inputs: torch.Tensor
+    lengths: torch.Tensor | None
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def head(self, count: int | None) -> SequenceData:
+        """The first ``count`` examples (all when None)."""
+        if count is None:
+            return self
+        lengths = None if self.lengths is None else self.lengths[:count]
+        return SequenceData(self.inputs[:count], lengths, self.labels[:count])
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(inputs, lengths, labels) of the examples ``index``, cut to their longest."""
+        if self.lengths is None:
+            return self.inputs[index], None, self.labels[index]
+        lengths = self.lengths[index]
+        return self.inputs[index, : int(lengths.max())], lengths, self.labels[index]
+
+    @classmethod
+    def from_token_lists(
+        cls, sequences: Sequence[Sequence[int]], labels: Sequence[int]
+    ) -> SequenceData:
+        """Pads token-id lists with 0 to the longest."""
+        lengths = torch.tensor([len(s) for s in sequences], dtype=torch.int64)
+        tokens = torch.zeros(len(sequences), int(lengths.max()), dtype=torch.int64)
+        for i, sequence in enumerate(sequences):
+            tokens[i, : len(sequence)] = torch.tensor(sequence, dtype=torch.int64)
+        return cls(tokens, lengths, torch.tensor(labels, dtype=torch.int64))

@@ -1,0 +1,83 @@
+"""The ``lra`` suite's tasks, trained through the one runner loop."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+import suites.lra
+from suites.api import Budget, Task
+from suites.lra.data import listops as listops_data
+from suites.lra.listops import LR_FACTOR, SCALES, short_splits
+from suites.registry import builtin_optimizer_paths, get_task
+from suites.runner import execute
+from suites.submission import load_submission
+
+
+@pytest.fixture(scope="module")
+def adamw():
+    return load_submission(builtin_optimizer_paths()["adamw"])
+
+
+@pytest.fixture
+def one_thread():
+    """Small LRUs train fastest on one thread, above all on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_suite_exposes_listops():
+    tasks = suites.lra.tasks()
+    assert [t.name for t in tasks] == ["lra/listops"]
+    for task in tasks:
+        assert isinstance(task, Task) and task.suite == "lra"
+        assert task.metric.higher_is_better and "§5.3" in task.description
+        assert task.budgets.smoke < task.budgets.quick < task.budgets.full
+
+
+def test_listops_problem_groups_and_batches():
+    problem = get_task("lra/listops").setup(seed=0, budget="smoke")
+    recurrent, other = problem.param_groups
+    assert recurrent["lr_scale"] == LR_FACTOR and recurrent["weight_decay"] == 0.0
+    assert "lr_scale" not in other
+    loss = problem.loss(0)
+    assert loss.shape == () and loss.requires_grad
+    # Fixed batches: the same step gives the same loss for a given model.
+    torch.testing.assert_close(problem.loss(3), problem.loss(3))
+    metrics = problem.evaluate()
+    assert 0 <= metrics["test_accuracy"] <= 1 and metrics["test_loss"] > 0
+
+
+def test_short_data_is_the_generator_s_with_a_fixed_seed():
+    train, test = short_splits()
+    assert len(train) == 5_000 and len(test) == 1_000
+    assert 20 < int(train.lengths.min()) and int(train.lengths.max()) < 80
+    assert train.inputs.max() < len(listops_data.VOCAB)
+
+
+def test_full_budget_reads_the_release_and_says_what_is_missing(tmp_path):
+    task = dataclasses.replace(get_task("lra/listops"), data_root=tmp_path)
+    with pytest.raises(FileNotFoundError, match="python -m suites.lra.data listops"):
+        task.setup(seed=0, budget="full")
+
+
+def test_smoke_run_through_the_runner(adamw, one_thread):
+    result = execute(get_task("lra/listops"), adamw, {"lr": 3e-3, "eps": 1e-8}, 0, "smoke")
+    assert result.status == "ok", result.error
+    assert result.steps_run == get_task("lra/listops").budgets.smoke
+    assert 0 <= result.metrics["test_accuracy"] <= 1
+
+
+def test_lru_beats_the_majority_class_with_adamw(adamw, one_thread):
+    """300 AdamW steps of the smoke-scale LRU (1 block, H = N = 32): far above the majority."""
+    task = dataclasses.replace(get_task("lra/listops"), budgets=Budget(smoke=300, quick=1, full=1))
+    result = execute(task, adamw, {"lr": 1e-2, "eps": 1e-8}, seed=0, budget="smoke")
+    assert result.status == "ok", result.error
+    test = short_splits()[1].head(SCALES["smoke"].test_size)
+    majority = torch.bincount(test.labels).max().item() / len(test)
+    assert majority < 0.2
+    assert result.metrics["test_accuracy"] > majority + 0.1, result.metrics
