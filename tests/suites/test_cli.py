@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import LION_SOURCE
+from engine_fakes import LION_SOURCE
 
 from suites.cli import main
 

@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from conftest import GD_SOURCE, LION_SOURCE, FailingTask, QuadraticTask, SlowTask
+from engine_fakes import GD_SOURCE, LION_SOURCE, FailingTask, QuadraticTask, SlowTask
 
 from suites import registry
 from suites.executors import LocalExecutor

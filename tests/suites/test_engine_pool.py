@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from conftest import GD_SOURCE, QuadraticTask
+from engine_fakes import GD_SOURCE, QuadraticTask
 
 from suites.api import Problem, RunSpec
 from suites.executors import LocalExecutor
