@@ -155,9 +155,10 @@ def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = No
         higher = bool(group["higher_is_better"].iloc[0])
         oriented = group["oriented"].to_numpy(dtype=float)
         mean = float(np.mean(oriented))
-        std = float(np.std(oriented, ddof=1)) if len(oriented) > 1 and np.isfinite(mean) else (
-            0.0 if np.isfinite(mean) else math.nan
-        )
+        if not math.isfinite(mean):
+            std = math.nan  # some seed failed: the spread is not a number
+        else:
+            std = float(np.std(oriented, ddof=1)) if len(oriented) > 1 else 0.0
         rows.append({
             "suite": group["suite"].iloc[0],
             "task": task,

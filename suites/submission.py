@@ -191,7 +191,7 @@ def _import_file(path: Path) -> tuple[Any, list[SubmissionProblem]]:
         return None, [
             SubmissionProblem(where, err.lineno or 0, f"syntax error: {err.msg}. Fix the syntax.")
         ]
-    except BaseException as err:  # noqa: BLE001 -- anything the file raises is its problem
+    except (Exception, SystemExit) as err:  # anything the file raises is its problem
         del sys.modules[module_name]
         if isinstance(err, ImportError):
             fix = (
