@@ -29,6 +29,18 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_generate_listops)
 
+    p = subparsers.add_parser(
+        "pathfinder",
+        help="generate Pathfinder in the LRA release layout (pathfinder32/…/imgs, metadata)",
+    )
+    p.add_argument("--root", type=Path, default=None,
+                   help=f"data root (default: ${ROOT_ENV_VAR} or ./data)")
+    p.add_argument("--count", type=int, default=200_000,
+                   help="images (the release has 200,000; 80%%/10%%/10%% train/val/test)")
+    p.add_argument("--resolution", type=int, default=32, help="image side in pixels")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_generate_pathfinder)
+
 
 def _generate_listops(args: argparse.Namespace) -> int:
     from suites.lra.data import listops
@@ -45,4 +57,15 @@ def _generate_listops(args: argparse.Namespace) -> int:
     )
     for split, path in paths.items():
         print(f"{split}: {path}")
+    return 0
+
+
+def _generate_pathfinder(args: argparse.Namespace) -> int:
+    from suites.lra.data import pathfinder
+
+    settings = pathfinder.PathfinderSettings(resolution=args.resolution)
+    directory = pathfinder.write_release(
+        args.root or default_root(), args.count, settings, seed=args.seed
+    )
+    print(f"{args.count} images: {directory}")
     return 0
