@@ -1,4 +1,4 @@
-"""The in-memory form of every LRA classification split."""
+"""The in-memory form of every LRA classification split, and byte-level tokens."""
 
 from __future__ import annotations
 
@@ -48,3 +48,12 @@ class SequenceData:
         for i, sequence in enumerate(sequences):
             tokens[i, : len(sequence)] = torch.tensor(sequence, dtype=torch.int64)
         return cls(tokens, lengths, torch.tensor(labels, dtype=torch.int64))
+
+
+#: Byte-level vocabulary of Text and Retrieval: id = byte + 1, and 0 pads.
+BYTE_VOCAB_SIZE = 257
+
+
+def byte_tokens(text: bytes, max_length: int) -> list[int]:
+    """Token ids of the first ``max_length`` bytes of ``text``."""
+    return [b + 1 for b in text[:max_length]]
