@@ -297,6 +297,7 @@ def extra_info(case: Case, seconds: float | None, device: torch.device) -> dict:
         "impl": case.impl,
         "size": list(case.size),
         "case": case.name,
+        "reference": REFERENCE_IMPL.get(case.kernel, ""),
         "bytes": moved,
         "device": name,
         "peak_gbps": peak_gbps(name),

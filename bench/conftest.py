@@ -1,9 +1,8 @@
-"""pytest-benchmark harness set-up: the device, and the gpu marker's clean skip."""
-
-import pytest
-import torch
+"""pytest-benchmark harness set-up: the device every case runs on."""
 
 import cases
+import pytest
+import torch
 
 
 @pytest.fixture(scope="session")

@@ -4,9 +4,8 @@
 once with ``--benchmark-disable`` as a smoke test of the harness.
 """
 
-import pytest
-
 import cases
+import pytest
 
 ROUNDS = {"cuda": 20, "cpu": 5}
 

@@ -29,10 +29,6 @@ from suites.api import BUDGET_NAMES
 from suites.registry import SUITE_NAMES
 from suites.results import CorruptRecord, from_record, read_record
 
-#: The pytest-benchmark implementation that a kernel's fused version is compared with,
-#: when a benchmark file does not name it (``extra_info["reference"]``): read from
-#: ``bench/cases.py`` (``REFERENCE_IMPL``) without importing it.
-BENCH_CASES = Path(__file__).resolve().parent.parent / "bench" / "cases.py"
 #: Names of the fused implementations on the kernels page.
 FUSED_IMPLS = ("triton",)
 
@@ -435,7 +431,6 @@ def kernel_frame(kernels_dir: str | Path) -> tuple[pd.DataFrame, list[FileProble
     kernels_dir = Path(kernels_dir)
     rows: list[dict[str, Any]] = []
     problems: list[FileProblem] = []
-    references = reference_impls()
     paths = sorted(kernels_dir.glob("*.json")) if kernels_dir.is_dir() else []
     for path in paths:
         relative = f"{kernels_dir.name}/{path.name}"
@@ -448,7 +443,7 @@ def kernel_frame(kernels_dir: str | Path) -> tuple[pd.DataFrame, list[FileProble
             commit = (document.get("commit_info") or {}).get("id") or ""
             for bench in benchmarks:
                 rows.append(_kernel_row(bench, relative, machine, str(commit)[:12],
-                                        str(document.get("datetime") or "")[:10], references))
+                                        str(document.get("datetime") or "")[:10]))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             problems.append(FileProblem(relative, f"not readable as JSON ({err})"))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
@@ -490,24 +485,6 @@ def kernel_tables(kernels: pd.DataFrame) -> list[dict[str, Any]]:
     return tables
 
 
-def reference_impls(cases_file: Path = BENCH_CASES) -> dict[str, str]:
-    """``REFERENCE_IMPL`` of ``bench/cases.py`` (kernel → implementation), or ``{}``."""
-    try:
-        module = ast.parse(cases_file.read_text())
-    except (OSError, SyntaxError):
-        return {}
-    for node in module.body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "REFERENCE_IMPL" for t in node.targets
-        ):
-            try:
-                value = ast.literal_eval(node.value)
-            except ValueError:
-                return {}
-            return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
-    return {}
-
-
 def _machine_name(info: dict[str, Any]) -> str:
     cpu = info.get("cpu") or {}
     brand = cpu.get("brand_raw") or info.get("processor") or info.get("machine") or ""
@@ -515,8 +492,8 @@ def _machine_name(info: dict[str, Any]) -> str:
     return " · ".join(part for part in (node, brand) if part) or "unknown machine"
 
 
-def _kernel_row(bench: dict[str, Any], file: str, machine: str, commit: str, date: str,
-                references: dict[str, str]) -> dict[str, Any]:
+def _kernel_row(bench: dict[str, Any], file: str, machine: str, commit: str,
+                date: str) -> dict[str, Any]:
     extra = bench.get("extra_info") or {}
     stats = bench["stats"]
     params = bench.get("params") or {}
@@ -550,7 +527,8 @@ def _kernel_row(bench: dict[str, Any], file: str, machine: str, commit: str, dat
         "gbps": _float_or_nan(gbps),
         "peak_gbps": _float_or_nan(peak),
         "peak_fraction": _float_or_nan(fraction),
-        "reference": str(extra.get("reference") or references.get(kernel, "")),
+        # The implementation this kernel's speedups are quoted against (bench/cases.py).
+        "reference": str(extra.get("reference") or ""),
         "speedup": math.nan,
     }
 

@@ -73,6 +73,13 @@ def test_every_cpu_case_runs_and_changes_state(kernel):
         assert seconds > 0 and info["gbps"] > 0 and info["device"].startswith("CPU")
 
 
+def test_extra_info_names_the_reference_the_site_quotes_speedups_against():
+    info = cases.extra_info(cases.Case("adamw", "triton", (1, 8)), 1e-3, CPU)
+    assert info["reference"] == "ref" and info["bytes"] == 28 * 8
+    assert info["gbps"] == pytest.approx(28 * 8 / 1e-3 / 1e9)
+    assert cases.extra_info(cases.Case("sgd", "torch_fused", (1, 8)), None, CPU)["reference"] == ""
+
+
 def test_peak_bandwidth_lookup():
     assert cases.peak_gbps("NVIDIA H200") == 4800.0
     assert cases.peak_gbps("NVIDIA H100 80GB HBM3") == 3350.0

@@ -166,6 +166,7 @@ def benchmark_document() -> dict:
                     "extra_info": {
                         "kernel": kernel, "impl": impl, "size": list(size),
                         "case": f"{kernel}[{impl}-{'x'.join(map(str, size))}]",
+                        "reference": {"scan_fwd": "chunked", "adamw": "ref"}[kernel],
                         "bytes": moved, "device": device, "peak_gbps": 3350.0, "gbps": gbps,
                         "peak_fraction": gbps / 3350.0,
                     },

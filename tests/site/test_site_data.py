@@ -142,13 +142,6 @@ def test_kernel_frame_without_benchmarks(tmp_path):
     assert frame.empty and problems == []
 
 
-def test_reference_impls_read_from_bench_cases_without_importing(tmp_path):
-    cases = tmp_path / "cases.py"
-    cases.write_text('raise SystemExit("never run")\nREFERENCE_IMPL = {"scan_fwd": "chunked"}\n')
-    assert site_data.reference_impls(cases) == {"scan_fwd": "chunked"}
-    assert site_data.reference_impls(tmp_path / "absent.py") == {}
-
-
 def test_optimizer_source_is_read_not_run(tmp_path):
     path = tmp_path / "opt.py"
     path.write_text('"""Docs with <b>tags</b>."""\nraise SystemExit("never run")\n'

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one script to run on a lent GPU machine: the kernel tests on real CUDA (the gpu
+# marker included), then the full benchmark cases, then a summary table.
+#   bench/gpu.sh [OUT_DIR]      (default results/kernels; $OUT when set)
+# Runs from a plain checkout with the machine's own python3, torch and triton; Python
+# packages missing there can travel as wheels in .whl/ and are installed first.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-${OUT:-results/kernels}}
+mkdir -p "$out"
+py=${PYTHON:-python3}
+if compgen -G ".whl/*.whl" >/dev/null; then
+    "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/lsb-site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/lsb-site
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv \
+    | tee "$out/gpu-info.txt"
+label=$("$py" bench/cases.py label)
+stamp=$(date +%Y%m%d)
+
+# Every kernel test runs on CUDA here (no interpreter), plus the gpu-only ones.
+"$py" -m pytest -q -p no:cacheprovider tests/kernels 2>&1 | tee "$out/$label-$stamp-tests.log"
+tests_rc=${PIPESTATUS[0]}
+
+LSB_BENCH=full "$py" -m pytest -q -p no:cacheprovider bench --benchmark-only \
+    --benchmark-columns=median,iqr,rounds --benchmark-sort=name \
+    --benchmark-json="$out/$label-$stamp.json" 2>&1 | tail -n 5
+bench_rc=${PIPESTATUS[0]}
+
+"$py" -m suites.cli show --kernels --kernels-dir "$out"
+echo "kernel tests exit $tests_rc, benchmarks exit $bench_rc; JSON: $out/$label-$stamp.json"
+[ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ]
