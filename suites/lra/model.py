@@ -138,7 +138,9 @@ class ResidualBlock(nn.Module):
 
     def forward(self, u: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.norm_kind == "batch":
-            # BatchNorm1d normalizes dim 1: features go there and back.
+            # BatchNorm1d normalizes dim 1: features go there and back. Its training
+            # statistics count padded positions too; evaluation uses the running
+            # statistics, so a prediction does not depend on the padding of its batch.
             z = self.norm(u.transpose(1, 2)).transpose(1, 2)
         else:
             z = self.norm(u)

@@ -120,9 +120,10 @@ def test_pixels_encoder_shape():
     assert model(torch.rand(3, 64, 1)).shape == (3, 2)
 
 
+@pytest.mark.parametrize("norm", ["batch", "layer"])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_padding_does_not_change_the_prediction(bidirectional):
-    config = LRUConfig(d_model=8, d_state=6, depth=2, norm="layer", bidirectional=bidirectional)
+def test_padding_does_not_change_the_prediction(bidirectional, norm):
+    config = LRUConfig(d_model=8, d_state=6, depth=2, norm=norm, bidirectional=bidirectional)
     model = LRUClassifier(config, 3, vocab_size=12).eval()
     tokens = torch.randint(1, 12, (1, 9))
     padded = torch.cat([tokens, torch.zeros(1, 7, dtype=torch.long)], dim=1)
