@@ -149,6 +149,16 @@ def _natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+def _print_coverage(table) -> None:
+    """Name the tasks that some optimizers have no results on: they count as failures."""
+    optimizers = table["optimizer"].nunique()
+    counts = table.groupby("task")["optimizer"].nunique()
+    partial = counts[counts < optimizers]
+    if not partial.empty:
+        listed = ", ".join(f"{task} ({n} of {optimizers})" for task, n in partial.items())
+        print(f"\nnot every optimizer has run these tasks (missing = failed): {listed}")
+
+
 def _print_leaderboard(root: Path, budget: str, suites: list[str] | None) -> bool:
     from suites import leaderboard
 
@@ -167,6 +177,7 @@ def _print_leaderboard(root: Path, budget: str, suites: list[str] | None) -> boo
         if len(chosen) > 1:
             print(f"\n== {suite}: overall ==")
             print(_format(leaderboard.overall_table(runs, budget, suite)))
+    _print_coverage(table)
     old = leaderboard.superseded_versions(runs)
     if not old.empty:
         versions = ", ".join(f"{o} {h} ({n} runs)" for o, h, n in old.itertuples(index=False))
@@ -274,6 +285,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     row = overall[overall["optimizer"] == submission.name]
     print(f"\n== {submission.name} overall: rank {int(row['rank'].iloc[0])}/{len(overall)} ==")
     print(_format(row))
+    _print_coverage(table)
     return _report_failures(report)
 
 
