@@ -130,11 +130,11 @@ def _format(frame) -> str:
 
 
 def _suite_ranking(table, suite: str):
-    """Optimizers × tasks of a suite: 'score (rank)' cells."""
+    """Optimizers × tasks of a suite: 'score (rank)' cells, or 'fail'."""
     rows = table[table["suite"] == suite]
     cells = rows.assign(
         cell=[
-            (f"{m:.3g}" if math.isfinite(m) else "fail") + f" ({k})"
+            f"{m:.3g} ({k})" if math.isfinite(m) else "fail"
             for m, k in zip(rows["score_mean"], rows["rank"], strict=True)
         ],
         short=rows["task"].str.removeprefix(f"{suite}/"),
