@@ -120,13 +120,11 @@ def _format(frame) -> str:
     import pandas as pd
 
     def number(x: float) -> str:
-        if math.isnan(x):
-            return "-"  # not measured, e.g. no sgd runs to compare with
         return f"{x:.4g}" if math.isfinite(x) else "fail"
 
     with pd.option_context("display.width", 250, "display.max_columns", None,
                            "display.max_colwidth", 60, "display.float_format", number):
-        return frame.to_string(index=False)
+        return frame.to_string(index=False, na_rep="-")  # NaN: not measured (e.g. no sgd)
 
 
 def _suite_ranking(table, suite: str):
@@ -291,8 +289,32 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     root = _results_root(args)
+    if args.kernels:
+        return _print_kernels(root)
     if not _print_leaderboard(root, args.budget, args.suite):
         print(f"no {args.budget!r} evaluation runs in {root}/: run `lsb demo` or `lsb run`")
+    return EXIT_OK
+
+
+def _print_kernels(root: Path) -> int:
+    """The kernel benchmark tables of ``root/kernels`` (pytest-benchmark JSON, ``make bench``)."""
+    import pandas as pd
+
+    from suites import site_data
+
+    frame, problems = site_data.kernel_frame(root / "kernels")
+    for problem in problems:
+        print(f"skipped {problem.path}: {problem.reason}", file=sys.stderr)
+    if frame.empty:
+        print(f"no kernel benchmarks in {root}/kernels/: run `make bench`")
+        return EXIT_OK
+    columns = ["kernel", "size", "impl", "time_s", "gbps", "peak_fraction", "speedup"]
+    for table in site_data.kernel_tables(frame):
+        print(f"\n== {table['file']}: {table['device']} on {table['machine']}, "
+              f"{table['run_date']}, commit {table['commit'] or '?'} ==")
+        rows = pd.DataFrame(table["rows"])[columns]
+        numbers = ["time_s", "gbps", "peak_fraction", "speedup"]
+        print(_format(rows.astype(dict.fromkeys(numbers, float))))
     return EXIT_OK
 
 
@@ -359,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="print the leaderboard from the results directory")
     p.add_argument("--suite", action="append", metavar="SUITE", help="only these suites")
     p.add_argument("--budget", choices=BUDGET_NAMES, default="quick")
+    p.add_argument("--kernels", action="store_true",
+                   help="print the kernel benchmark tables instead (results/kernels/)")
     results_option(p)
     p.set_defaults(func=_cmd_show)
     p = sub.add_parser("demo", help="run the chain and valley suites at the quick budget")

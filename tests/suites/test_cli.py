@@ -40,6 +40,8 @@ def test_results_directory_from_the_environment(fake_registry, results, monkeypa
     monkeypatch.setenv("LSB_RESULTS", str(results))
     assert main(["show"]) == 0
     assert f"no 'quick' evaluation runs in {results}/" in capsys.readouterr().out
+    assert main(["show", "--kernels"]) == 0
+    assert f"no kernel benchmarks in {results}/kernels/" in capsys.readouterr().out
 
 
 INVALID = """
