@@ -48,11 +48,11 @@ CUDA_ONLY_IMPLS = {"triton"}
 
 # Scan sizes: B·N = 8192 channels, so T = 4096 gives B·T·N = 2^25 elements.
 SCAN_SIZES_FULL = [(16, T, 512) for T in (256, 1024, 4096, 16384)]
-SCAN_SIZES_QUICK = [(4, 256, 64), (4, 1024, 64)]
+SCAN_SIZES_QUICK = [(8, 256, 256), (8, 4096, 256)]
 # The sequential oracle loops over T in Python: time it only at the smaller lengths.
 SEQUENTIAL_MAX_T = 256
 OPTIM_SIZES_FULL = [(1, 1 << 20), (1, 1 << 24), (1, 1 << 27), (1000, 1 << 14)]
-OPTIM_SIZES_QUICK = [(1, 1 << 20), (1000, 1 << 10)]
+OPTIM_SIZES_QUICK = [(1, 1 << 20), (1, 1 << 24), (1000, 1 << 14)]
 
 
 @dataclass(frozen=True)

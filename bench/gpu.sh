@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The one script to run on a lent GPU machine: the kernel tests on real CUDA (the gpu
 # marker included), then the full benchmark cases, then a summary table.
-#   bench/gpu.sh [OUT_DIR]      (default results/kernels; $OUT when set)
+#   bench/gpu.sh [RESULTS_DIR]      (default results, or $OUT when set; JSON into its kernels/)
 # Runs from a plain checkout with the machine's own python3, torch and triton; Python
 # packages missing there can travel as wheels in .whl/ and are installed first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-${OUT:-results/kernels}}
+root=${1:-${OUT:-results}}
+out="$root/kernels"
 mkdir -p "$out"
 py=${PYTHON:-python3}
 if compgen -G ".whl/*.whl" >/dev/null; then
@@ -30,6 +31,6 @@ LSB_BENCH=full "$py" -m pytest -q -p no:cacheprovider bench --benchmark-only \
     --benchmark-json="$out/$label-$stamp.json" 2>&1 | tail -n 5
 bench_rc=${PIPESTATUS[0]}
 
-"$py" -m suites.cli show --kernels --kernels-dir "$out"
+"$py" -m suites.cli show --kernels --results "$root"
 echo "kernel tests exit $tests_rc, benchmarks exit $bench_rc; JSON: $out/$label-$stamp.json"
 [ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ]

@@ -8,7 +8,6 @@ submission (reported before any run starts); 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import math
 import platform
@@ -326,11 +325,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise UsageError(f"the demo needs the suites {DEMO_SUITES}; none is installed")
     args.selectors, args.optimizer, args.budget, args.seeds = present, None, "quick", None
     code = _cmd_run(args)
-    if importlib.util.find_spec("suites.sitegen") is not None:
-        from suites import sitegen
+    from suites import sitegen
 
-        index = sitegen.build_site(_results_root(args))
-        print(f"\nsite: open file://{index.resolve()}")
+    index = sitegen.build_site(_results_root(args))
+    print(f"\nsite: open file://{index.resolve()}")
     return code
 
 
@@ -390,10 +388,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, default=None, metavar="S")
     results_option(p)
     p.set_defaults(func=_cmd_demo)
-    if importlib.util.find_spec("suites.sitegen") is not None:
-        from suites import sitegen
+    from suites import sitegen
+    from suites.lra import data as lra_data
 
-        sitegen.add_commands(sub)
+    sitegen.add_commands(sub)
+    p = sub.add_parser("data", help="generate LRA data sets in the official release layout")
+    lra_data.add_commands(p.add_subparsers(dest="dataset", metavar="DATASET", required=True))
     return parser
 
 

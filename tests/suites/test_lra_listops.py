@@ -148,3 +148,12 @@ def test_data_command_writes_the_release_layout(tmp_path, capsys):
     assert data_main(argv) == 0
     assert "basic_train.tsv" in capsys.readouterr().out
     assert len(listops.load(tmp_path)["train"]) == 4
+
+
+def test_lsb_data_listops_is_the_same_command(tmp_path):
+    from suites.cli import main as lsb
+
+    argv = ["data", "listops", "--root", str(tmp_path), "--train", "3", "--val", "1",
+            "--test", "1", "--max-depth", "2", "--min-length", "3", "--max-length", "30"]
+    assert lsb(argv) == 0
+    assert [len(listops.load(tmp_path)[s]) for s in ("train", "val", "test")] == [3, 1, 1]
