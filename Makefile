@@ -33,9 +33,11 @@ bench: $(STAMP)
 	$(PY) -m pytest -q bench --benchmark-only --benchmark-columns=median,iqr,rounds \
 	    --benchmark-json=results/kernels/$$($(PY) bench/cases.py label)-$$(date +%Y%m%d).json
 
+# A quick asv run of the working tree (timings only; `asv run` without -b adds the
+# GB/s and speedup tracks), then the HTML dashboard into site/build/asv.
 asv: $(STAMP)
 	$(VENV)/bin/asv machine --yes
-	$(VENV)/bin/asv run --python=same --set-commit-hash=$$(git rev-parse HEAD) --quick
+	$(VENV)/bin/asv run --python=same --set-commit-hash=$$(git rev-parse HEAD) --quick -b time_step
 	$(VENV)/bin/asv publish
 
 lint: $(STAMP)
