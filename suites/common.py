@@ -28,7 +28,8 @@ class BaseTask:
         return self.name.split("/", 1)[0]
 
     def setup(self, seed: int, budget: str) -> Problem:
-        raise NotImplementedError
+        """The task's problem for ``seed`` at ``budget`` (each task defines its own)."""
+        raise NotImplementedError(f"{type(self).__name__} must define setup")
 
     def failed_score(self) -> float:
         return -math.inf if self.metric.higher_is_better else math.inf

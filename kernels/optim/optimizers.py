@@ -42,7 +42,8 @@ class _StepOptimizer(Optimizer):
         self._check_group(self.param_groups[-1])
 
     def _check_group(self, group: dict) -> None:
-        raise NotImplementedError
+        """Validate one param group's hyperparameters (each optimizer defines its own)."""
+        raise NotImplementedError(f"{type(self).__name__} must define _check_group")
 
     def _params_with_grads(self, group: dict) -> list[Tensor]:
         params = []

@@ -26,7 +26,7 @@ class ScalarStep(Optimizer):
 
     def _step_size(self, group: dict, loss: float, grad_sq: float) -> float:
         """The step size of ``group`` at this step (subclasses define the rule)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must define _step_size")
 
     @torch.no_grad()
     def step(self, closure=None):
