@@ -100,6 +100,14 @@ def _scan_tile(
 
 
 @triton.jit
+def _tile_start(lo, j, n_tiles, BLOCK_T: tl.constexpr, REVERSE: tl.constexpr):
+    # The j-th tile in scan order: chunks are walked from their end in a reverse scan.
+    if REVERSE:
+        return lo + (n_tiles - 1 - j) * BLOCK_T
+    return lo + j * BLOCK_T
+
+
+@triton.jit
 def _last_row(v, BLOCK_T: tl.constexpr, REVERSE: tl.constexpr):
     # The row reached last in scan order: the bottom row, or the top one in reverse.
     rows = tl.arange(0, BLOCK_T)[:, None]
@@ -130,10 +138,7 @@ def _chunk_summary_kernel(
     pr = tl.full((BLOCK_N,), 1.0, tl.float32)
     pi = tl.zeros((BLOCK_N,), tl.float32)
     for j in range(0, n_tiles):
-        if REVERSE:
-            t0 = lo + (n_tiles - 1 - j) * BLOCK_T
-        else:
-            t0 = lo + j * BLOCK_T
+        t0 = _tile_start(lo, j, n_tiles, BLOCK_T, REVERSE)
         ar, ai, xr, xi = _scan_tile(
             x_ptr, lam_ptr, pid_b, t0, hi, T, offs_n, mask_n,
             s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
@@ -218,10 +223,7 @@ def _chunk_scan_kernel(
         h0r = tl.load(h0_ptr + pid_b * s_0b + offs_n * s_0n, mask=mask_n, other=0.0)
         h0i = tl.load(h0_ptr + pid_b * s_0b + offs_n * s_0n + 1, mask=mask_n, other=0.0)
     for j in range(0, n_tiles):
-        if REVERSE:
-            t0 = lo + (n_tiles - 1 - j) * BLOCK_T
-        else:
-            t0 = lo + j * BLOCK_T
+        t0 = _tile_start(lo, j, n_tiles, BLOCK_T, REVERSE)
         ar, ai, xr, xi = _scan_tile(
             x_ptr, lam_ptr, pid_b, t0, hi, T, offs_n, mask_n,
             s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
