@@ -71,6 +71,8 @@ class Problem:
     requires grad; ``evaluate()`` returns metrics, among them the task's metric name.
     ``steps`` is the number of optimizer steps; ``eval_every`` how often to evaluate.
     ``stop(loss_value, step)`` may end a run early (e.g. a target reached).
+    ``lr_schedule(step)`` multiplies every group's step size (the submission's ``lr_key``)
+    at that step (0-based), e.g. a warm-up then cosine decay; ``None``: constant.
     """
 
     param_groups: list[dict[str, Any]]
@@ -79,6 +81,7 @@ class Problem:
     steps: int
     eval_every: int = 0
     stop: Callable[[float, int], bool] | None = None
+    lr_schedule: Callable[[int], float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -31,6 +31,14 @@ class BaseTask:
         """The task's problem for ``seed`` at ``budget`` (each task defines its own)."""
         raise NotImplementedError(f"{type(self).__name__} must define setup")
 
+    def missing_data(self, budget: str) -> str | None:
+        """Why ``budget`` cannot run here (files to fetch or generate), or ``None``.
+
+        Tasks that read data files override this; the CLI lists such tasks as "needs
+        data" and a sweep skips them with the message instead of failing every run.
+        """
+        return None
+
     def failed_score(self) -> float:
         return -math.inf if self.metric.higher_is_better else math.inf
 

@@ -193,7 +193,10 @@ def execute(
         groups = optimizer_param_groups(problem.param_groups, hparams, submission.lr_key)
         param_bytes = parameter_bytes(groups)
         optimizer = submission.build(groups, **hparams)
-        status, steps_run, step_seconds = _train(problem, optimizer, losses, evals, deadline)
+        schedule = step_size_schedule(problem, optimizer, submission.lr_key)
+        status, steps_run, step_seconds = _train(
+            problem, optimizer, losses, evals, deadline, schedule
+        )
         state_bytes = optimizer_state_bytes(optimizer)
     except Exception:  # noqa: BLE001 -- a failing run is a result, not a crash of the sweep
         status, error = "error", traceback.format_exc()
@@ -237,12 +240,47 @@ def execute(
     )
 
 
+def step_size_schedule(
+    problem: Problem, optimizer: torch.optim.Optimizer, lr_key: str | None
+) -> Callable[[int], None] | None:
+    """A function that sets every group's step size for a step, from ``problem.lr_schedule``.
+
+    Each group keeps its own base step size (the submission's, times the task's
+    ``lr_scale``); the schedule multiplies it. ``None`` when the problem has no schedule.
+    A submission without ``lr_key`` has no step size to schedule: that is an error, not a
+    silently constant step size.
+    """
+    if problem.lr_schedule is None:
+        return None
+    if lr_key is None:
+        raise ValueError(
+            "this task schedules the step size (warm-up, decay), but the submission sets no "
+            "lr_key: name the hyperparameter that is its step size with `lr_key = ...`"
+        )
+    missing = [i for i, g in enumerate(optimizer.param_groups) if lr_key not in g]
+    if missing:
+        raise ValueError(
+            f"the optimizer's param groups {missing} have no {lr_key!r} (the submission's "
+            "lr_key): the task's step-size schedule cannot be applied"
+        )
+    base = [group[lr_key] for group in optimizer.param_groups]
+    multiplier = problem.lr_schedule
+
+    def set_step(step: int) -> None:
+        factor = float(multiplier(step))
+        for group, value in zip(optimizer.param_groups, base, strict=True):
+            group[lr_key] = value * factor
+
+    return set_step
+
+
 def _train(
     problem: Problem,
     optimizer: torch.optim.Optimizer,
     losses: list[float],
     evals: list[tuple[int, dict[str, float]]],
     deadline: float,
+    schedule: Callable[[int], None] | None = None,
 ) -> tuple[str, int, float]:
     """The step loop; returns (status, steps run, seconds spent stepping)."""
     step = 0
@@ -264,6 +302,8 @@ def _train(
         if time.perf_counter() > deadline:
             return "timeout", step, stepping
         step_loss.clear()
+        if schedule is not None:
+            schedule(step)
         tick = time.perf_counter()
         try:
             optimizer.step(closure)

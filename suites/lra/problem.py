@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,6 +17,28 @@ from suites.lra.model import lru_param_groups
 EVAL_BATCH = 256
 
 
+def warmup_cosine(steps: int, warmup_fraction: float = 0.1) -> Callable[[int], float]:
+    """Step-size multiplier of App. E.3: linear warm-up over the first ``warmup_fraction``
+    of the steps, then a cosine decay to 0 at the last step.
+
+    The multiplier at step ``k`` (0-based) is ``(k + 1) / W`` during the ``W`` warm-up
+    steps, then ``½ (1 + cos(π (k − W) / (steps − W)))``.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, got {steps}")
+    if not 0.0 <= warmup_fraction < 1.0:
+        raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+    warmup = int(round(warmup_fraction * steps))
+    decay = max(steps - warmup, 1)
+
+    def multiplier(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup, decay) / decay))
+
+    return multiplier
+
+
 def classification_problem(
     model: nn.Module,
     train: SequenceData,
@@ -24,12 +49,16 @@ def classification_problem(
     lr_factor: float,
     eval_every: int,
     seed: int,
+    lr_schedule: Callable[[int], float] | None = None,
+    weight_decay: float | None = None,
 ) -> Problem:
     """Cross-entropy on minibatches of ``train``; test accuracy and loss as the metrics.
 
     The recurrent parameters get ``lr_factor`` and no weight decay (Table 9); the batches
     are fixed by ``seed`` in advance, so every optimizer sees the same examples at the
-    same step, and a closure called twice in a step sees one batch.
+    same step, and a closure called twice in a step sees one batch. ``lr_schedule``
+    multiplies the step size per step (e.g. :func:`warmup_cosine`); ``weight_decay``, when
+    given, overrides the optimizer's own on the non-recurrent parameters.
     """
     gen = torch.Generator().manual_seed(seed)
     batches = torch.randint(len(train), (steps, batch_size), generator=gen)
@@ -54,9 +83,10 @@ def classification_problem(
         return {"test_accuracy": correct / len(test), "test_loss": total_loss / len(test)}
 
     return Problem(
-        param_groups=lru_param_groups(model, lr_factor),
+        param_groups=lru_param_groups(model, lr_factor, weight_decay),
         loss=loss,
         evaluate=evaluate,
         steps=steps,
         eval_every=eval_every,
+        lr_schedule=lr_schedule,
     )

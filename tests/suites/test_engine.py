@@ -11,6 +11,7 @@ import torch
 from engine_fakes import GD_SOURCE, LION_SOURCE, FailingTask, QuadraticTask, SlowTask
 
 from suites import registry
+from suites.api import Problem
 from suites.executors import LocalExecutor
 from suites.results import SCHEMA_VERSION, ResultStore, run_key
 from suites.runner import (
@@ -147,6 +148,44 @@ def test_lr_scale_multiplies_the_step_size_of_its_group():
     assert groups[1] == {"params": [b], "lr": pytest.approx(0.05), "weight_decay": 0.0}
     optimizer = torch.optim.SGD(groups, lr=0.5, momentum=0.9)
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([0.5, 0.05])
+
+
+class _ScheduledTask(QuadraticTask):
+    """A linear loss (gradient 1) whose step sizes follow a schedule: x moves by -lr_k."""
+
+    def __init__(self, schedule):
+        super().__init__(name="fake/scheduled")
+        self.schedule = schedule
+        self.trace: list[tuple[float, float]] = []
+
+    def setup(self, seed: int, budget: str) -> Problem:
+        x, y = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+
+        def loss(step: int) -> torch.Tensor:
+            self.trace.append((float(x), float(y)))
+            return x.sum() + y.sum()
+
+        return Problem(
+            param_groups=[{"params": [x]}, {"params": [y], "lr_scale": 0.5}],
+            loss=loss, evaluate=lambda: {"final_loss": 0.0}, steps=4,
+            lr_schedule=self.schedule,
+        )
+
+
+def test_lr_schedule_multiplies_each_group_s_step_size_per_step(gd):
+    task = _ScheduledTask(lambda step: [1.0, 0.5, 0.25, 0.0][step])
+    result = execute(task, gd, {"lr": 0.1}, seed=0, budget="quick")
+    assert result.status == "ok"
+    moves = torch.tensor(task.trace).diff(dim=0)  # (steps - 1, 2): the moves of x and y
+    assert moves[:, 0].tolist() == pytest.approx([-0.1, -0.05, -0.025])
+    assert moves[:, 1].tolist() == pytest.approx([-0.05, -0.025, -0.0125])
+
+
+def test_lr_schedule_needs_a_step_size_to_schedule(write_submission):
+    source = GD_SOURCE.replace('lr_key = "lr"', "lr_key = None")
+    result = execute(_ScheduledTask(lambda step: 1.0), load_submission(write_submission(source)),
+                     {"lr": 0.1}, seed=0, budget="quick")
+    assert result.status == "error" and "lr_key" in result.error
 
 
 def test_execute_records_curve_metrics_and_cost(gd):

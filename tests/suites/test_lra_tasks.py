@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -81,3 +82,18 @@ def test_lru_beats_the_majority_class_with_adamw(adamw, one_thread):
     majority = torch.bincount(test.labels).max().item() / len(test)
     assert majority < 0.2
     assert result.metrics["test_accuracy"] > majority + 0.1, result.metrics
+
+
+def test_warmup_cosine_follows_app_e3():
+    from suites.lra.problem import warmup_cosine
+
+    schedule = warmup_cosine(100, warmup_fraction=0.1)
+    values = [schedule(k) for k in range(100)]
+    assert values[:10] == pytest.approx([(k + 1) / 10 for k in range(10)])
+    assert values[10] == pytest.approx(1.0)
+    assert values[55] == pytest.approx(0.5)  # half-way through the decay
+    assert values[99] == pytest.approx(0.5 * (1 + math.cos(math.pi * 89 / 90)))
+    assert all(a >= b for a, b in zip(values[10:-1], values[11:], strict=True))
+    assert warmup_cosine(5, 0.0)(0) == 1.0
+    with pytest.raises(ValueError, match="warmup_fraction"):
+        warmup_cosine(10, 1.0)
