@@ -47,6 +47,9 @@ class Metric:
     number of steps until the minibatch loss first reached it.
     ``tolerance``: relative distance to an optimizer's best score within which another
     config counts as "near its best" for the tuning-robustness score.
+    ``select_by``: a metric the task reports besides its score (e.g. ``val_accuracy``,
+    oriented like the score) by which the tuning phase picks the best configuration, so
+    the reported score is measured on data that did not pick it. ``None``: the score.
     """
 
     name: str
@@ -54,6 +57,7 @@ class Metric:
     target: float | None = None
     tolerance: float = 0.1
     unit: str = ""
+    select_by: str | None = None
 
     def better(self, a: float, b: float) -> bool:
         """True when score ``a`` beats score ``b``."""

@@ -361,8 +361,18 @@ def oriented_score(score: float, metric: Metric) -> float:
     return -score if metric.higher_is_better else score
 
 
+def selection_score(result: RunResult, metric: Metric) -> float:
+    """What tuning ranks a run by: its score, or the ``metric.select_by`` metric it reported
+    (NaN when the run failed or did not report it)."""
+    if metric.select_by is None:
+        return result.score
+    if result.status != "ok":
+        return math.nan
+    return float(result.metrics.get(metric.select_by, math.nan))
+
+
 def select_best_config(results: Sequence[RunResult], metric: Metric) -> dict[str, Any]:
-    """The configuration with the best mean tuning score.
+    """The configuration with the best mean tuning score (or ``metric.select_by``).
 
     Ties (e.g. every configuration failed) go to more successful runs, then to fewer
     mean steps, then to the earlier configuration of the search space.
@@ -374,7 +384,7 @@ def select_best_config(results: Sequence[RunResult], metric: Metric) -> dict[str
     def rank(item: tuple[int, list[RunResult]]) -> tuple[float, float, float, int]:
         order, runs = item
         return (
-            float(np.mean([oriented_score(r.score, metric) for r in runs])),
+            float(np.mean([oriented_score(selection_score(r, metric), metric) for r in runs])),
             -sum(r.status == "ok" for r in runs) / len(runs),
             float(np.mean([r.steps_run for r in runs])),
             order,

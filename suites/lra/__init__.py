@@ -7,12 +7,12 @@ weight decay (Table 9). Data come from the LRA release's files or, for ListOps, 
 the release's generator (``suites.lra.data``).
 """
 
-from suites.api import Budget, Metric
-from suites.lra.listops import ListOpsTask
+from suites.api import Budget
+from suites.lra.listops import LR_FACTOR, SCALES, ListOpsTask
+from suites.lra.task import TEST_ACCURACY
 
 #: Quick: about 1,000 steps of a 2-block LRU, two minutes on two CPU cores; full: Table 9.
 LISTOPS_BUDGET = Budget(smoke=20, quick=1_000, full=80_000)
-TEST_ACCURACY = Metric(name="test_accuracy", higher_is_better=True, unit="fraction")
 
 
 def tasks() -> list:
@@ -29,5 +29,7 @@ def tasks() -> list:
         ),
         budgets=LISTOPS_BUDGET,
         metric=TEST_ACCURACY,
+        lr_factor=LR_FACTOR,
+        scales=SCALES,
     )
     return [listops]

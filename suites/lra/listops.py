@@ -13,79 +13,61 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from pathlib import Path
 
-from suites.api import Problem
-from suites.common import BaseTask
+from torch import nn
+
 from suites.lra.data import listops
-from suites.lra.data.release import default_root
 from suites.lra.data.sequences import SequenceData
 from suites.lra.model import LRUClassifier, LRUConfig
-from suites.lra.problem import classification_problem
+from suites.lra.task import LRATask, ReleaseFiles, Scale, Splits
 
 #: Table 9, ListOps: the recurrent parameters' step size is this times the optimizer's.
 LR_FACTOR = 0.5
 #: Generator settings of the short expressions of the smoke and quick budgets.
 SHORT_SETTINGS = {"max_depth": 4, "max_args": 5, "min_length": 20, "max_length": 80}
-SHORT_TRAIN, SHORT_TEST = 5_000, 1_000
+SHORT_TRAIN, SHORT_TEST, SHORT_VAL = 5_000, 1_000, 1_000
 #: The short data set is one draw, the same for every run seed.
 SHORT_DATA_SEED = 0
-
-
-@dataclass(frozen=True)
-class Scale:
-    """What one budget trains: model, batch size, evaluation period, data size."""
-
-    config: LRUConfig
-    batch_size: int
-    eval_every: int
-    train_size: int | None = None  # None: the whole split
-    test_size: int | None = None
-
 
 SCALES = {
     "smoke": Scale(LRUConfig(d_model=32, d_state=32, depth=1), 32, 0, 1_000, 200),
     "quick": Scale(LRUConfig(d_model=64, d_state=64, depth=2), 32, 250),
-    "full": Scale(LRUConfig(d_model=128, d_state=256, depth=6), 32, 5_000),
+    "full": Scale(LRUConfig(d_model=128, d_state=256, depth=6), 32, 5_000, paper=True),
 }
 
 
 @functools.cache
-def short_splits() -> tuple[SequenceData, SequenceData]:
-    """(train, test) of the smoke and quick budgets."""
-    examples = listops.generate(SHORT_TRAIN + SHORT_TEST, seed=SHORT_DATA_SEED, **SHORT_SETTINGS)
-    return (
-        listops.from_examples(examples[:SHORT_TRAIN]),
-        listops.from_examples(examples[SHORT_TRAIN:]),
+def short_splits() -> tuple[SequenceData, SequenceData, SequenceData]:
+    """(train, test, val) of the smoke and quick budgets (validation drawn last, so that
+    train and test are the first draws of the generator)."""
+    examples = listops.generate(
+        SHORT_TRAIN + SHORT_TEST + SHORT_VAL, seed=SHORT_DATA_SEED, **SHORT_SETTINGS
+    )
+    cuts = [0, SHORT_TRAIN, SHORT_TRAIN + SHORT_TEST, len(examples)]
+    return tuple(
+        listops.from_examples(examples[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)
     )
 
 
 @dataclass(frozen=True)
-class ListOpsTask(BaseTask):
+class ListOpsTask(LRATask):
     """Test accuracy of a deep LRU on ListOps after the budget's steps."""
 
-    data_root: Path | None = None  # the release's root at the full budget (default: env)
+    def release_files(self, budget: str) -> ReleaseFiles | None:
+        if budget != "full":
+            return None
+        files = tuple(listops.split_file(s) for s in listops.SPLITS)
+        return ReleaseFiles(listops.RELEASE_DIR, files, generate="listops")
 
-    def splits(self, budget: str) -> tuple[SequenceData, SequenceData]:
+    def splits(self, budget: str) -> Splits:
         if budget == "full":
-            data = listops.load(self.data_root or default_root(), ("train", "test"))
-            return data["train"], data["test"]
-        train, test = short_splits()
-        scale = SCALES[budget]
-        return train.head(scale.train_size), test.head(scale.test_size)
-
-    def setup(self, seed: int, budget: str) -> Problem:
-        steps = self.budgets.steps(budget)
-        scale = SCALES[budget]
-        train, test = self.splits(budget)
-        model = LRUClassifier(scale.config, listops.NUM_CLASSES, vocab_size=len(listops.VOCAB))
-        return classification_problem(
-            model,
-            train,
-            test,
-            steps=steps,
-            batch_size=scale.batch_size,
-            lr_factor=LR_FACTOR,
-            eval_every=scale.eval_every,
-            seed=seed,
+            data = listops.load(self.root, ("train", "val", "test"))
+            return Splits(data["train"], data["val"], data["test"])
+        train, test, val = short_splits()
+        scale = self.scales[budget]
+        return Splits(
+            train.head(scale.train_size), val.head(scale.eval_size), test.head(scale.eval_size)
         )
+
+    def build_model(self, scale: Scale) -> nn.Module:
+        return LRUClassifier(scale.config, listops.NUM_CLASSES, vocab_size=len(listops.VOCAB))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from suites.api import Problem
-from suites.lra.data.sequences import SequenceData
 from suites.lra.model import lru_param_groups
 
 #: Test examples per forward pass when evaluating.
@@ -39,20 +39,30 @@ def warmup_cosine(steps: int, warmup_fraction: float = 0.1) -> Callable[[int], f
     return multiplier
 
 
+class Split(Protocol):
+    """A split as the problem reads it: ``batch(index)`` is ``(*model inputs, labels)``."""
+
+    def __len__(self) -> int: ...
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor | None, ...]: ...
+
+
 def classification_problem(
     model: nn.Module,
-    train: SequenceData,
-    test: SequenceData,
+    train: Split,
+    test: Split,
     *,
     steps: int,
     batch_size: int,
     lr_factor: float,
     eval_every: int,
     seed: int,
+    val: Split | None = None,
     lr_schedule: Callable[[int], float] | None = None,
     weight_decay: float | None = None,
 ) -> Problem:
-    """Cross-entropy on minibatches of ``train``; test accuracy and loss as the metrics.
+    """Cross-entropy on minibatches of ``train``; accuracy and loss on ``test`` (and on
+    ``val`` when given: ``val_accuracy`` is what tuning selects by) as the metrics.
 
     The recurrent parameters get ``lr_factor`` and no weight decay (Table 9); the batches
     are fixed by ``seed`` in advance, so every optimizer sees the same examples at the
@@ -65,22 +75,28 @@ def classification_problem(
 
     def loss(step: int) -> torch.Tensor:
         model.train()
-        inputs, lengths, labels = train.batch(batches[step])
-        return F.cross_entropy(model(inputs, lengths), labels)
+        *inputs, labels = train.batch(batches[step])
+        return F.cross_entropy(model(*inputs), labels)
+
+    def measure(split: Split, prefix: str) -> dict[str, float]:
+        correct, total_loss = 0, 0.0
+        for start in range(0, len(split), EVAL_BATCH):
+            *inputs, labels = split.batch(torch.arange(start, min(start + EVAL_BATCH, len(split))))
+            logits = model(*inputs)
+            correct += int((logits.argmax(-1) == labels).sum())
+            total_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+        n = len(split)
+        return {f"{prefix}_accuracy": correct / n, f"{prefix}_loss": total_loss / n}
 
     @torch.no_grad()
     def evaluate() -> dict[str, float]:
         # Evaluation mode: batch norm uses its running statistics, dropout is off.
         model.eval()
-        correct, total_loss = 0, 0.0
-        for start in range(0, len(test), EVAL_BATCH):
-            index = torch.arange(start, min(start + EVAL_BATCH, len(test)))
-            inputs, lengths, labels = test.batch(index)
-            logits = model(inputs, lengths)
-            correct += int((logits.argmax(-1) == labels).sum())
-            total_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+        metrics = measure(test, "test")
+        if val is not None:
+            metrics |= measure(val, "val")
         model.train()
-        return {"test_accuracy": correct / len(test), "test_loss": total_loss / len(test)}
+        return metrics
 
     return Problem(
         param_groups=lru_param_groups(model, lr_factor, weight_decay),

@@ -267,6 +267,20 @@ def test_best_config_ties_go_to_fewer_steps(gd):
     assert select_best_config([slow, fast], metric) == {"lr": 0.3}
 
 
+def test_tuning_can_select_by_a_validation_metric(gd):
+    """With ``select_by`` the config with the best validation number wins, whatever its score."""
+    import dataclasses
+
+    metric = dataclasses.replace(QuadraticTask().metric, select_by="val_loss")
+    good = execute(QuadraticTask(), gd, {"lr": 0.3}, seed=0, budget="quick")
+    poor = execute(QuadraticTask(), gd, {"lr": 0.01}, seed=0, budget="quick")
+    assert select_best_config([poor, good], QuadraticTask().metric) == {"lr": 0.3}
+    good.metrics["val_loss"], poor.metrics["val_loss"] = 1.0, 0.5
+    assert select_best_config([poor, good], metric) == {"lr": 0.01}
+    del poor.metrics["val_loss"]  # a run that reports no validation number ranks last
+    assert select_best_config([poor, good], metric) == {"lr": 0.3}
+
+
 def test_rerun_makes_only_the_missing_runs(gd, tmp_path):
     first = sweep([QuadraticTask()], [gd], tmp_path)
     store = ResultStore(tmp_path / "results")

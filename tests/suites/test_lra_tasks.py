@@ -11,7 +11,7 @@ import torch
 import suites.lra
 from suites.api import Budget, Task
 from suites.lra.data import listops as listops_data
-from suites.lra.listops import LR_FACTOR, SCALES, short_splits
+from suites.lra.listops import LR_FACTOR, SCALES, SHORT_SETTINGS, short_splits
 from suites.registry import builtin_optimizer_paths, get_task
 from suites.runner import execute
 from suites.submission import load_submission
@@ -51,11 +51,26 @@ def test_listops_problem_groups_and_batches():
     torch.testing.assert_close(problem.loss(3), problem.loss(3))
     metrics = problem.evaluate()
     assert 0 <= metrics["test_accuracy"] <= 1 and metrics["test_loss"] > 0
+    assert 0 <= metrics["val_accuracy"] <= 1 and metrics["val_loss"] > 0
+    assert problem.lr_schedule is None  # warm-up + cosine at the full budget only
+
+
+def test_full_budget_uses_table_9_and_the_schedule(tmp_path):
+    listops_data.write_release(tmp_path, {"train": 8, "val": 4, "test": 4}, **SHORT_SETTINGS)
+    task = dataclasses.replace(get_task("lra/listops"), data_root=tmp_path)
+    assert task.missing_data("full") is None
+    scale = SCALES["full"]
+    assert (scale.config.depth, scale.config.d_model, scale.config.d_state) == (6, 128, 256)
+    assert scale.batch_size == 32 and task.budgets.full == 80_000 and scale.paper
+    problem = task.setup(seed=0, budget="full")
+    assert problem.param_groups[1]["weight_decay"] == 0.05
+    assert problem.lr_schedule(0) == pytest.approx(1 / 8_000)
+    assert problem.lr_schedule(8_000) == pytest.approx(1.0)
 
 
 def test_short_data_is_the_generator_s_with_a_fixed_seed():
-    train, test = short_splits()
-    assert len(train) == 5_000 and len(test) == 1_000
+    train, test, val = short_splits()
+    assert len(train) == 5_000 and len(test) == 1_000 and len(val) == 1_000
     assert 20 < int(train.lengths.min()) and int(train.lengths.max()) < 80
     assert train.inputs.max() < len(listops_data.VOCAB)
 
@@ -64,6 +79,9 @@ def test_full_budget_reads_the_release_and_says_what_is_missing(tmp_path):
     task = dataclasses.replace(get_task("lra/listops"), data_root=tmp_path)
     with pytest.raises(FileNotFoundError, match="python -m suites.lra.data listops"):
         task.setup(seed=0, budget="full")
+    message = task.missing_data("full")
+    assert "python -m suites.lra.data listops" in message and "basic_train.tsv" in message
+    assert task.missing_data("quick") is None
 
 
 def test_smoke_run_through_the_runner(adamw, one_thread):
@@ -78,7 +96,7 @@ def test_lru_beats_the_majority_class_with_adamw(adamw, one_thread):
     task = dataclasses.replace(get_task("lra/listops"), budgets=Budget(smoke=300, quick=1, full=1))
     result = execute(task, adamw, {"lr": 1e-2, "eps": 1e-8}, seed=0, budget="smoke")
     assert result.status == "ok", result.error
-    test = short_splits()[1].head(SCALES["smoke"].test_size)
+    test = short_splits()[1].head(SCALES["smoke"].eval_size)
     majority = torch.bincount(test.labels).max().item() / len(test)
     assert majority < 0.2
     assert result.metrics["test_accuracy"] > majority + 0.1, result.metrics

@@ -43,6 +43,17 @@ class PairData:
     def __len__(self) -> int:
         return len(self.first)
 
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        """(first, second, first lengths, second lengths, labels): the two-tower inputs."""
+        first, first_lengths, labels = self.first.batch(index)
+        second, second_lengths, _ = self.second.batch(index)
+        return first, second, first_lengths, second_lengths, labels
+
+    def subset(self, count: int | None, seed: int) -> PairData:
+        """``count`` examples drawn without replacement by ``seed`` (all when None)."""
+        index = self.first.draw(count, seed)
+        return PairData(self.first.take(index), self.second.take(index))
+
 
 def read_split(path: Path, max_length: int = MAX_LENGTH) -> PairData:
     """One TSV file; a malformed line raises ``ValueError`` with file and line."""

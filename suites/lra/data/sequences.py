@@ -31,6 +31,22 @@ class SequenceData:
         lengths = None if self.lengths is None else self.lengths[:count]
         return SequenceData(self.inputs[:count], lengths, self.labels[:count])
 
+    def draw(self, count: int | None, seed: int) -> torch.Tensor:
+        """Indices of ``count`` examples drawn without replacement by ``seed``, in order."""
+        if count is None or count >= len(self):
+            return torch.arange(len(self))
+        perm = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        return perm[:count].sort().values
+
+    def take(self, index: torch.Tensor) -> SequenceData:
+        lengths = None if self.lengths is None else self.lengths[index]
+        return SequenceData(self.inputs[index], lengths, self.labels[index])
+
+    def subset(self, count: int | None, seed: int) -> SequenceData:
+        """``count`` examples drawn without replacement by ``seed`` (all when None): a
+        class-mixed sample even of files stored class by class."""
+        return self.take(self.draw(count, seed))
+
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(inputs, lengths, labels) of the examples ``index``, cut to their longest."""
         if self.lengths is None:
