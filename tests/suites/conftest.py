@@ -1,4 +1,4 @@
-"""Fixtures of the engine and CLI tests: submission files and a registry of fake tasks."""
+"""Fixtures of the suite tests: submission files, a registry of fake tasks, one thread."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 from engine_fakes import GD_SOURCE, FailingTask, QuadraticTask
 
 from suites import registry
@@ -35,3 +36,12 @@ def fake_registry(monkeypatch, write_submission):
     monkeypatch.setattr(registry, "available_suites", lambda: ["fake"])
     monkeypatch.setattr(registry, "builtin_optimizer_paths", lambda: {"gd": gd})
     return tasks
+
+
+@pytest.fixture
+def one_thread():
+    """Small LRUs train fastest on one thread, above all on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -47,6 +47,13 @@ class SequenceData:
         class-mixed sample even of files stored class by class."""
         return self.take(self.draw(count, seed))
 
+    def split_off(self, count: int, seed: int) -> tuple[SequenceData, SequenceData]:
+        """(the rest, ``count`` examples drawn by ``seed``): a held-out split."""
+        drawn = self.draw(count, seed)
+        rest = torch.ones(len(self), dtype=torch.bool)
+        rest[drawn] = False
+        return self.take(rest.nonzero().squeeze(1)), self.take(drawn)
+
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(inputs, lengths, labels) of the examples ``index``, cut to their longest."""
         if self.lengths is None:
