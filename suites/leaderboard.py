@@ -14,8 +14,10 @@ its files) is kept and the others are ignored (``superseded_versions`` lists the
 
 Performance profile (Dolan & Moré; AlgoPerf's benchmark score): on each task, an
 optimizer's ratio ``r`` is its score over the best optimizer's score (best over its
-score when higher is better), so ``r >= 1``, and ``r = inf`` when it failed or has no
-result on the task. Scores are assumed positive (steps, losses, traces, accuracies);
+score when higher is better), so ``r >= 1``, and ``r = inf`` when it failed. Only the
+tasks that every ranked optimizer has run enter the profile (``common_tasks``): a task
+that a few optimizers ran (say the demo's LRA tasks) is ranked on its own, and it
+would otherwise decide the overall order by who ran it rather than how well. Scores are assumed positive (steps, losses, traces, accuracies);
 with a non-positive best score, a tie with it has ratio 1 and anything else ``inf``.
 ``ρ(τ)`` is the share of tasks with ``r <= τ``; the score is the area under ``ρ`` for
 ``τ`` in ``[1, τ_max]`` divided by ``τ_max - 1``: 1 for the best optimizer on every
@@ -180,6 +182,15 @@ def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = No
 # --------------------------------------------------------------------------- overall
 
 
+def common_tasks(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``table`` (a ``task_table``) on tasks that every one of its optimizers ran."""
+    if table.empty:
+        return table
+    optimizers = table["optimizer"].nunique()
+    covered = table.groupby("task")["optimizer"].transform("nunique") == optimizers
+    return table[covered]
+
+
 def performance_ratios(table: pd.DataFrame) -> pd.DataFrame:
     """Tasks × optimizers: each score relative to the task's best (≥ 1; ``inf`` = failed)."""
     if table.empty:
@@ -278,7 +289,7 @@ def overall_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None =
     table = task_table(runs, budget, suite)
     if table.empty:
         return pd.DataFrame(columns=columns)
-    ratios = performance_ratios(table)
+    ratios = performance_ratios(common_tasks(table))
     overall = profile_score(ratios, tau_max).to_frame()
     overall["tasks_solved"] = table[table["success_rate"] == 1.0].groupby("optimizer").size()
     overall["tasks_solved"] = overall["tasks_solved"].fillna(0).astype(int)

@@ -173,7 +173,7 @@ def profile_curves(runs: pd.DataFrame, budget: str) -> pd.DataFrame:
     table = leaderboard.task_table(runs, budget)
     if table.empty:
         return pd.DataFrame()
-    ratios = leaderboard.performance_ratios(table)
+    ratios = leaderboard.performance_ratios(leaderboard.common_tasks(table))
     values = ratios.to_numpy(dtype=float)
     inside = values[(values >= 1.0) & (values <= leaderboard.TAU_MAX)]
     taus = np.unique(np.concatenate([[1.0, leaderboard.TAU_MAX], inside]))

@@ -112,10 +112,16 @@ def test_performance_ratios_and_profile_score(runs):
     assert profile["sgd"].tolist() == [0.0, 1.0, 1.0]
 
 
-def test_a_missing_task_counts_as_a_failure(runs):
-    table = leaderboard.task_table(runs[~((runs.optimizer == "sgd") & (runs.task == "t/steps"))])
-    ratios = leaderboard.performance_ratios(table)
-    assert ratios.loc["t/steps", "sgd"] == math.inf
+def test_a_task_some_optimizer_has_not_run_is_left_out_of_the_overall_score(runs):
+    partial = runs[~((runs.optimizer == "sgd") & (runs.task == "t/steps"))]
+    table = leaderboard.task_table(partial)
+    assert leaderboard.performance_ratios(table).loc["t/steps", "sgd"] == math.inf
+    assert set(leaderboard.common_tasks(table)["task"]) == {"t/accuracy"}
+    overall = leaderboard.overall_table(partial, "quick").set_index("optimizer")
+    assert (overall["tasks"] == 1).all()
+    # On t/accuracy alone adam is best and lion failed, as in the full table.
+    assert overall["rank"].to_dict() == {"adam": 1, "sgd": 2, "lion": 3}
+    assert overall.loc["sgd", "profile_score"] == pytest.approx(2 / 3)
 
 
 def test_robustness_share_of_configs_near_the_best(runs):
