@@ -50,6 +50,15 @@ def all_tasks() -> list[Task]:
     return tasks
 
 
+def missing_data(task: Task, budget: str) -> str | None:
+    """Why ``task`` cannot run at ``budget`` here (its data files are absent), or None.
+
+    Tasks without a ``missing_data`` method need no files.
+    """
+    check = getattr(task, "missing_data", None)
+    return None if check is None else check(budget)
+
+
 def get_task(name: str) -> Task:
     """The task called ``name``; ``KeyError`` with the closest names otherwise."""
     tasks = {t.name: t for t in all_tasks()}

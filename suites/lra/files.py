@@ -77,7 +77,7 @@ class TextTask(LRATask):
 
     def release_files(self, budget: str) -> ReleaseFiles:
         files = tuple(f"{s}/{c}" for s in text.SPLITS for c in text.CLASSES)
-        return ReleaseFiles(text.RELEASE_DIR, files)
+        return ReleaseFiles(text.RELEASE_DIR, files, source=text.SOURCE)
 
     def splits(self, budget: str) -> Splits:
         scale = self.scales[budget]
@@ -121,7 +121,9 @@ class ImageTask(LRATask):
     grayscale: bool = False  # True: the LRA's grey levels; False: the LRU paper's colour
 
     def release_files(self, budget: str) -> ReleaseFiles:
-        return ReleaseFiles(image.RELEASE_DIR, image.TRAIN_FILES + image.TEST_FILES)
+        return ReleaseFiles(
+            image.RELEASE_DIR, image.TRAIN_FILES + image.TEST_FILES, source=image.SOURCE
+        )
 
     def splits(self, budget: str) -> Splits:
         scale = self.scales[budget]

@@ -49,12 +49,14 @@ class Scale:
 
 @dataclass(frozen=True)
 class ReleaseFiles:
-    """Files a budget reads: ``files`` in the release directory ``relative`` under the data
-    root; ``generate``: the ``python -m suites.lra.data`` command that writes them, if any."""
+    """Files a budget reads: ``files`` in the directory ``relative`` under the data root;
+    ``generate``: the ``python -m suites.lra.data`` command that writes them, if any;
+    ``source``: the archive to download."""
 
     relative: str
     files: tuple[str, ...]
     generate: str | None = None
+    source: str = "the LRA release (lra_release.gz)"
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,8 @@ class LRATask(BaseTask):
         if needed is None or find_release_dir(self.root, needed.relative, needed.files):
             return None
         error = missing_files_error(
-            self.root, needed.relative, needed.files, generate=needed.generate
+            self.root, needed.relative, needed.files, generate=needed.generate,
+            source=needed.source,
         )
         return str(error)
 

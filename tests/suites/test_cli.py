@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from engine_fakes import LION_SOURCE
+from engine_fakes import LION_SOURCE, QuadraticTask
 
 from suites.cli import main
 
@@ -88,3 +88,60 @@ def test_list_shows_tasks_and_optimizers(fake_registry, capsys):
     assert "suites: fake" in out
     assert "fake/quadratic" in out and "final_loss (lower is better)" in out
     assert "gd             4 configs  Gradient descent\n" in out
+
+
+class _NeedsData(QuadraticTask):
+    """A task whose quick and full budgets read files that are not there."""
+
+    def __init__(self):
+        super().__init__(name="fake/needs-data")
+
+    def missing_data(self, budget):
+        if budget == "smoke":
+            return None
+        return ("LRA data 'x' not found under /nowhere (set LSB_LRA_ROOT); looked for:\n"
+                "  /nowhere/x.tsv\nTo get them, generate them with `lsb data x`.")
+
+
+def test_tasks_without_their_data_are_listed_and_skipped(fake_registry, results, capsys):
+    fake_registry[:] = [QuadraticTask(), _NeedsData()]
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "needs data for quick/full: LRA data 'x' not found under /nowhere" in out
+    assert "To get them, generate them with `lsb data x`." in out
+    assert "/nowhere/x.tsv" not in out  # list is a summary; run prints every path
+
+    assert main(["run", "fake", "--optimizer", "gd", "-j", "1", "--results", str(results)]) == 0
+    captured = capsys.readouterr()
+    assert "skipping fake/needs-data (needs data): LRA data 'x'" in captured.err
+    assert "/nowhere/x.tsv" in captured.err
+    assert "1 tasks x 1 optimizers" in captured.out
+    assert main(["run", "fake/needs-data", "--optimizer", "gd", "-j", "1",
+                 "--results", str(results)]) == 2
+    assert "no selected task has its data at the 'quick' budget" in capsys.readouterr().err
+    assert main(["run", "fake/needs-data", "--optimizer", "gd", "-j", "1", "--budget", "smoke",
+                 "--results", str(results)]) == 0
+
+
+def test_demo_runs_its_suites_for_all_and_the_lra_tasks_for_a_few(
+    fake_registry, write_submission, results, monkeypatch, capsys, tmp_path
+):
+    from suites import cli, registry, sitegen
+
+    fake_registry[:] = [QuadraticTask(), QuadraticTask(name="extra/quadratic", suite="extra")]
+    lion = write_submission(LION_SOURCE, "lion.py")
+    gd = registry.builtin_optimizer_paths()["gd"]
+    monkeypatch.setattr(registry, "builtin_optimizer_paths", lambda: {"gd": gd, "lion": lion})
+    monkeypatch.setattr(cli, "DEMO_SUITES", ("fake",))
+    monkeypatch.setattr(cli, "DEMO_LRA_TASKS", ("extra/quadratic", "extra/absent"))
+    monkeypatch.setattr(cli, "DEMO_LRA_OPTIMIZERS", ("gd",))
+    built = {}
+    monkeypatch.setattr(sitegen, "build_site",
+                        lambda root: built.setdefault("index", tmp_path / "site/index.html"))
+    assert main(["demo", "-j", "1", "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "1 tasks x 2 optimizers" in out and "1 tasks x 1 optimizers" in out
+    assert f"site: open file://{tmp_path / 'site/index.html'}" in out
+    ran = {(p.parts[-4], p.parts[-2]) for p in (results / "runs").rglob("*.json")}
+    assert ran == {("fake", "gd"), ("fake", "lion"), ("extra", "gd")}
+    assert "extra/quadratic (1 of 2)" in out  # ranked on its own, not in the overall score

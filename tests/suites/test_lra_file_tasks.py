@@ -31,7 +31,8 @@ def test_every_budget_needs_the_files_and_says_which(tmp_path, name):
     for budget in ("smoke", "quick", "full"):
         message = task.missing_data(budget)
         assert message is not None and str(tmp_path) in message
-        assert "download the LRA release" in message
+        assert {"lra/text": "aclImdb_v1.tar.gz", "lra/retrieval": "lra_release.gz",
+                "lra/image": "cifar-10-python.tar.gz"}[name] in message
     with pytest.raises(FileNotFoundError):
         task.setup(0, "smoke")
     write_release(name, tmp_path)

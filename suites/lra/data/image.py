@@ -26,6 +26,8 @@ TEST_FILES = ("test_batch",)
 SPLITS = ("train", "val", "test")
 TRAIN_FRACTION = 0.9
 NUM_CLASSES = 10
+#: Where the files come from: CIFAR-10's python version (the LRA reads it through TFDS).
+SOURCE = "CIFAR-10's python version (cifar-10-python.tar.gz)"
 #: ITU-R 601 luma weights, as ``tf.image.rgb_to_grayscale`` uses.
 GREY_WEIGHTS = np.array([0.2989, 0.5870, 0.1140], dtype=np.float32)
 
@@ -70,7 +72,7 @@ def load(
     files = list(TRAIN_FILES + TEST_FILES)
     directory = find_release_dir(Path(root), RELEASE_DIR, files)
     if directory is None:
-        raise missing_files_error(Path(root), RELEASE_DIR, files)
+        raise missing_files_error(Path(root), RELEASE_DIR, files, source=SOURCE)
     data = {}
     if {"train", "val"} & set(splits):
         images, labels = read_batches([directory / f for f in TRAIN_FILES])

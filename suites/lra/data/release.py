@@ -14,10 +14,17 @@ from pathlib import Path
 
 #: The data root when none is given: the environment variable, else ``./data``.
 ROOT_ENV_VAR = "LSB_LRA_ROOT"
+#: Where generated data sets are kept: the environment variable, else ``~/.cache/lsb``.
+CACHE_ENV_VAR = "LSB_DATA_DIR"
 
 
 def default_root() -> Path:
     return Path(os.environ.get(ROOT_ENV_VAR, "data"))
+
+
+def cache_dir() -> Path:
+    """The directory of data generated on the fly (created by whoever writes into it)."""
+    return Path(os.environ.get(CACHE_ENV_VAR) or Path.home() / ".cache" / "lsb")
 
 
 def candidate_dirs(root: Path, relative: str) -> list[Path]:
@@ -38,11 +45,17 @@ def find_release_dir(root: Path, relative: str, files: Sequence[str]) -> Path | 
 
 
 def missing_files_error(
-    root: Path, relative: str, files: Sequence[str], *, generate: str | None = None
+    root: Path,
+    relative: str,
+    files: Sequence[str],
+    *,
+    generate: str | None = None,
+    source: str = "the LRA release (lra_release.gz)",
 ) -> FileNotFoundError:
-    """One error that lists every path looked for and how to get the files."""
+    """One error that lists every path looked for and how to get the files (``source``:
+    the archive that holds them; ``generate``: the command that writes them)."""
     looked = [str(d / f) for d in candidate_dirs(root, relative) for f in files]
-    how = "download the LRA release (lra_release.gz) and unpack it under the root"
+    how = f"download {source} and unpack it under the root"
     if generate:
         how = (
             f"generate them with `python -m suites.lra.data {generate} --root {root}`, "

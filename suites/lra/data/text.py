@@ -19,6 +19,8 @@ SPLITS = ("train", "test")
 CLASSES = ("neg", "pos")
 MAX_LENGTH = 4_096
 NUM_CLASSES = 2
+#: Where the files come from: not part of the LRA release, which reads IMDB through TFDS.
+SOURCE = "the Large Movie Review Dataset (aclImdb_v1.tar.gz)"
 
 
 def read_split(directory: Path, max_length: int = MAX_LENGTH) -> SequenceData:
@@ -44,5 +46,5 @@ def load(
     needed = [f"{split}/{name}" for split in splits for name in CLASSES]
     directory = find_release_dir(Path(root), RELEASE_DIR, needed)
     if directory is None:
-        raise missing_files_error(Path(root), RELEASE_DIR, needed)
+        raise missing_files_error(Path(root), RELEASE_DIR, needed, source=SOURCE)
     return {split: read_split(directory / split, max_length) for split in splits}
