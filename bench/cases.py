@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from kernels.machine import default_device, device_name, machine_label, synchronize
 from kernels.optim.triton_optim import adamw_bytes_per_param, ngn_bytes_per_param
 from kernels.scan import bytes_moved as scan_bytes_moved
 
@@ -123,15 +124,6 @@ def skip_reason(case: Case, device: torch.device) -> str | None:
         if not _cpu_fused_sgd():
             return "torch.optim.SGD(fused=True) is not available on the CPU in this torch"
     return None
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _generator(device: torch.device) -> torch.Generator:
@@ -258,14 +250,6 @@ def peak_gbps(device_name: str) -> float | None:
     return None
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    import platform
-
-    return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} threads)"
-
-
 def time_case(
     run: Callable[[], None], device: torch.device, *, warmup: int = 2, repeat: int = 10
 ) -> float:
@@ -307,15 +291,6 @@ def extra_info(case: Case, seconds: float | None, device: torch.device) -> dict:
         if info["peak_gbps"]:
             info["peak_fraction"] = info["gbps"] / info["peak_gbps"]
     return info
-
-
-def machine_label(device: torch.device | None = None) -> str:
-    """A file-name-safe label of the machine the benchmarks run on (``h200``, ``cpu-2c``)."""
-    device = device or default_device()
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device).lower().replace("nvidia", "")
-        return "-".join("".join(c if c.isalnum() else " " for c in name).split())
-    return f"cpu-{os.cpu_count()}c"
 
 
 if __name__ == "__main__":

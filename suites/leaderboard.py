@@ -17,8 +17,9 @@ optimizer's ratio ``r`` is its score over the best optimizer's score (best over 
 score when higher is better), so ``r >= 1``, and ``r = inf`` when it failed. Only the
 tasks that every ranked optimizer has run enter the profile (``common_tasks``): a task
 that a few optimizers ran (say the demo's LRA tasks) is ranked on its own, and it
-would otherwise decide the overall order by who ran it rather than how well. Scores are assumed positive (steps, losses, traces, accuracies);
-with a non-positive best score, a tie with it has ratio 1 and anything else ``inf``.
+would otherwise decide the overall order by who ran it rather than how well. Scores
+are assumed positive (steps, losses, traces, accuracies); with a non-positive best
+score, a tie with it has ratio 1 and anything else ``inf``.
 ``ρ(τ)`` is the share of tasks with ``r <= τ``; the score is the area under ``ρ`` for
 ``τ`` in ``[1, τ_max]`` divided by ``τ_max - 1``: 1 for the best optimizer on every
 task, 0 for one never within ``τ_max`` of the best.

@@ -20,7 +20,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from suites.api import Metric, RunResult, RunSpec
+from suites.atomic import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -203,20 +203,9 @@ class ResultStore:
     def save(self, result: RunResult) -> Path:
         """Write a run's file atomically (temporary file in the same directory, then rename)."""
         path = self.path_for(result.spec)
-        path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(encode_floats(to_record(result)), indent=1, allow_nan=False)
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "w") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with atomic_open(path) as file:
+            file.write(text)
         return path
 
     def records(self) -> Iterator[dict[str, Any]]:

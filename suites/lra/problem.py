@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from typing import Protocol
 
@@ -13,8 +14,18 @@ from torch import nn
 from suites.api import Problem
 from suites.lra.model import lru_param_groups
 
+#: Environment variable naming the device the LRA tasks train on.
+DEVICE_ENV_VAR = "LSB_DEVICE"
 #: Test examples per forward pass when evaluating.
 EVAL_BATCH = 256
+
+
+def default_device() -> torch.device:
+    """``$LSB_DEVICE`` when set (e.g. ``cpu`` to keep a GPU free), else CUDA when present."""
+    name = os.environ.get(DEVICE_ENV_VAR)
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def warmup_cosine(steps: int, warmup_fraction: float = 0.1) -> Callable[[int], float]:
@@ -60,6 +71,7 @@ def classification_problem(
     val: Split | None = None,
     lr_schedule: Callable[[int], float] | None = None,
     weight_decay: float | None = None,
+    device: torch.device | str | None = None,
 ) -> Problem:
     """Cross-entropy on minibatches of ``train``; accuracy and loss on ``test`` (and on
     ``val`` when given: ``val_accuracy`` is what tuning selects by) as the metrics.
@@ -68,20 +80,30 @@ def classification_problem(
     are fixed by ``seed`` in advance, so every optimizer sees the same examples at the
     same step, and a closure called twice in a step sees one batch. ``lr_schedule``
     multiplies the step size per step (e.g. :func:`warmup_cosine`); ``weight_decay``, when
-    given, overrides the optimizer's own on the non-recurrent parameters.
+    given, overrides the optimizer's own on the non-recurrent parameters. The model moves
+    to ``device`` (default: :func:`default_device`); splits stay in host memory and each
+    batch moves when it is used.
     """
+    device = torch.device(device) if device is not None else default_device()
+    model.to(device)
+
+    def on_device(index: torch.Tensor, split: Split) -> list[torch.Tensor | None]:
+        return [None if t is None else t.to(device, non_blocking=True)
+                for t in split.batch(index)]
+
     gen = torch.Generator().manual_seed(seed)
     batches = torch.randint(len(train), (steps, batch_size), generator=gen)
 
     def loss(step: int) -> torch.Tensor:
         model.train()
-        *inputs, labels = train.batch(batches[step])
+        *inputs, labels = on_device(batches[step], train)
         return F.cross_entropy(model(*inputs), labels)
 
     def measure(split: Split, prefix: str) -> dict[str, float]:
         correct, total_loss = 0, 0.0
         for start in range(0, len(split), EVAL_BATCH):
-            *inputs, labels = split.batch(torch.arange(start, min(start + EVAL_BATCH, len(split))))
+            index = torch.arange(start, min(start + EVAL_BATCH, len(split)))
+            *inputs, labels = on_device(index, split)
             logits = model(*inputs)
             correct += int((logits.argmax(-1) == labels).sum())
             total_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
