@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one script to run on a lent GPU machine: the kernel tests on real CUDA (the gpu
-# marker included), then the full benchmark cases, then a summary table.
+# marker included), then the full benchmark cases, a summary table, and the LRA tasks'
+# training steps/s per scan backend (Triton vs the reference scans).
 #   bench/gpu.sh [RESULTS_DIR]      (default results, or $OUT when set; JSON into its kernels/)
 # Runs from a plain checkout with the machine's own python3, torch and triton; Python
 # packages missing there can travel as wheels in .whl/ and are installed first.
@@ -32,5 +33,10 @@ LSB_BENCH=full "$py" -m pytest -q -p no:cacheprovider bench --benchmark-only \
 bench_rc=${PIPESTATUS[0]}
 
 "$py" -m suites.cli show --kernels --results "$root"
-echo "kernel tests exit $tests_rc, benchmarks exit $bench_rc; JSON: $out/$label-$stamp.json"
-[ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ]
+
+LSB_DATA_DIR=/tmp/lsb-data "$py" -m suites.lra.throughput --steps 20 \
+    --out "$root/throughput/$label-$stamp.json"
+throughput_rc=$?
+echo "kernel tests exit $tests_rc, benchmarks exit $bench_rc, throughput exit $throughput_rc;" \
+    "JSON: $out/$label-$stamp.json"
+[ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ] && [ "$throughput_rc" = 0 ]
