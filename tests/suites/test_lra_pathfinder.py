@@ -43,6 +43,26 @@ def test_paths_turn_smoothly_stay_inside_and_keep_clear():
         assert np.linalg.norm(path - taken, axis=1).min() >= SETTINGS.clearance
 
 
+def test_marks_are_equally_far_apart_in_both_classes():
+    """The second long path starts as far from an end of the first as the first's ends
+    are apart: a negative's marks (that end, that start) are as far apart as a positive's."""
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        first, second, anchor = pathfinder._long_paths(rng, SETTINGS)
+        span = np.linalg.norm(first[-1] - first[0])
+        assert any(np.array_equal(anchor, end) for end in (first[0], first[-1]))
+        assert np.linalg.norm(second[0] - anchor) == pytest.approx(span, rel=1e-12)
+        assert len(first) == len(second) == SETTINGS.contour_length + 1
+
+
+def test_magnified_settings_scale_lengths_not_counts():
+    big = SETTINGS.magnified(128)
+    assert big.resolution == 128 and big.paddle_length == pytest.approx(4 * 1.3)
+    assert big.clearance == pytest.approx(4 * SETTINGS.clearance)
+    assert (big.contour_length, big.distractors, big.max_turn) == (
+        SETTINGS.contour_length, SETTINGS.distractors, SETTINGS.max_turn)
+
+
 def test_shallow_cues_are_at_chance(sample):
     images, labels = sample
     bright = (images > 128).sum(axis=(1, 2)).reshape(-1, 1).astype(float)

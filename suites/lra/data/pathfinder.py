@@ -6,7 +6,11 @@ the next, so a path is smooth and can only be followed by integrating along it. 
 endpoints are marked with discs; the label is 1 when both marks sit on the two ends of
 the same path and 0 when they sit on one end of each long path. Both classes draw the
 same paths and marks, only where the second mark goes differs, so shallow cues (how
-many pixels are bright, a linear read-out of the pixels) are at chance.
+many pixels are bright, a linear read-out of the pixels) are at chance. The second long
+path starts as far from one end of the first as the first path's two ends are from each
+other, and a negative image marks that end and that start: the two marks are equally far
+apart in both classes. (Otherwise the distance alone would give the label away: the ends
+of one smooth path are about a path's length apart, those of two paths anywhere.)
 
 Layout of the release (``pathfinder32/curv_contour_length_14``): ``imgs/<batch>/
 sample_<i>.png`` and ``metadata/<batch>.npy``, a text file (despite its suffix) with one
@@ -17,7 +21,14 @@ validation and 10% test; :func:`load` does the same, taking batches in numeric o
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import logging
 import math
+import os
+import tempfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,16 +37,22 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from suites.lra.data.release import find_release_dir, missing_files_error
+from suites.lra.data.release import cache_dir, find_release_dir, missing_files_error
 from suites.lra.data.sequences import SequenceData
+
+log = logging.getLogger(__name__)
 
 DIFFICULTY = "curv_contour_length_14"
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 SPLITS = tuple(SPLIT_FRACTIONS)
 #: Images are drawn this many times larger, then reduced: anti-aliased thin dashes.
 SUPERSAMPLING = 4
-#: Redraws of one step's turn, and restarts of one path, before giving up.
-STEP_TRIES, PATH_TRIES = 20, 2_000
+#: Redraws of one step's turn, restarts of one path, and starts of the second long path
+#: tried around one first path, before giving up.
+STEP_TRIES, PATH_TRIES, SECOND_START_TRIES = 20, 2_000, 50
+#: Part of every cache file's name: bump it when the drawing changes, so that images
+#: cached by an older generator are not taken for the new one's.
+GENERATOR_VERSION = 1
 
 
 def release_dir(resolution: int, difficulty: str = DIFFICULTY) -> str:
@@ -58,12 +75,26 @@ class PathfinderSettings:
     clearance: float = 1.8  # least distance between dashes of different paths
     margin: float = 1.0  # dashes stay this far inside the border
 
+    def magnified(self, resolution: int) -> PathfinderSettings:
+        """The same picture drawn at ``resolution``: every length scales, counts do not."""
+        factor = resolution / self.resolution
+        lengths = ("paddle_length", "paddle_gap", "line_width", "marker_radius", "clearance",
+                   "margin")
+        return dataclasses.replace(
+            self, resolution=resolution, **{n: getattr(self, n) * factor for n in lengths}
+        )
+
 
 def _sample_path(
-    rng: np.random.Generator, s: PathfinderSettings, dashes: int, taken: np.ndarray
+    rng: np.random.Generator,
+    s: PathfinderSettings,
+    dashes: int,
+    taken: np.ndarray,
+    start: np.ndarray | None = None,
 ) -> np.ndarray | None:
-    """Dash start points ``(dashes + 1, 2)`` of a smooth random walk that stays inside
-    the margin and ``clearance`` away from ``taken`` (points of earlier paths).
+    """Dash start points ``(dashes + 1, 2)`` of a smooth random walk from ``start``
+    (default: a uniform point) that stays inside the margin and ``clearance`` away from
+    ``taken`` (points of earlier paths).
 
     Each step turns by a uniform angle in ±``max_turn``; a step that would leave the
     image or come too close is redrawn (the first of ``STEP_TRIES`` draws that fits is
@@ -76,11 +107,11 @@ def _sample_path(
         """Which of ``points`` (k, 2) lie inside the margin and clear of ``taken``."""
         ok = ((points >= low) & (points <= high)).all(axis=1)
         if len(taken):
-            gaps = np.linalg.norm(points[:, None] - taken[None], axis=-1).min(axis=1)
-            ok &= gaps >= s.clearance
+            squared_gaps = ((points[:, None] - taken[None]) ** 2).sum(axis=-1).min(axis=1)
+            ok &= squared_gaps >= s.clearance**2
         return ok
 
-    point = rng.uniform(low, high, size=2)
+    point = rng.uniform(low, high, size=2) if start is None else start
     if not free(point[None])[0]:
         return None
     angle = rng.uniform(0, 2 * np.pi)
@@ -111,20 +142,44 @@ def _place_path(
     )
 
 
+def _points(path: np.ndarray) -> np.ndarray:
+    """Dash ends and mid-dash points of ``path``: what later paths keep clear of."""
+    return np.concatenate([path, (path[:-1] + path[1:]) / 2])
+
+
+def _long_paths(
+    rng: np.random.Generator, s: PathfinderSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first path, second path, the end of the first that the second starts from).
+
+    The second path starts ``span`` away from that end, ``span`` being the distance
+    between the first path's two ends: the marks of either class are ``span`` apart.
+    """
+    for _ in range(PATH_TRIES):
+        first = _place_path(rng, s, s.contour_length, np.zeros((0, 2)))
+        anchor = first[[0, -1][rng.integers(2)]]
+        span = np.linalg.norm(first[-1] - first[0])
+        for angle in rng.uniform(0, 2 * np.pi, size=SECOND_START_TRIES):
+            start = anchor + span * np.array([np.cos(angle), np.sin(angle)])
+            second = _sample_path(rng, s, s.contour_length, _points(first), start)
+            if second is not None:
+                return first, second, anchor
+    raise RuntimeError(
+        f"could not place two paths of {s.contour_length} dashes in a {s.resolution}-pixel "
+        "image; use shorter paths or a smaller clearance"
+    )
+
+
 def draw_sample(rng: np.random.Generator, s: PathfinderSettings, label: int) -> np.ndarray:
     """One image, uint8 ``(resolution, resolution)``, whose marks are connected iff label."""
-    taken = np.zeros((0, 2))
-    paths = []
-    for dashes in [s.contour_length] * 2 + [s.distractor_length] * s.distractors:
-        path = _place_path(rng, s, dashes, taken)
-        middles = (path[:-1] + path[1:]) / 2
-        taken = np.concatenate([taken, path, middles])
+    first, second, anchor = _long_paths(rng, s)
+    paths = [first, second]
+    taken = np.concatenate([_points(first), _points(second)])
+    for _ in range(s.distractors):
+        path = _place_path(rng, s, s.distractor_length, taken)
+        taken = np.concatenate([taken, _points(path)])
         paths.append(path)
-    first, second = paths[0], paths[1]
-    if label:
-        marks = [first[0], first[-1]]
-    else:
-        marks = [first[[0, -1][rng.integers(2)]], second[[0, -1][rng.integers(2)]]]
+    marks = [first[0], first[-1]] if label else [anchor, second[0]]
 
     k = SUPERSAMPLING
     canvas = Image.new("L", (s.resolution * k, s.resolution * k), 0)
@@ -154,6 +209,60 @@ def generate(
     for i, label in enumerate(labels):
         images[i] = draw_sample(rng, s, int(label))
     return images, labels
+
+
+def cache_path(count: int, settings: PathfinderSettings, seed: int) -> Path:
+    """Where :func:`cached_generate` keeps ``generate(count, settings, seed=seed)``."""
+    key = json.dumps([GENERATOR_VERSION, dataclasses.asdict(settings)], sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    name = f"pathfinder{settings.resolution}-{digest}-seed{seed}-n{count}.npz"
+    return cache_dir() / "pathfinder" / name
+
+
+def cached_generate(
+    count: int, settings: PathfinderSettings | None = None, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`generate`, drawn once per (settings, seed, count) into :func:`cache_path`
+    and read back afterwards.
+
+    Several worker processes may miss the cache at once: each draws the same images and
+    replaces the file atomically, so a reader never sees a partial file.
+    """
+    s = settings or PathfinderSettings()
+    path = cache_path(count, s, seed)
+    try:
+        with np.load(path) as stored:
+            images, labels = stored["images"], stored["labels"]
+        if images.shape == (count, s.resolution, s.resolution) and labels.shape == (count,):
+            return images, labels
+        log.warning("%s holds arrays of unexpected shapes; drawing the images again", path)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        log.warning("%s is unreadable (%s); drawing the images again", path, error)
+    log.info("drawing %d Pathfinder images into %s", count, path)
+    images, labels = generate(count, s, seed=seed)
+    _save_atomically(path, images=images, labels=labels)
+    return images, labels
+
+
+def _save_atomically(path: Path, **arrays: np.ndarray) -> None:
+    """``np.savez_compressed`` to a temporary file next to ``path``, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def as_sequences(images: np.ndarray, labels: np.ndarray) -> SequenceData:
+    """Images ``(n, R, R)`` uint8 as pixel sequences ``(n, R², 1)`` in [0, 1], row by row."""
+    inputs = torch.from_numpy(images.reshape(len(images), -1, 1).astype(np.float32) / 255.0)
+    return SequenceData(inputs, None, torch.as_tensor(labels, dtype=torch.int64))
 
 
 def write_release(
@@ -227,9 +336,7 @@ def load(
     for split in splits:
         lo, hi = bounds[split]
         pixels = np.stack([_read_image(path, resolution) for path, _ in entries[lo:hi]])
-        inputs = torch.from_numpy(pixels.reshape(hi - lo, -1, 1).astype(np.float32) / 255.0)
-        labels = torch.tensor([y for _, y in entries[lo:hi]], dtype=torch.int64)
-        data[split] = SequenceData(inputs, None, labels)
+        data[split] = as_sequences(pixels, np.array([y for _, y in entries[lo:hi]]))
     return data
 
 
