@@ -24,13 +24,13 @@ def tasks() -> list:
                 "ListOps (LRA): the value 0–9 of a nested expression of MIN, MAX, MED and SM "
                 "(sum mod 10) over digits, read token by token by a deep LRU with mean "
                 f"pooling. {_SCORE}Smoke and quick budgets use short generated expressions "
-                "(depth ≤ 4, lengths 21–79) and a 2-block LRU, 1,000 steps at quick: they "
+                "(depth ≤ 4, lengths 21–79) and a 2-block LRU, 600 steps at quick: they "
                 "show whether an optimizer trains a deep LRU at all, well above the 13% "
                 "majority class. Full reads the LRA release (lengths 500–2000) or what "
                 f"`lsb data listops` writes; {_TABLE_9}Recurrent parameters (Λ, γ, B) get half "
                 "the step size (Table 9). Thesis §5.3, Table 5: the LRU reaches 60.2%."
             ),
-            budgets=Budget(smoke=20, quick=1_000, full=80_000),
+            budgets=Budget(smoke=20, quick=600, full=80_000),
             metric=TEST_ACCURACY,
             lr_factor=listops.LR_FACTOR,
             scales=listops.SCALES,

@@ -31,7 +31,7 @@ SHORT_DATA_SEED = 0
 
 SCALES = {
     "smoke": Scale(LRUConfig(d_model=32, d_state=32, depth=1), 32, 0, 1_000, 200),
-    "quick": Scale(LRUConfig(d_model=64, d_state=64, depth=2), 32, 250),
+    "quick": Scale(LRUConfig(d_model=64, d_state=64, depth=2), 32, 200),
     "full": Scale(LRUConfig(d_model=128, d_state=256, depth=6), 32, 5_000, paper=True),
 }
 
