@@ -26,8 +26,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from suites.atomic import atomic_open
 from suites.lra.data.release import cache_dir, find_release_dir, missing_files_error
 from suites.lra.data.sequences import SequenceData
 
@@ -242,21 +241,9 @@ def cached_generate(
         log.warning("%s is unreadable (%s); drawing the images again", path, error)
     log.info("drawing %d Pathfinder images into %s", count, path)
     images, labels = generate(count, s, seed=seed)
-    _save_atomically(path, images=images, labels=labels)
+    with atomic_open(path, "wb") as file:
+        np.savez_compressed(file, images=images, labels=labels)
     return images, labels
-
-
-def _save_atomically(path: Path, **arrays: np.ndarray) -> None:
-    """``np.savez_compressed`` to a temporary file next to ``path``, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def as_sequences(images: np.ndarray, labels: np.ndarray) -> SequenceData:
