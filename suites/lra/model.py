@@ -10,6 +10,12 @@ with ``λ_j = exp(−exp(ν_log_j) + i exp(θ_log_j))`` (stable exponential para
 ``r_min ≤ |λ| ≤ r_max`` (Lemma 5.3.1) and ``γ_log = log √(1 − |λ|²)`` (Thm 5.3.2).
 The recurrence runs through :func:`kernels.diag_scan` with Λ shared over batch and time.
 
+The design steps of Tables 3–4 that lead to it are switches of :class:`LRUConfig`
+(``recurrence``, ``ring_init``, ``gamma_norm``; :data:`DESIGN_STEPS` names each row):
+dense tanh/ReLU/linear RNNs (:class:`DenseRNN`, a sequential loop), then Λ diagonal as
+``a + ib``, ``exp(−ν + iθ)`` or the stable form (:data:`PARAMETERIZATIONS`), each from
+the Glorot spectrum (uniform on the unit disk) or the ring, with or without γ.
+
 The network (App. E.3) is an encoder to H features, residual blocks
 ``u + dropout(GLU(dropout(GELU(LRU(norm(u))))))``, mean pooling over the true length of
 each sequence and a linear head; Retrieval encodes both documents with one tower and
