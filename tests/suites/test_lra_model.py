@@ -21,13 +21,7 @@ from suites.lra.model import (
     ring_init,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/suites/conftest.py
 
 
 def eigenvalues_from_equations(layer: LRU) -> torch.Tensor:

@@ -15,13 +15,7 @@ from suites.lra.toys import (
     turning_problems,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/suites/conftest.py
 
 
 def test_exponential_form_learns_to_turn_to_the_imaginary_axis_where_real_imag_stalls():
