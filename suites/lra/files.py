@@ -67,8 +67,14 @@ def _image(root: Path, grayscale: bool):
     return image.load(root, grayscale=grayscale)
 
 
-def _draw(split, count: int | None):
-    return split.subset(count, SUBSET_SEED)
+def _subsets(scale: Scale, train, val, test) -> Splits:
+    """The scale's fixed draws of each split: ``train_size`` to train, ``eval_size`` each
+    to validate and to test (whole splits when None)."""
+    return Splits(
+        train.subset(scale.train_size, SUBSET_SEED),
+        val.subset(scale.eval_size, SUBSET_SEED),
+        test.subset(scale.eval_size, SUBSET_SEED),
+    )
 
 
 @dataclass(frozen=True)
@@ -84,10 +90,7 @@ class TextTask(LRATask):
         data = _text(self.root, scale.max_length)
         count = max(1, int(TEXT_VAL_FRACTION * len(data["train"])))
         train, val = data["train"].split_off(count, SUBSET_SEED)
-        return Splits(
-            _draw(train, scale.train_size), _draw(val, scale.eval_size),
-            _draw(data["test"], scale.eval_size),
-        )
+        return _subsets(scale, train, val, data["test"])
 
     def build_model(self, scale: Scale) -> nn.Module:
         return LRUClassifier(scale.config, text.NUM_CLASSES, vocab_size=BYTE_VOCAB_SIZE)
@@ -105,10 +108,7 @@ class RetrievalTask(LRATask):
     def splits(self, budget: str) -> Splits:
         scale = self.scales[budget]
         data = _retrieval(self.root, scale.max_length)
-        return Splits(
-            _draw(data["train"], scale.train_size), _draw(data["eval"], scale.eval_size),
-            _draw(data["test"], scale.eval_size),
-        )
+        return _subsets(scale, data["train"], data["eval"], data["test"])
 
     def build_model(self, scale: Scale) -> nn.Module:
         return LRURetrieval(scale.config, retrieval.NUM_CLASSES, vocab_size=BYTE_VOCAB_SIZE)
@@ -128,10 +128,7 @@ class ImageTask(LRATask):
     def splits(self, budget: str) -> Splits:
         scale = self.scales[budget]
         data = _image(self.root, self.grayscale)
-        return Splits(
-            _draw(data["train"], scale.train_size), _draw(data["val"], scale.eval_size),
-            _draw(data["test"], scale.eval_size),
-        )
+        return _subsets(scale, data["train"], data["val"], data["test"])
 
     def build_model(self, scale: Scale) -> nn.Module:
         channels = 1 if self.grayscale else 3
