@@ -85,32 +85,80 @@ def _tasks_with_data(tasks, budget: str):
 
 
 def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
-    from suites.executors import LocalExecutor
+    from suites.executors import ClusterLost
     from suites.results import ResultStore
     from suites.runner import TIME_LIMITS, run_sweep
 
     root = _results_root(args)
     time_limit = args.time_limit if args.time_limit is not None else TIME_LIMITS[budget]
-    jobs = args.jobs if args.jobs is not None else _default_jobs()
+    kind = getattr(args, "executor", "local")
+    jobs = args.jobs if args.jobs is not None or kind != "local" else _default_jobs()
     configs = sum(len(s.configs()) for s in submissions)
+    where = f"-j {jobs}" if kind == "local" else f"on {kind}" + (f", -j {jobs}" if jobs else "")
     print(
         f"{len(tasks)} tasks x {len(submissions)} optimizers ({configs} configs) at the "
-        f"{budget!r} budget, -j {jobs}, time limit {time_limit:g} s per run, results in {root}/"
+        f"{budget!r} budget, {where}, time limit {time_limit:g} s per run, results in {root}/"
     )
     started = time.perf_counter()
-    with LocalExecutor(jobs, time_limit) as executor:
-        report = run_sweep(
-            tasks, submissions, budget,
-            store=ResultStore(root),
-            executor=executor,
-            seeds=tuple(args.seeds) if getattr(args, "seeds", None) else None,
-        )
+    with _executor(args, kind, jobs, time_limit, root) as executor:
+        try:
+            report = run_sweep(
+                tasks, submissions, budget,
+                store=ResultStore(root),
+                executor=executor,
+                seeds=tuple(args.seeds) if getattr(args, "seeds", None) else None,
+            )
+        except ClusterLost as err:
+            print(f"lsb: error: {err}\nfinished runs are saved; the same command resumes the "
+                  "sweep", file=sys.stderr)
+            raise SystemExit(EXIT_RUNS_FAILED) from err
     diverged = sum(r.status == "diverged" for r in report.results)
     print(
         f"{report.runs_made} runs made, {report.runs_reused} found in the results store, "
         f"{diverged} diverged, in {time.perf_counter() - started:.1f} s"
     )
     return report
+
+
+#: Options that not every executor reads: their flags and the executors that read them.
+_EXECUTOR_OPTIONS = {
+    "address": ("--address", ("ray",)),
+    "partition": ("--partition", ("slurm",)),
+    "slurm_time": ("--time", ("slurm",)),
+    "gpus_per_run": ("--gpus-per-run", ("ray", "slurm")),
+    "retries": ("--retries", ("ray", "slurm")),
+}
+
+
+def _executor(args: argparse.Namespace, kind: str, jobs: int | None, time_limit: float,
+              root: Path):
+    """The executor ``--executor`` names; ``UsageError`` for an option it does not read."""
+    from suites import executors
+
+    given = {k: getattr(args, k) for k in _EXECUTOR_OPTIONS if getattr(args, k, None) is not None}
+    for option in given:
+        flag, readers = _EXECUTOR_OPTIONS[option]
+        if kind not in readers:
+            raise UsageError(f"{flag} is an option of --executor {' and '.join(readers)}")
+    if given.get("gpus_per_run", 0) < 0 or given.get("retries", 0) < 0:
+        raise UsageError("--gpus-per-run and --retries must be at least 0")
+    cluster = {"retries": given["retries"]} if "retries" in given else {}
+    gpus = given.get("gpus_per_run", 0)
+    try:
+        if kind == "ray":
+            return executors.RayExecutor(root, time_limit, address=given.get("address"),
+                                         num_cpus=jobs, gpus_per_run=gpus, **cluster)
+        if kind == "slurm":
+            if gpus != int(gpus):
+                raise UsageError("--gpus-per-run must be a whole number on Slurm")
+            return executors.SlurmExecutor(
+                root, time_limit, partition=given.get("partition"),
+                time_min=given.get("slurm_time"), gpus_per_run=int(gpus),
+                array_parallelism=jobs, **cluster,
+            )
+    except (executors.MissingExtra, RuntimeError, ConnectionError) as err:
+        raise UsageError(str(err)) from err
+    return executors.LocalExecutor(jobs, time_limit)
 
 
 def _default_jobs() -> int:
@@ -390,6 +438,25 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--time-limit", type=float, default=None, metavar="S",
                        help="seconds per run (default: 120 smoke, 600 quick, 21600 full)")
         results_option(p)
+        g = p.add_argument_group(
+            "executors", "where runs execute; ray and slurm need pip install '.[ray]' or "
+            "'.[slurm]', and the results directory on a file system every worker shares")
+        g.add_argument("--executor", choices=("local", "ray", "slurm"), default="local",
+                       help="local: a process pool (default); ray: one Ray task per run; "
+                            "slurm: one Slurm job per run, a job array per sweep phase "
+                            "(-j: runs at once, default: all)")
+        g.add_argument("--address", default=None, metavar="ADDR",
+                       help="ray: the cluster, 'auto' or ray://host:port (default: start Ray "
+                            "on this machine with -j CPUs)")
+        g.add_argument("--partition", default=None, help="slurm: the partition")
+        g.add_argument("--time", dest="slurm_time", type=int, default=None, metavar="MIN",
+                       help="slurm: minutes per job (default: the time limit x 1.25 + 10 s, "
+                            "plus 5 minutes)")
+        g.add_argument("--gpus-per-run", type=float, default=None, metavar="N",
+                       help="ray, slurm: GPUs per run (Ray accepts fractions; default 0)")
+        g.add_argument("--retries", type=int, default=None, metavar="N",
+                       help="ray, slurm: how often a run whose worker was lost is made again "
+                            "before it is recorded as an error (default 2)")
 
     def results_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--results", default=None, metavar="DIR",

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from suites.api import Metric, Problem, RunResult, RunSpec, Submission, Task
 from suites.executors import Executor
-from suites.results import ResultStore, canonical_json
+from suites.results import ResultStore, canonical_json, run_key
 
 log = logging.getLogger(__name__)
 
@@ -485,6 +485,8 @@ def _run_specs(
             bar.update()
             if on_result is not None:
                 on_result(result)
+    position = {run_key(spec): i for i, spec in enumerate(specs)}
+    done.sort(key=lambda r: position.get(run_key(r.spec), len(specs)))  # ties: same on any executor
     report.results += done
     return done
 
