@@ -1,8 +1,9 @@
-"""Fake tasks for the Ray and Slurm executor tests: tasks whose worker dies or hangs.
+"""Fakes for the Ray and Slurm executor tests: a task whose worker dies, and helpers.
 
-Cluster workers import this module by name (the tests put ``tests/suites`` on their
-``PYTHONPATH``), so it imports nothing from pytest. A task's attributes travel with it
-to the workers, which is how a test tells a task where to count its attempts.
+Cluster workers import this module (and ``engine_fakes``, ``test_engine_pool`` for its
+stuck task) by name: the tests put ``tests/suites`` on their ``PYTHONPATH``. A task's
+attributes travel with it to the workers, which is how a test tells a task where to
+count its attempts.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ from __future__ import annotations
 import functools
 import os
 import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from engine_fakes import GD_SOURCE, QuadraticTask
 
 from suites.api import Problem, RunSpec, Task
@@ -46,23 +45,6 @@ class DyingTask(QuadraticTask):
         if self.attempts(seed) <= self.deaths:
             os.kill(os.getpid(), signal.SIGKILL)
         return super().setup(seed, budget)
-
-
-@dataclass
-class HangingTask(QuadraticTask):
-    """The first step never returns, so only the hard time limit can end the run."""
-
-    name: str = "fake/hanging"
-
-    def setup(self, seed: int, budget: str) -> Problem:
-        problem = super().setup(seed, budget)
-
-        def loss(step: int) -> torch.Tensor:
-            time.sleep(3600)
-            raise AssertionError("unreachable")
-
-        problem.loss = loss
-        return problem
 
 
 def _find(tasks: dict[str, Task], name: str) -> Task:

@@ -17,7 +17,6 @@ import pytest
 from cluster_fakes import (
     GD2_SOURCE,
     DyingTask,
-    HangingTask,
     lookup,
     outcome,
     result_files,
@@ -25,6 +24,7 @@ from cluster_fakes import (
     worker_pythonpath,
 )
 from engine_fakes import QuadraticTask
+from test_engine_pool import HangingTask
 
 from suites.cli import UsageError, _executor, build_parser, main
 from suites.executors import LocalExecutor, RayExecutor

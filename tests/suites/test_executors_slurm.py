@@ -11,8 +11,9 @@ import os
 import stat
 
 import pytest
-from cluster_fakes import GD2_SOURCE, DyingTask, HangingTask, lookup, spec_for, worker_pythonpath
+from cluster_fakes import GD2_SOURCE, DyingTask, lookup, spec_for, worker_pythonpath
 from engine_fakes import QuadraticTask
+from test_engine_pool import HangingTask
 
 from suites.executors import LocalExecutor, SlurmExecutor
 from suites.results import ResultStore
