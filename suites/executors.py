@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 import traceback
@@ -646,6 +647,7 @@ class SlurmExecutor(ClusterExecutor):
             raise RuntimeError("sbatch was not found: run the Slurm executor on a Slurm login node")
         if time_min is None:
             time_min = math.ceil(self.kill_after / 60) + 5 if self.kill_after else 24 * 60
+        self.cluster = cluster
         self.logs = self.results / "slurm-logs"
         self._executor = submitit.AutoExecutor(folder=self.logs / "%j", cluster=cluster)
         parameters: dict[str, Any] = {
@@ -682,8 +684,8 @@ class SlurmExecutor(ClusterExecutor):
         raise WorkerLost(f"Slurm job {handle.job_id} ({handle.state}): {error}")
 
     def _cancel(self, handles: Sequence[Any]) -> None:
+        if self.cluster == "slurm":  # one scancel for them all, not one per array task
+            subprocess.call(["scancel", *(job.job_id for job in handles)])
+            return
         for job in handles:
-            try:
-                job.cancel(check=False)
-            except Exception as err:  # noqa: BLE001 -- finished meanwhile
-                log.debug("could not cancel Slurm job %s: %s", job.job_id, err)
+            job.cancel(check=False)
