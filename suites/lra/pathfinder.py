@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
@@ -54,7 +54,7 @@ PATHFINDER_SCALES = {
 }
 PATHX_SCALES = {
     "smoke": Scale(_TINY_LRU, 8, 0, train_size=64, eval_size=32),
-    "quick": Scale(_SMALL_LRU, 16, 0, train_size=4_000, eval_size=500),
+    "quick": Scale(_SMALL_LRU, 16, 0, train_size=4_000, eval_size=400),
     "full": Scale(LRUConfig(d_model=128, d_state=256, depth=6, bidirectional=True,
                             max_phase=PATHX_MAX_PHASE), 32, 12_500, paper=True),
 }
@@ -74,7 +74,7 @@ class PathfinderTask(LRATask):
     """
 
     resolution: int = 32
-    generated: PathfinderSettings = field(default=SMALL_IMAGES)
+    generated: PathfinderSettings = SMALL_IMAGES
 
     def release_files(self, budget: str) -> ReleaseFiles | None:
         if budget != "full":
@@ -88,17 +88,17 @@ class PathfinderTask(LRATask):
         if budget == "full":
             data = _release(self.root, self.resolution)
             return Splits(data["train"], data["val"], data["test"])
+        # One draw of the generator, cut into [train | val | test].
         scale = self.scales[budget]
-        train, held = scale.train_size, scale.eval_size
+        n_train, n_held = scale.train_size, scale.eval_size
         images, labels = pathfinder.cached_generate(
-            train + 2 * held, self.generated, seed=GENERATED_DATA_SEED
+            n_train + 2 * n_held, self.generated, seed=GENERATED_DATA_SEED
         )
-        cuts = [0, train, train + held, train + 2 * held]
-        train_set, val, test = (
+        cuts = [0, n_train, n_train + n_held, n_train + 2 * n_held]
+        return Splits(*(
             pathfinder.as_sequences(images[a:b], labels[a:b])
             for a, b in zip(cuts[:-1], cuts[1:], strict=True)
-        )
-        return Splits(train_set, val, test)
+        ))
 
     def build_model(self, scale: Scale) -> nn.Module:
         return LRUClassifier(scale.config, NUM_CLASSES, d_input=1)
@@ -142,7 +142,7 @@ def pathfinder_tasks() -> list[PathfinderTask]:
                 "Path-X (LRA): Pathfinder at 128×128, a sequence of 16,384 pixels read by a "
                 f"bidirectional deep LRU. {_SCORE}Smoke and quick draw the quick Pathfinder "
                 "pictures magnified to 32×32 (1,024 pixels: the same task on sequences four "
-                "times longer) and train the same 2-block LRU for 100 steps of batch 16. At "
+                "times longer) and train the same 2-block LRU for 80 steps of batch 16. At "
                 "this scale the LRU stays at chance (50%): quick only checks that an "
                 "optimizer trains an LRU on 1,024-step sequences without diverging; it "
                 "cannot rank optimizers on Path-X. Full reads the release's pathfinder128 "
@@ -150,7 +150,7 @@ def pathfinder_tasks() -> list[PathfinderTask]:
                 f"of Λ initialized in [0, π/10]); {_FULL}Thesis §5.3, Table 5: the LRU "
                 "reaches 94.2% (S4 96.4%, S5 98.6%)."
             ),
-            budgets=Budget(smoke=5, quick=100, full=250_000),
+            budgets=Budget(smoke=5, quick=80, full=250_000),
             metric=TEST_ACCURACY,
             lr_factor=LR_FACTOR,
             scales=PATHX_SCALES,
