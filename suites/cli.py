@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import platform
 import re
 import sys
@@ -428,6 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lsb {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="where generated data sets are cached (sets $LSB_DATA_DIR; "
+                             "default ~/.cache/lsb)")
+    parser.add_argument("--lra-root", default=None, metavar="DIR",
+                        help="where the LRA release's files are (sets $LSB_LRA_ROOT; "
+                             "default ./data)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def sweep_options(p: argparse.ArgumentParser) -> None:
@@ -513,6 +520,12 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if args.data_dir or args.lra_root:  # as variables, so that every worker process sees them
+        from suites.lra.data.release import CACHE_ENV_VAR, ROOT_ENV_VAR
+
+        for value, variable in ((args.data_dir, CACHE_ENV_VAR), (args.lra_root, ROOT_ENV_VAR)):
+            if value:
+                os.environ[variable] = str(Path(value).resolve())
     if getattr(args, "jobs", None) is not None and args.jobs < 1:
         print("lsb: error: -j must be at least 1", file=sys.stderr)
         return EXIT_USAGE

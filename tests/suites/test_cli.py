@@ -145,3 +145,17 @@ def test_demo_runs_its_suites_for_all_and_the_lra_tasks_for_a_few(
     ran = {(p.parts[-4], p.parts[-2]) for p in (results / "runs").rglob("*.json")}
     assert ran == {("fake", "gd"), ("fake", "lion"), ("extra", "gd")}
     assert "extra/quadratic (1 of 2)" in out  # ranked on its own, not in the overall score
+
+
+def test_data_directories_reach_the_tasks_through_the_environment(fake_registry, tmp_path,
+                                                                  monkeypatch):
+    import os
+
+    from suites.lra.data.release import cache_dir, default_root
+
+    monkeypatch.delenv("LSB_DATA_DIR", raising=False)
+    monkeypatch.delenv("LSB_LRA_ROOT", raising=False)
+    assert main(["--data-dir", str(tmp_path / "cache"), "--lra-root", str(tmp_path / "lra"),
+                 "list"]) == 0
+    assert cache_dir() == tmp_path / "cache" and default_root() == tmp_path / "lra"
+    assert os.environ["LSB_DATA_DIR"] == str(tmp_path / "cache")  # undone by monkeypatch
