@@ -10,6 +10,7 @@ or read from the LRA release; Text, Retrieval and Image need the release's files
 
 from suites.api import Budget
 from suites.lra import files, listops
+from suites.lra.pathfinder import pathfinder_tasks
 from suites.lra.task import TEST_ACCURACY
 
 _SCORE = "Score: test accuracy (higher is better), the configuration chosen on validation. "
@@ -74,4 +75,5 @@ def tasks() -> list:
             lr_factor=0.25,
             scales=files.IMAGE_SCALES,
         ),
+        *pathfinder_tasks(),
     ]
