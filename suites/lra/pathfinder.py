@@ -38,8 +38,9 @@ PATHX_MAX_PHASE = math.pi / 10
 #: The generated images of the smoke and quick budgets: two paths of 2 dashes and no
 #: distractor in 16×16 pixels; with 3 or more dashes the quick LRU stays at chance.
 SMALL_IMAGES = PathfinderSettings(resolution=16, contour_length=2, distractors=0)
-#: The generated images are one draw, the same for every run seed.
-GENERATED_DATA_SEED = 0
+#: Generator seeds of the training, validation and test images: three draws, each
+#: with exactly as many connected as unconnected images, the same for every run seed.
+GENERATED_DATA_SEEDS = {"train": 0, "val": 1, "test": 2}
 
 _SMALL_LRU = LRUConfig(d_model=32, d_state=32, depth=2, bidirectional=True)
 _TINY_LRU = LRUConfig(d_model=16, d_state=16, depth=1, bidirectional=True)
@@ -88,17 +89,13 @@ class PathfinderTask(LRATask):
         if budget == "full":
             data = _release(self.root, self.resolution)
             return Splits(data["train"], data["val"], data["test"])
-        # One draw of the generator, cut into [train | val | test].
         scale = self.scales[budget]
-        n_train, n_held = scale.train_size, scale.eval_size
-        images, labels = pathfinder.cached_generate(
-            n_train + 2 * n_held, self.generated, seed=GENERATED_DATA_SEED
-        )
-        cuts = [0, n_train, n_train + n_held, n_train + 2 * n_held]
-        return Splits(*(
-            pathfinder.as_sequences(images[a:b], labels[a:b])
-            for a, b in zip(cuts[:-1], cuts[1:], strict=True)
-        ))
+        sizes = {"train": scale.train_size, "val": scale.eval_size, "test": scale.eval_size}
+        drawn = {
+            split: pathfinder.cached_generate(n, self.generated, seed=GENERATED_DATA_SEEDS[split])
+            for split, n in sizes.items()
+        }
+        return Splits(**{split: pathfinder.as_sequences(*d) for split, d in drawn.items()})
 
     def build_model(self, scale: Scale) -> nn.Module:
         return LRUClassifier(scale.config, NUM_CLASSES, d_input=1)

@@ -89,10 +89,10 @@ def test_generated_images_are_drawn_once_then_read_from_the_cache(monkeypatch):
 
     monkeypatch.setattr(pathfinder, "generate", counting)
     first = task.splits("smoke")
-    (path,) = (cache_dir() / "pathfinder").glob("*.npz")
-    written = path.stat().st_mtime_ns
+    written = {p: p.stat().st_mtime_ns for p in (cache_dir() / "pathfinder").glob("*.npz")}
     second = task.splits("smoke")
-    assert len(calls) == 1 and path.stat().st_mtime_ns == written
+    assert len(calls) == 3 and len(written) == 3  # one draw per split, then none
+    assert {p: p.stat().st_mtime_ns for p in written} == written
     scale = task.scales["smoke"]
     for split, size in [("train", scale.train_size), ("val", scale.eval_size),
                         ("test", scale.eval_size)]:
@@ -100,14 +100,13 @@ def test_generated_images_are_drawn_once_then_read_from_the_cache(monkeypatch):
         assert a.inputs.shape == (size, 256, 1) and a.lengths is None
         torch.testing.assert_close(a.inputs, b.inputs, rtol=0, atol=0)
         assert torch.equal(a.labels, b.labels)
-    # The splits are the cut [train | val | test] of one draw of the generator.
-    assert path == pathfinder.cache_path(scale.train_size + 2 * scale.eval_size,
-                                         task.generated, tasks_module.GENERATED_DATA_SEED)
-    with np.load(path) as stored:
-        images, labels = stored["images"], stored["labels"]
-    np.testing.assert_array_equal(first.test.labels.numpy(), labels[-scale.eval_size:])
-    np.testing.assert_allclose(first.val.inputs[0].numpy().reshape(16, 16),
-                               images[scale.train_size] / 255.0, rtol=0, atol=1e-7)
+        # Each split is its own draw, with as many connected as unconnected images.
+        assert int(a.labels.sum()) == size // 2
+        path = pathfinder.cache_path(size, task.generated, tasks_module.GENERATED_DATA_SEEDS[split])
+        with np.load(path) as stored:
+            np.testing.assert_array_equal(a.labels.numpy(), stored["labels"])
+            np.testing.assert_allclose(a.inputs[0].numpy().reshape(16, 16),
+                                       stored["images"][0] / 255.0, rtol=0, atol=1e-7)
 
 
 def test_concurrent_writers_leave_one_complete_file():
