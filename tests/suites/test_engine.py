@@ -162,7 +162,7 @@ class _ScheduledTask(QuadraticTask):
         x, y = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
 
         def loss(step: int) -> torch.Tensor:
-            self.trace.append((float(x), float(y)))
+            self.trace.append((float(x.detach()), float(y.detach())))
             return x.sum() + y.sum()
 
         return Problem(
