@@ -290,9 +290,10 @@ def overall_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None =
     table = task_table(runs, budget, suite)
     if table.empty:
         return pd.DataFrame(columns=columns)
-    ratios = performance_ratios(common_tasks(table))
+    common = common_tasks(table)
+    ratios = performance_ratios(common)
     overall = profile_score(ratios, tau_max).to_frame()
-    overall["tasks_solved"] = table[table["success_rate"] == 1.0].groupby("optimizer").size()
+    overall["tasks_solved"] = common[common["success_rate"] == 1.0].groupby("optimizer").size()
     overall["tasks_solved"] = overall["tasks_solved"].fillna(0).astype(int)
     overall["tasks"] = len(ratios)
     overall = overall.join(robustness(runs, budget, suite)).join(overhead(runs, budget, suite))
