@@ -103,7 +103,7 @@ class PathfinderTask(LRATask):
 
 _SCORE = "Score: test accuracy (higher is better), the configuration chosen on validation. "
 _FULL = (
-    "Table 9's schedule (10% warm-up, cosine) and weight decay 0.05; the recurrent "
+    "App. E.3's schedule (10% warm-up, cosine) and weight decay 0.05; the recurrent "
     "parameters (Λ, γ, B) get a quarter of the step size. "
 )
 
@@ -120,7 +120,8 @@ def pathfinder_tasks() -> list[PathfinderTask]:
                 "2 dashes and no distractor, once, into the data cache, and train a 2-block "
                 "LRU (H = N = 32) for 200 steps. What quick can show: whether an optimizer "
                 "gets the LRU above chance (50%) on the local part of the task, telling "
-                "whether a short stroke joins the two marks; what it cannot: following a "
+                "whether a short stroke joins the two marks (scores vary by several points "
+                "from seed to seed); what it cannot: following a "
                 "path, since with 3 or more dashes the quick LRU stayed at chance in our "
                 "trials with AdamW. Full reads the LRA release (pathfinder32, contour length "
                 "14, 1,024 pixels) or what `lsb data pathfinder` writes, with Table 9's "
