@@ -20,7 +20,7 @@ from pathlib import Path
 from suites import registry
 from suites.atomic import atomic_open
 from suites.lra.model import DESIGN_STEPS
-from suites.runner import execute
+from suites.runner import execute, warm_up
 from suites.submission import load_submission
 
 
@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    warm_up()  # as in every runner process: subnormals flushed, one-time costs paid
     submission = load_submission(registry.resolve_optimizer(args.optimizer))
     hparams = dict(submission.configs()[0])
     if submission.lr_key is not None:

@@ -27,7 +27,7 @@ from kernels.scan import ENV_VAR as BACKEND_ENV_VAR
 from suites import registry
 from suites.atomic import atomic_open
 from suites.lra.problem import default_device
-from suites.runner import environment, optimizer_param_groups
+from suites.runner import environment, optimizer_param_groups, warm_up
 
 #: Thesis Table 8: LRU training steps/s on an A100 at the full (Table 9) configurations.
 TABLE_8_A100 = {
@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON file (default: results/throughput/<machine>.json)")
     args = parser.parse_args(argv)
+    warm_up()  # as in every runner process: subnormals flushed, one-time costs paid
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be at least 1 and --warmup at least 0")
     if args.threads:

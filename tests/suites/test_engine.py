@@ -394,3 +394,12 @@ def test_builtin_optimizers_are_the_public_files_of_the_optimizers_package():
     paths = registry.builtin_optimizer_paths()
     assert all(not name.startswith("_") for name in paths)
     assert all(p.parent == registry.OPTIMIZERS_DIR and p.suffix == ".py" for p in paths.values())
+
+
+def test_run_processes_flush_subnormals():
+    """The chunked scan's λ^k of small eigenvalues underflow; subnormals are 10-100x slower."""
+    from suites.runner import warm_up
+
+    warm_up()
+    assert (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0
+    assert (torch.tensor([1e-30], dtype=torch.float32) * 1.0).item() == pytest.approx(1e-30)
