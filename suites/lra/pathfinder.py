@@ -26,7 +26,7 @@ from suites.lra.data import pathfinder
 from suites.lra.data.pathfinder import PathfinderSettings
 from suites.lra.data.sequences import SequenceData
 from suites.lra.model import LRUClassifier, LRUConfig
-from suites.lra.task import TEST_ACCURACY, LRATask, ReleaseFiles, Scale, Splits
+from suites.lra.task import SCORE_NOTE, TEST_ACCURACY, LRATask, ReleaseFiles, Scale, Splits
 
 #: Table 9, PathFinder and PathX: the recurrent parameters' step size is this times the
 #: optimizer's.
@@ -101,11 +101,8 @@ class PathfinderTask(LRATask):
         return LRUClassifier(scale.config, NUM_CLASSES, d_input=1)
 
 
-_SCORE = "Score: test accuracy (higher is better), the configuration chosen on validation. "
-_FULL = (
-    "App. E.3's schedule (10% warm-up, cosine) and weight decay 0.05; the recurrent "
-    "parameters (Λ, γ, B) get a quarter of the step size. "
-)
+_SCORE = SCORE_NOTE
+_FULL = "weight decay 0.05; the recurrent parameters (Λ, γ, B) get a quarter of the step size. "
 
 
 def pathfinder_tasks() -> list[PathfinderTask]:

@@ -43,7 +43,7 @@ def test_listops_problem_groups_and_batches():
     metrics = problem.evaluate()
     assert 0 <= metrics["test_accuracy"] <= 1 and metrics["test_loss"] > 0
     assert 0 <= metrics["val_accuracy"] <= 1 and metrics["val_loss"] > 0
-    assert problem.lr_schedule is None  # warm-up + cosine at the full budget only
+    assert problem.lr_schedule(0) == pytest.approx(0.5)  # warm-up + cosine at every budget
 
 
 def test_full_budget_uses_table_9_and_the_schedule(tmp_path):
