@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
@@ -87,7 +88,9 @@ def test_write_and_load_round_trip_in_both_release_roots(tmp_path, nesting):
     images, labels = pathfinder.generate(20, seed=1)
     test = data["test"]
     assert test.inputs.shape == (2, 1024, 1) and test.lengths is None
-    np.testing.assert_allclose(test.inputs.numpy().reshape(2, 32, 32), images[18:] / 255.0,
+    assert test.inputs.dtype == torch.uint8  # a quarter of float32's memory
+    pixels = test.batch(torch.arange(2))[0]
+    np.testing.assert_allclose(pixels.numpy().reshape(2, 32, 32), images[18:] / 255.0,
                                rtol=0, atol=1e-6)
     np.testing.assert_array_equal(data["train"].labels.numpy(), labels[:16])
 
@@ -126,3 +129,14 @@ def test_data_command_writes_pathfinder(tmp_path, capsys):
     assert data_main(["pathfinder", "--root", str(tmp_path), "--count", "10"]) == 0
     assert "10 images" in capsys.readouterr().out
     assert len(pathfinder.load(tmp_path)["train"]) == 8
+
+
+def test_data_command_magnifies_the_picture_for_path_x(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(pathfinder, "write_release",
+                        lambda root, count, settings, seed: drawn.append(settings) or root)
+    assert data_main(["pathfinder", "--root", str(tmp_path), "--count", "2",
+                      "--resolution", "128"]) == 0
+    (settings,) = drawn
+    assert settings == pathfinder.PathfinderSettings().magnified(128)
+    assert settings.contour_length == pathfinder.PathfinderSettings().contour_length

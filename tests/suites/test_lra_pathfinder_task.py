@@ -32,14 +32,6 @@ def isolated_data(monkeypatch, tmp_path):
     monkeypatch.setenv(ROOT_ENV_VAR, str(tmp_path / "lra"))
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def adamw():
     return load_submission(builtin_optimizer_paths()["adamw"])
@@ -105,7 +97,7 @@ def test_generated_images_are_drawn_once_then_read_from_the_cache(monkeypatch):
         path = pathfinder.cache_path(size, task.generated, tasks_module.GENERATED_DATA_SEEDS[split])
         with np.load(path) as stored:
             np.testing.assert_array_equal(a.labels.numpy(), stored["labels"])
-            np.testing.assert_allclose(a.inputs[0].numpy().reshape(16, 16),
+            np.testing.assert_allclose(a.batch(torch.tensor([0]))[0].numpy().reshape(16, 16),
                                        stored["images"][0] / 255.0, rtol=0, atol=1e-7)
 
 

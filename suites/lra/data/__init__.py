@@ -63,7 +63,8 @@ def _generate_listops(args: argparse.Namespace) -> int:
 def _generate_pathfinder(args: argparse.Namespace) -> int:
     from suites.lra.data import pathfinder
 
-    settings = pathfinder.PathfinderSettings(resolution=args.resolution)
+    # Path-X is Pathfinder's picture at a larger size: every length scales with it.
+    settings = pathfinder.PathfinderSettings().magnified(args.resolution)
     directory = pathfinder.write_release(
         args.root or default_root(), args.count, settings, seed=args.seed
     )

@@ -247,8 +247,9 @@ def cached_generate(
 
 
 def as_sequences(images: np.ndarray, labels: np.ndarray) -> SequenceData:
-    """Images ``(n, R, R)`` uint8 as pixel sequences ``(n, R², 1)`` in [0, 1], row by row."""
-    inputs = torch.from_numpy(images.reshape(len(images), -1, 1).astype(np.float32) / 255.0)
+    """Images ``(n, R, R)`` uint8 as pixel sequences ``(n, R², 1)``, row by row (still
+    uint8: ``SequenceData.batch`` scales each batch to [0, 1])."""
+    inputs = torch.from_numpy(np.ascontiguousarray(images.reshape(len(images), -1, 1)))
     return SequenceData(inputs, None, torch.as_tensor(labels, dtype=torch.int64))
 
 

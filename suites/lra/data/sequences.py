@@ -12,8 +12,10 @@ import torch
 class SequenceData:
     """Inputs, true lengths and labels of one split.
 
-    ``inputs``: token ids ``(n, L)`` int64 padded with 0, or features ``(n, L, d)``
-    float32. ``lengths``: ``(n,)`` int64, or None when every sequence has length L.
+    ``inputs``: token ids ``(n, L)`` int64 padded with 0, features ``(n, L, d)``
+    float32, or pixels ``(n, L, d)`` uint8, which ``batch`` turns into float32 in [0, 1]
+    (a quarter of float32's memory: Path-X's release is 200k sequences of 16,384
+    pixels). ``lengths``: ``(n,)`` int64, or None when every sequence has length L.
     ``labels``: ``(n,)`` int64.
     """
 
@@ -55,11 +57,14 @@ class SequenceData:
         return self.take(rest.nonzero().squeeze(1)), self.take(drawn)
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(inputs, lengths, labels) of the examples ``index``, cut to their longest."""
-        if self.lengths is None:
-            return self.inputs[index], None, self.labels[index]
-        lengths = self.lengths[index]
-        return self.inputs[index, : int(lengths.max())], lengths, self.labels[index]
+        """(inputs, lengths, labels) of the examples ``index``, cut to their longest;
+        uint8 pixels become float32 in [0, 1]."""
+        lengths = None if self.lengths is None else self.lengths[index]
+        inputs = self.inputs[index] if lengths is None else \
+            self.inputs[index, : int(lengths.max())]
+        if inputs.dtype == torch.uint8:
+            inputs = inputs.float().div_(255.0)
+        return inputs, lengths, self.labels[index]
 
     @classmethod
     def from_token_lists(
