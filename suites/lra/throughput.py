@@ -105,7 +105,7 @@ def format_table(report: dict) -> str:
     backends = sorted({b for row in report["rows"] for b in row["steps_per_s"]},
                       key=["sequential", "chunked", "triton"].index)
     header = f"{'task':18s}" + "".join(f"{b:>12s}" for b in backends)
-    lines = [f"steps/s on {report['device']}, {report['threads']} threads", header]
+    lines = [f"steps/s on {report['device']}, torch threads: {report['threads']}", header]
     for row in report["rows"]:
         cells = "".join(f"{row['steps_per_s'].get(b, float('nan')):12.2f}" for b in backends)
         lines.append(f"{row['task']:18s}{cells}")
