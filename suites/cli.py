@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import platform
 import re
 import sys
@@ -18,15 +17,10 @@ import time
 from pathlib import Path
 
 from suites import __version__
-from suites.api import BUDGET_NAMES
+from suites.api import BUDGET_NAMES, SEEDS_PER_BUDGET, TIME_LIMITS
 
 EXIT_OK, EXIT_RUNS_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
-#: Suites that ``lsb demo`` runs with every built-in optimizer.
-DEMO_SUITES = ("chain", "valley")
-#: LRA tasks that ``lsb demo`` runs (minutes each) with a few built-ins only.
-DEMO_LRA_TASKS = ("lra/listops", "lra/pathfinder")
-DEMO_LRA_OPTIMIZERS = ("adamw", "ngn", "sgd")
 
 
 class UsageError(Exception):
@@ -88,7 +82,7 @@ def _tasks_with_data(tasks, budget: str):
 def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
     from suites.executors import ClusterLost
     from suites.results import ResultStore
-    from suites.runner import TIME_LIMITS, run_sweep
+    from suites.tuning import run_sweep
 
     root = _results_root(args)
     time_limit = args.time_limit if args.time_limit is not None else TIME_LIMITS[budget]
@@ -163,7 +157,7 @@ def _executor(args: argparse.Namespace, kind: str, jobs: int | None, time_limit:
 
 
 def _default_jobs() -> int:
-    from suites.executors import default_jobs
+    from suites.executors.local import default_jobs
 
     return default_jobs()
 
@@ -355,7 +349,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
                                                                     strict=True)]
     )
     print(f"\n== {submission.name} ({submission.source_hash}) per task, budget {args.budget} ==")
-    print(_format(mine[["task", "config", "score_mean", "score_std", "success_rate", "rank"]]))
+    print(_format(mine[["task", "config_key", "score_mean", "score_std", "success_rate", "rank"]]))
     overall = leaderboard.overall_table(runs, args.budget)
     row = overall[overall["optimizer"] == submission.name]
     print(f"\n== {submission.name} overall: rank {int(row['rank'].iloc[0])}/{len(overall)} ==")
@@ -398,15 +392,17 @@ def _print_kernels(root: Path) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from suites import registry, sitegen
 
-    present = [s for s in DEMO_SUITES if s in registry.available_suites()]
-    if not present:
-        raise UsageError(f"the demo needs the suites {DEMO_SUITES}; none is installed")
     builtins = registry.builtin_optimizer_paths()
-    known = {t.name for t in registry.all_tasks()}
-    sweeps = [(registry.tasks_for(present), list(builtins.values()))]
-    lra = [name for name in DEMO_LRA_TASKS if name in known]
-    if lra:
-        sweeps.append((registry.tasks_for(lra), [builtins[o] for o in DEMO_LRA_OPTIMIZERS]))
+    known = {t.name for t in registry.all_tasks()} | set(registry.available_suites())
+    sweeps = []
+    for selectors, optimizers in registry.demo_plan():
+        present = [s for s in selectors if s in known]
+        if present:
+            paths = list(builtins.values()) if optimizers is None else \
+                [builtins[o] for o in optimizers if o in builtins]
+            sweeps.append((registry.tasks_for(present), paths))
+    if not sweeps:
+        raise UsageError("no installed suite names demo tasks (DEMO_TASKS)")
     args.seeds = None
     failed = []
     for tasks, paths in sweeps:
@@ -429,12 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lsb {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help="where generated data sets are cached (sets $LSB_DATA_DIR; "
-                             "default ~/.cache/lsb)")
-    parser.add_argument("--lra-root", default=None, metavar="DIR",
-                        help="where the LRA release's files are (sets $LSB_LRA_ROOT; "
-                             "default ./data)")
+    from suites import registry
+
+    for _, add_options in registry.hooks("add_options"):
+        add_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def sweep_options(p: argparse.ArgumentParser) -> None:
@@ -443,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-j", "--jobs", type=int, default=None,
                        help="parallel runs (default: number of cores; 1 runs in-process)")
         p.add_argument("--time-limit", type=float, default=None, metavar="S",
-                       help="seconds per run (default: 120 smoke, 600 quick, 21600 full)")
+                       help=f"seconds per run (default: {_per_budget(TIME_LIMITS)})")
         results_option(p)
         g = p.add_argument_group(
             "executors", "where runs execute; ray and slurm need pip install '.[ray]' or "
@@ -481,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "all built-ins)")
     p.add_argument("--seeds", type=int, nargs=2, metavar=("TUNE", "EVAL"),
                    help="numbers of tuning and evaluation seeds (default per budget: "
-                        "smoke 1 1, quick 1 2, full 2 5)")
+                        f"{_per_budget(SEEDS_PER_BUDGET)})")
     sweep_options(p)
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("submit", help="validate a submission, run every suite, show its ranks")
@@ -495,19 +489,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the kernel benchmark tables instead (results/kernels/)")
     results_option(p)
     p.set_defaults(func=_cmd_show)
-    p = sub.add_parser("demo", help="quick budget: chain and valley for every built-in, "
-                       "ListOps and Pathfinder for adamw, ngn and sgd; then the site")
+    p = sub.add_parser("demo", help="quick budget: each suite's demo tasks (DEMO_TASKS) for "
+                       "its demo optimizers; then the site")
     p.add_argument("-j", "--jobs", type=int, default=None, help="parallel runs")
     p.add_argument("--time-limit", type=float, default=None, metavar="S")
     results_option(p)
     p.set_defaults(func=_cmd_demo)
-    from suites import sitegen
-    from suites.lra import data as lra_data
+    from suites.sitegen import commands
 
-    sitegen.add_commands(sub)
-    p = sub.add_parser("data", help="generate LRA data sets in the official release layout")
-    lra_data.add_commands(p.add_subparsers(dest="dataset", metavar="DATASET", required=True))
+    commands.add_commands(sub)
+    for _, add_commands in registry.hooks("add_commands"):
+        add_commands(sub)
     return parser
+
+
+def _per_budget(values: dict) -> str:
+    """``{"smoke": (1, 1), ...}`` as "smoke 1 1, quick 1 2, full 2 5" for help texts."""
+    def text(value) -> str:
+        return " ".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
+
+    return ", ".join(f"{budget} {text(values[budget])}" for budget in BUDGET_NAMES)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -520,12 +521,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if args.data_dir or args.lra_root:  # as variables, so that every worker process sees them
-        from suites.lra.data.release import CACHE_ENV_VAR, ROOT_ENV_VAR
+    from suites import registry
 
-        for value, variable in ((args.data_dir, CACHE_ENV_VAR), (args.lra_root, ROOT_ENV_VAR)):
-            if value:
-                os.environ[variable] = str(Path(value).resolve())
+    for _, apply_options in registry.hooks("apply_options"):
+        apply_options(args)
     if getattr(args, "jobs", None) is not None and args.jobs < 1:
         print("lsb: error: -j must be at least 1", file=sys.stderr)
         return EXIT_USAGE

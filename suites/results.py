@@ -49,6 +49,12 @@ def canonical_json(value: Any) -> str:
                       allow_nan=False)
 
 
+def config_key(hparams: dict[str, Any]) -> str:
+    """A configuration's canonical text (``canonical_json`` of its hparams dict): the key
+    that groups runs by configuration, and the ``config_key`` column of the tables."""
+    return canonical_json(hparams)
+
+
 def run_key(spec: RunSpec) -> str:
     """The identity of a run: 16 hex digits of sha256 over what determines its outcome."""
     identity = {
@@ -144,7 +150,7 @@ def from_record(record: dict[str, Any]) -> RunResult:
         error=record["error"],
         env=record["env"],
         suite=record["suite"],
-        metric=Metric(**record["metric"]) if record["metric"] else None,
+        metric=Metric.from_record(record["metric"]),
         param_bytes=record["param_bytes"],
     )
 

@@ -20,8 +20,9 @@ from suites.api import Budget, Metric, Problem
 from suites.common import BaseTask
 from suites.executors import LocalExecutor
 from suites.results import ResultStore
-from suites.runner import run_sweep
+from suites.sitegen import pages
 from suites.submission import load_submission, validate_submission
+from suites.tuning import run_sweep
 
 
 class _Links(HTMLParser):
@@ -177,7 +178,7 @@ def test_failed_build_keeps_the_previous_site(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(sitegen, "_kernels_page", broken)
+    monkeypatch.setattr(pages, "kernels_page", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         sitegen.build_site(tmp_path / "results", out)
     assert (out / "index.html").read_bytes() == before

@@ -126,15 +126,14 @@ def test_tasks_without_their_data_are_listed_and_skipped(fake_registry, results,
 def test_demo_runs_its_suites_for_all_and_the_lra_tasks_for_a_few(
     fake_registry, write_submission, results, monkeypatch, capsys, tmp_path
 ):
-    from suites import cli, registry, sitegen
+    from suites import registry, sitegen
 
     fake_registry[:] = [QuadraticTask(), QuadraticTask(name="extra/quadratic", suite="extra")]
     lion = write_submission(LION_SOURCE, "lion.py")
     gd = registry.builtin_optimizer_paths()["gd"]
     monkeypatch.setattr(registry, "builtin_optimizer_paths", lambda: {"gd": gd, "lion": lion})
-    monkeypatch.setattr(cli, "DEMO_SUITES", ("fake",))
-    monkeypatch.setattr(cli, "DEMO_LRA_TASKS", ("extra/quadratic", "extra/absent"))
-    monkeypatch.setattr(cli, "DEMO_LRA_OPTIMIZERS", ("gd",))
+    monkeypatch.setattr(registry, "demo_plan", lambda: [
+        (["fake"], None), (["extra/quadratic", "extra/absent"], ["gd"])])
     built = {}
     monkeypatch.setattr(sitegen, "build_site",
                         lambda root: built.setdefault("index", tmp_path / "site/index.html"))

@@ -11,23 +11,13 @@ import torch
 from engine_fakes import GD_SOURCE, LION_SOURCE, FailingTask, QuadraticTask, SlowTask
 
 from suites import registry
-from suites.api import Problem
+from suites.api import EVAL_SEED_OFFSET, Problem
 from suites.executors import LocalExecutor
 from suites.results import SCHEMA_VERSION, ResultStore, run_key
-from suites.runner import (
-    EVAL_SEED_OFFSET,
-    execute,
-    optimizer_param_groups,
-    optimizer_state_bytes,
-    run_sweep,
-    select_best_config,
-)
-from suites.submission import (
-    InvalidSubmission,
-    expand_search_space,
-    load_submission,
-    validate_submission,
-)
+from suites.search_space import expand_search_space
+from suites.submission import InvalidSubmission, load_submission, validate_submission
+from suites.training import execute, optimizer_param_groups, optimizer_state_bytes
+from suites.tuning import run_sweep, select_best_config
 
 # --------------------------------------------------------------------------- search spaces
 
@@ -398,7 +388,7 @@ def test_builtin_optimizers_are_the_public_files_of_the_optimizers_package():
 
 def test_run_processes_flush_subnormals():
     """The chunked scan's λ^k of small eigenvalues underflow; subnormals are 10-100x slower."""
-    from suites.runner import warm_up
+    from suites.training import warm_up
 
     warm_up()
     assert (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0

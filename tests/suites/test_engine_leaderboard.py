@@ -98,7 +98,7 @@ def test_task_table_mean_std_success_and_rank(runs):
     assert list(accuracy.sort_values("rank").index) == ["adam", "sgd", "lion"]
     assert accuracy.loc["lion", "success_rate"] == 0.5
     assert accuracy.loc["lion", "score_mean"] == -math.inf
-    assert accuracy.loc["adam", "config"] == '{"lr":0.01}'
+    assert accuracy.loc["adam", "config_key"] == '{"lr":0.01}'
 
 
 def test_performance_ratios_and_profile_score(runs):

@@ -1,0 +1,126 @@
+"""What every executor shares: the ``Executor`` interface and how one run is made in a
+worker process (look the task up, load the submission, train, never raise).
+
+``suites.executors.local`` runs on this machine (a process pool); ``suites.executors.cluster``
+on Ray or Slurm. Every run uses one CPU thread whatever executes it, so a (task, config,
+seed) gives the same numbers in-process, in the pool, on Ray and on Slurm.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
+
+import torch
+
+from suites.api import RunResult, RunSpec, Submission, Task
+from suites.training import environment, execute, warm_up
+
+TaskLookup = Callable[[str], Task]
+
+
+class Executor(abc.ABC):
+    """Runs specs somewhere and yields their results as they complete (in any order).
+
+    ``tasks`` maps the specs' task names to the task objects; an executor that runs in
+    other processes looks tasks up by name there instead (see ``LocalExecutor``).
+    """
+
+    @abc.abstractmethod
+    def map(
+        self, specs: Iterable[RunSpec], tasks: Mapping[str, Task] | None = None
+    ) -> Iterator[RunResult]: ...
+
+    def close(self) -> None:
+        """Release what the executor holds (worker processes, a Ray instance it started)."""
+        return None
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def default_kill_after(time_limit: float | None) -> float | None:
+    """When to kill a run that ignores its time limit: 1.25 × the limit + 10 s."""
+    return None if time_limit is None else time_limit * 1.25 + 10.0
+
+
+def stuck_message(elapsed: float, time_limit: float | None) -> str:
+    return (
+        f"killed after {elapsed:.1f} s: the run did not stop at its time limit "
+        f"({time_limit} s), most likely stuck inside one step"
+    )
+
+
+def registry_task(name: str) -> Task:
+    """The default task lookup: the registry, read at call time."""
+    from suites import registry
+
+    return registry.get_task(name)
+
+
+def failed_result(spec: RunSpec, status: str, error: str, wall_time: float = math.nan) -> RunResult:
+    """The result of a run that ended outside the training loop (lookup failure, killed)."""
+    return RunResult(
+        spec=spec, status=status, metrics={}, score=math.nan, steps_run=0, curve={},
+        time_per_step=math.nan, wall_time=wall_time, state_bytes=0, error=error,
+        env=environment(),
+    )
+
+
+class SubmissionCache:
+    """Loaded submissions by (path, source hash), so a worker imports each file once."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[str, str], Submission] = {}
+
+    def get(self, path: str, expected_hash: str) -> Submission:
+        from suites.submission import load_submission, source_hash
+
+        key = (path, expected_hash)
+        if key not in self._loaded:
+            found = source_hash(path)
+            if found != expected_hash:
+                raise RuntimeError(
+                    f"{path} changed during the sweep (source hash {found}, expected "
+                    f"{expected_hash}); rerun the sweep to run the new version"
+                )
+            self._loaded[key] = load_submission(path)
+        return self._loaded[key]
+
+
+def run_spec(
+    spec: RunSpec, time_limit: float | None, task_lookup: TaskLookup, cache: SubmissionCache
+) -> RunResult:
+    """One run, never raising: lookup failures become ``error`` results."""
+    try:
+        task = task_lookup(spec.task)
+        submission = cache.get(spec.optimizer_path, spec.source_hash)
+    except Exception:  # noqa: BLE001
+        return failed_result(spec, "error", traceback.format_exc())
+    return execute(
+        task, submission, spec.hparams, spec.seed, spec.budget,
+        time_limit=time_limit, phase=spec.phase,
+    )
+
+
+_worker_cache: SubmissionCache | None = None
+
+
+def prepare_worker_process() -> SubmissionCache:
+    """Once per worker process: one torch thread, torch's one-time costs paid up front.
+
+    Every run uses one thread whatever executes it, so a (task, config, seed) gives the
+    same numbers in-process, in the pool, on Ray and on Slurm. Returns the process's
+    submission cache.
+    """
+    global _worker_cache
+    if _worker_cache is None:
+        torch.set_num_threads(1)
+        warm_up()
+        _worker_cache = SubmissionCache()
+    return _worker_cache
