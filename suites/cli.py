@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_list)
     p = sub.add_parser("run", help="run suites or tasks for optimizers (tuning protocol)")
     p.add_argument("selectors", nargs="+", metavar="SUITE|TASK",
-                   help="suite names, task names or globs such as 'chain/depth-*'")
+                   help="suite names, task names or globs over task names (`lsb list` shows them)")
     p.add_argument("--optimizer", action="append", metavar="NAME|PATH",
                    help="a built-in optimizer or a submission file (repeatable; default: "
                         "all built-ins)")
