@@ -205,13 +205,17 @@ class SuiteModule(Protocol):
 
 @dataclass(frozen=True)
 class Submission:
-    """A loaded submission file; ``grid`` is its search space expanded into configurations."""
+    """A loaded submission file; ``grid`` is its search space expanded into configurations.
+
+    ``build`` is ``None`` in a process that only described the file (the sweep's driver,
+    ``suites.submission.inspect_in_subprocess``): runs load the file in their worker.
+    """
 
     name: str
     description: str
     search_space: dict[str, Any]
     lr_key: str | None
-    build: Callable[..., torch.optim.Optimizer]
+    build: Callable[..., torch.optim.Optimizer] | None
     path: str
     source_hash: str
     grid: tuple[dict[str, Any], ...] = ()

@@ -12,6 +12,7 @@ import logging
 import math
 import platform
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -37,15 +38,30 @@ def _results_root(args: argparse.Namespace) -> Path:
 
 
 def _load_submissions(paths: list[Path]):
-    """Validate files in a subprocess, then load them here; ``UsageError`` if invalid."""
-    from suites.submission import load_submission, validate_in_subprocess
+    """Validate the files in subprocesses and keep their descriptions (their code never
+    runs in this process); ``UsageError`` naming the invalid files.
 
-    problems = validate_in_subprocess(paths)
+    Each submission file gets an interpreter of its own; the built-in optimizers, the
+    project's own files, share one.
+    """
+    from suites import registry
+    from suites.submission import inspect_in_subprocess
+
+    builtin = {p.resolve() for p in registry.builtin_optimizer_paths().values()}
+    groups = [[p for p in paths if p.resolve() in builtin]]
+    groups += [[p] for p in paths if p.resolve() not in builtin]
+    described = {}
+    problems = []
+    for group in filter(None, groups):
+        for path, (submission, found) in zip(group, inspect_in_subprocess(group), strict=False):
+            problems += found
+            if submission is not None:
+                described[path] = submission
+    submissions = [described[p] for p in paths if p in described]
     if problems:
         raise UsageError(
             "invalid submission:\n" + "\n".join(f"  {p}" for p in problems)
         )
-    submissions = [load_submission(p) for p in paths]
     names = [s.name for s in submissions]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -86,6 +102,13 @@ def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
 
     root = _results_root(args)
     time_limit = args.time_limit if args.time_limit is not None else TIME_LIMITS[budget]
+    if not (math.isfinite(time_limit) and time_limit > 0):
+        raise UsageError(f"--time-limit {time_limit:g}: give a finite number of seconds > 0, "
+                         f"e.g. --time-limit {TIME_LIMITS[budget]:g}")
+    seeds = getattr(args, "seeds", None)
+    if seeds and min(seeds) < 1:
+        raise UsageError(f"--seeds {seeds[0]} {seeds[1]}: both counts must be at least 1 "
+                         "(one tuning and one evaluation seed at the least), e.g. --seeds 1 2")
     kind = getattr(args, "executor", "local")
     jobs = args.jobs if args.jobs is not None or kind != "local" else _default_jobs()
     configs = sum(len(s.configs()) for s in submissions)
@@ -101,7 +124,8 @@ def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
                 tasks, submissions, budget,
                 store=ResultStore(root),
                 executor=executor,
-                seeds=tuple(args.seeds) if getattr(args, "seeds", None) else None,
+                seeds=tuple(seeds) if seeds else None,
+                retry_failed=getattr(args, "retry_failed", False),
             )
         except ClusterLost as err:
             print(f"lsb: error: {err}\nfinished runs are saved; the same command resumes the "
@@ -153,6 +177,12 @@ def _executor(args: argparse.Namespace, kind: str, jobs: int | None, time_limit:
             )
     except (executors.MissingExtra, RuntimeError, ConnectionError) as err:
         raise UsageError(str(err)) from err
+    if getattr(args, "in_process", False):
+        print("lsb: warning: --in-process makes every run in this process, one after "
+              "another: nothing isolates one optimizer's runs from another's, and a run that "
+              "hangs or ends the process stops the sweep. Use it to debug, not to rank.",
+              file=sys.stderr)
+        return executors.LocalExecutor(1, time_limit, in_process=True)
     return executors.LocalExecutor(jobs, time_limit)
 
 
@@ -162,20 +192,33 @@ def _default_jobs() -> int:
     return default_jobs()
 
 
-def _report_failures(failed) -> int:
-    """List the runs that ended in ``error`` or ``timeout``; the exit code."""
+def _report_failures(failed, argv: list[str] | None = None) -> int:
+    """List the runs that ended in ``error`` or ``timeout`` with their root cause (the
+    first line of the recorded error), and the command that makes them again; the exit
+    code."""
     if not failed:
         return EXIT_OK
     print(f"\n{len(failed)} runs failed:", file=sys.stderr)
     for r in failed:
         lines = [line for line in (r.error or "").strip().splitlines() if line.strip()]
-        reason = lines[-1].strip() if lines else "(no message)"
+        reason = lines[0].strip() if lines else "(no message)"
         print(
             f"  {r.spec.task}  {r.spec.optimizer}  {r.spec.hparams}  seed {r.spec.seed}  "
             f"{r.status}: {reason}",
             file=sys.stderr,
         )
+    print("the whole tracebacks are in the run files (\"error\"); to make these runs again:\n"
+          f"  {_retry_command(argv)}", file=sys.stderr)
     return EXIT_RUNS_FAILED
+
+
+def _retry_command(argv: list[str] | None) -> str:
+    import shlex
+
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--retry-failed" not in words:
+        words.append("--retry-failed")
+    return shlex.join(["lsb", *words])
 
 
 def _format(frame) -> str:
@@ -442,6 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
         g = p.add_argument_group(
             "executors", "where runs execute; ray and slurm need pip install '.[ray]' or "
             "'.[slurm]', and the results directory on a file system every worker shares")
+        p.add_argument("--retry-failed", action="store_true",
+                       help="make the runs stored as error or timeout again (others are reused)")
+        p.add_argument("--in-process", action="store_true",
+                       help="debugging: make every run in this process, one after another, "
+                            "with no isolation between optimizers (a warning says so)")
         g.add_argument("--executor", choices=("local", "ray", "slurm"), default="local",
                        help="local: a process pool (default); ray: one Ray task per run; "
                             "slurm: one Slurm job per run, a job array per sweep phase "
@@ -514,6 +562,7 @@ def _per_budget(values: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
@@ -528,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "jobs", None) is not None and args.jobs < 1:
         print("lsb: error: -j must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM stops as Ctrl-C does
     try:
         return int(args.func(args) or 0)
     except UsageError as err:
@@ -537,6 +587,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\nlsb: interrupted; finished runs are saved, the same command resumes the sweep",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ def expand_search_space(space: Mapping[str, Any], max_configs: int = MAX_CONFIGS
         if isinstance(value, list):
             if not value:
                 raise ValueError(f"search_space[{key!r}] is an empty list: give at least one value")
+            for choice in value:
+                check_value(key, choice)
             choices[key] = value
         elif isinstance(value, Mapping):
             ranges[key] = _parse_range(key, value)
@@ -71,6 +73,25 @@ def expand_search_space(space: Mapping[str, Any], max_configs: int = MAX_CONFIGS
     keys = sorted(axes)
     grid = itertools.product(*(axes[k] for k in keys))
     return [dict(zip(keys, values, strict=True)) for values in grid]
+
+
+#: What a hyperparameter's value may be: it is stored as JSON and keys the run.
+SCALARS = (bool, int, float, str, type(None))
+
+
+def check_value(key: str, value: Any) -> None:
+    """``ValueError`` unless ``value`` is a number, string, boolean, None, or a list (or
+    tuple) of those: every configuration is written to JSON and hashed into run keys."""
+    if isinstance(value, SCALARS):
+        return
+    if isinstance(value, (list, tuple)) and all(isinstance(v, SCALARS) for v in value):
+        return
+    raise ValueError(
+        f"search_space[{key!r}] holds {value!r} ({type(value).__name__}): a value must be a "
+        "number, string, boolean, None or a list of them, since configurations are stored "
+        "as JSON. Build objects such as functions or tensors inside build() from a plain "
+        "value, e.g. a string that names them"
+    )
 
 
 def _parse_range(key: str, spec: Mapping[str, Any]) -> tuple[float, float, str]:

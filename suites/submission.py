@@ -4,8 +4,9 @@ A submission is a Python file that defines ``name``, ``search_space``, ``lr_key`
 ``build(param_groups, **hparams)`` (see ``suites.api``). ``load_submission`` imports it
 and checks those attributes; ``validate_submission`` additionally builds the optimizer
 for every configuration on a tiny problem and takes one step with it. The CLI runs the
-validation in a subprocess (``python -m suites.submission validate PATH``) so that a
-file that crashes or hangs at import cannot take the sweep down with it.
+validation in a subprocess per file (``inspect_in_subprocess``), so that a file that
+crashes, hangs or changes global state at import touches neither the sweep's process
+nor another submission: the sweep's process never imports a submission.
 
 Every problem is reported as ``file:line: what is wrong. How to fix it.``
 """
@@ -21,6 +22,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -313,39 +315,75 @@ def _build_and_step(
     return None
 
 
-def validate_in_subprocess(
+def inspect_in_subprocess(
     paths: Sequence[str | Path], timeout: float = VALIDATION_TIMEOUT
-) -> list[SubmissionProblem]:
-    """``validate_submission`` of each file in one fresh interpreter.
+) -> list[tuple[Submission | None, list[SubmissionProblem]]]:
+    """``validate_submission`` of files in one fresh interpreter: for each file, its
+    description (a ``Submission`` whose ``build`` is ``None``: its code never runs in the
+    caller's process) or its problems.
 
-    A file that crashes or hangs at import cannot hurt the caller; the subprocess is
-    reported as a problem if it exits without an answer or runs past ``timeout``.
+    Files validated together share that interpreter, so give each untrusted file a call
+    of its own: then whatever it does at import cannot touch another file's validation.
+    The answers come back in a report file, not on standard output, so a file may print
+    what it likes. A file that crashes or hangs at import cannot hurt the caller; the
+    subprocess is reported as a problem of the files if it exits without a report or
+    runs past ``timeout``.
     """
     paths = [str(p) for p in paths]
-    command = [sys.executable, "-m", "suites.submission", "validate", "--json", *paths]
-    where = paths[0] if len(paths) == 1 else ", ".join(paths)
-    try:
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return [
-            SubmissionProblem(
+    where = ", ".join(paths)
+    with tempfile.TemporaryDirectory(prefix="lsb-validate-") as scratch:
+        report = Path(scratch) / "report.json"
+        command = [sys.executable, "-m", "suites.submission", "validate", "--report",
+                   str(report), *paths]
+        try:
+            completed = subprocess.run(command, capture_output=True, text=True,
+                                       timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return [(None, [SubmissionProblem(
                 where, 0,
                 f"validation did not finish within {timeout:.0f} s. Importing the file and "
                 "building the optimizer must be quick; move long work out of module level.",
-            )
-        ]
-    try:
-        return [SubmissionProblem(**p) for p in json.loads(completed.stdout)["problems"]]
-    except (ValueError, KeyError, TypeError):
-        detail = (completed.stderr or completed.stdout).strip().splitlines()
-        return [
-            SubmissionProblem(
+            )])]
+        try:
+            answers = json.loads(report.read_text())["files"]
+        except (OSError, ValueError, KeyError):
+            detail = [line for line in completed.stderr.strip().splitlines() if line.strip()]
+            return [(None, [SubmissionProblem(
                 where, 0,
-                f"the validating process exited with code {completed.returncode} "
-                f"({detail[-1] if detail else 'no output'}). Run "
-                f"`python -m suites.submission validate {' '.join(paths)}` to see the whole error.",
-            )
-        ]
+                f"the validating process exited with code {completed.returncode} before it "
+                f"reported ({detail[-1].strip() if detail else 'no message'}): the file ends "
+                "its interpreter (os._exit, a crash at import). Run "
+                f"`python -m suites.submission validate {' '.join(paths)}` to see the whole "
+                "error.",
+            )])]
+    described = []
+    for answer in answers:
+        problems = [SubmissionProblem(**p) for p in answer["problems"]]
+        info = answer["submission"]
+        if problems or info is None:
+            described.append((None, problems))
+        else:
+            info["grid"] = tuple(info["grid"])
+            described.append((Submission(build=None, **info), []))
+    return described
+
+
+def validate_in_subprocess(
+    paths: Sequence[str | Path], timeout: float = VALIDATION_TIMEOUT
+) -> list[SubmissionProblem]:
+    """The problems of each file, each validated in an interpreter of its own."""
+    return [p for path in paths for _, found in inspect_in_subprocess([path], timeout)
+            for p in found]
+
+
+def _description(submission: Submission) -> dict[str, Any]:
+    """What ``inspect_in_subprocess`` sends back: every field but ``build``."""
+    return {
+        "name": submission.name, "description": submission.description,
+        "search_space": submission.search_space, "lr_key": submission.lr_key,
+        "path": submission.path, "source_hash": submission.source_hash,
+        "grid": list(submission.grid), "max_configs": submission.max_configs,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -356,15 +394,22 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     validate = sub.add_parser("validate", help="validate submission files")
     validate.add_argument("paths", nargs="+", metavar="PATH")
-    validate.add_argument("--json", action="store_true", help="print the problems as JSON")
+    validate.add_argument("--report", type=Path, default=None, metavar="FILE",
+                          help="write each file's problems and description as JSON to FILE")
     args = parser.parse_args(argv)
+    if args.report is not None:
+        files = []
+        for path in args.paths:
+            problems = validate_submission(path)
+            described = None if problems else _description(load_submission(path))
+            files.append({"path": path, "problems": [asdict(p) for p in problems],
+                          "submission": described})
+        args.report.write_text(json.dumps({"files": files}))
+        return 2 if any(f["problems"] for f in files) else 0
     problems = [p for path in args.paths for p in validate_submission(path)]
-    if args.json:
-        print(json.dumps({"problems": [asdict(p) for p in problems]}))
-    elif problems:
-        for p in problems:
-            print(p)
-    else:
+    for p in problems:
+        print(p)
+    if not problems:
         for path in args.paths:
             submission = load_submission(path)
             print(

@@ -197,8 +197,8 @@ def execute(
             problem, optimizer, losses, evals, deadline, schedule
         )
         state_bytes = optimizer_state_bytes(optimizer)
-    except Exception:  # noqa: BLE001 -- a failing run is a result, not a crash of the sweep
-        status, error = "error", traceback.format_exc()
+    except Exception as err:  # noqa: BLE001 -- a failing run is a result, not a crash
+        status, error = "error", f"{root_cause(err, submission.path)}\n\n{traceback.format_exc()}"
         log.debug("run %s failed:\n%s", spec, error)
     if evals:  # the final evaluation, or the last periodic one of a run cut short
         metrics = evals[-1][1]
@@ -237,6 +237,27 @@ def execute(
         metric=task.metric,
         param_bytes=param_bytes,
     )
+
+
+def root_cause(err: BaseException, submission_path: str) -> str:
+    """One line for a failed run: the exception's type and first line, where the
+    submission's file raised it (``file:line``), else where it was raised.
+
+    The traceback's last line can be a library's advice (``Set TORCHDYNAMO_VERBOSE=1``);
+    this line names what went wrong and in whose code.
+    """
+    frames = traceback.extract_tb(err.__traceback__)
+    try:
+        target = Path(submission_path).resolve()
+        mine = [f for f in frames if Path(f.filename).resolve() == target]
+    except OSError:
+        mine = []
+    where = mine[-1] if mine else (frames[-1] if frames else None)
+    message = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+    text = f"{type(err).__name__}: {message}" if message else type(err).__name__
+    if where is not None:
+        text += f" (at {Path(where.filename).name}:{where.lineno})"
+    return text
 
 
 def step_size_schedule(

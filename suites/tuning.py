@@ -92,12 +92,14 @@ def run_sweep(
     executor: Executor,
     seeds: tuple[int, int] | None = None,
     on_result: Callable[[RunResult], None] | None = None,
+    retry_failed: bool = False,
 ) -> SweepReport:
     """The tuning protocol for every (task, submission) pair.
 
     ``seeds``: (tuning, evaluation) seed counts; by default ``SEEDS_PER_BUDGET[budget]``.
-    Runs found in ``store`` are reused; new results are saved as they arrive, then passed
-    to ``on_result``, so interrupting a sweep loses at most the runs in flight.
+    Runs found in ``store`` are reused (with ``retry_failed``, except those stored as
+    ``error`` or ``timeout``, which are made again); new results are saved as they arrive,
+    then passed to ``on_result``, so interrupting a sweep loses at most the runs in flight.
     """
     n_tune, n_eval = seeds or SEEDS_PER_BUDGET[budget]
     task_by_name = {t.name: t for t in tasks}
@@ -115,7 +117,8 @@ def run_sweep(
         for task in tasks for sub in submissions
         for config in sub.configs() for seed in tuning_seeds(n_tune)
     ]
-    tuned = _run_specs(tuning, "tuning", task_by_name, store, executor, on_result, report)
+    tuned = _run_specs(tuning, "tuning", task_by_name, store, executor, on_result, report,
+                       retry_failed)
 
     evaluation = []
     for task in tasks:
@@ -125,7 +128,8 @@ def run_sweep(
             report.best_configs[(task.name, sub.name)] = best
             log.info("%s / %s: best tuning config %s", task.name, sub.name, best)
             evaluation += [spec(task, sub, best, s, "eval") for s in evaluation_seeds(n_eval)]
-    _run_specs(evaluation, "evaluation", task_by_name, store, executor, on_result, report)
+    _run_specs(evaluation, "evaluation", task_by_name, store, executor, on_result, report,
+               retry_failed)
     return report
 
 
@@ -137,13 +141,15 @@ def _run_specs(
     executor: Executor,
     on_result: Callable[[RunResult], None] | None,
     report: SweepReport,
+    retry_failed: bool = False,
 ) -> list[RunResult]:
-    """The results of ``specs``: from the store where present, else made and saved."""
+    """The results of ``specs``: from the store where present (and, with ``retry_failed``,
+    not failed), else made and saved."""
     done: list[RunResult] = []
     missing: list[RunSpec] = []
     for spec in specs:
         stored = store.load(spec)
-        if stored is None:
+        if stored is None or (retry_failed and stored.failed):
             missing.append(spec)
         else:
             done.append(stored)

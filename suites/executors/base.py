@@ -9,14 +9,18 @@ seed) gives the same numbers in-process, in the pool, on Ray and on Slurm.
 from __future__ import annotations
 
 import abc
+import logging
 import math
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import torch
 
 from suites.api import RunResult, RunSpec, Submission, Task
 from suites.training import environment, execute, warm_up
+
+log = logging.getLogger(__name__)
 
 TaskLookup = Callable[[str], Task]
 
@@ -93,22 +97,80 @@ class SubmissionCache:
         return self._loaded[key]
 
 
+def submission_key(spec: RunSpec) -> tuple[str, str]:
+    """Which submission a run belongs to: its worker processes serve no other."""
+    return (spec.optimizer_path, spec.source_hash)
+
+
 def run_spec(
     spec: RunSpec, time_limit: float | None, task_lookup: TaskLookup, cache: SubmissionCache
 ) -> RunResult:
-    """One run, never raising: lookup failures become ``error`` results."""
+    """One run, never raising: lookup failures become ``error`` results.
+
+    Afterwards the process's global torch state is compared with the state it had before
+    any submission was imported (``prepare_worker_process``); what changed is recorded
+    in the result's ``env["global_state_changes"]``.
+    """
     try:
         task = task_lookup(spec.task)
         submission = cache.get(spec.optimizer_path, spec.source_hash)
     except Exception:  # noqa: BLE001
-        return failed_result(spec, "error", traceback.format_exc())
-    return execute(
-        task, submission, spec.hparams, spec.seed, spec.budget,
-        time_limit=time_limit, phase=spec.phase,
-    )
+        result = failed_result(spec, "error", traceback.format_exc())
+    else:
+        result = execute(
+            task, submission, spec.hparams, spec.seed, spec.budget,
+            time_limit=time_limit, phase=spec.phase,
+        )
+    changes = global_state_changes(_pristine_state, global_state()) if _pristine_state else []
+    if changes:
+        log.warning("%s of %s changed global torch state: %s", spec.task, spec.optimizer,
+                    "; ".join(changes))
+        result.env = {**result.env, "global_state_changes": changes}
+    return result
+
+
+#: Process-wide torch settings a submission could change, and how to read each.
+_GLOBAL_STATE: dict[str, Callable[[], Any]] = {
+    "default dtype": torch.get_default_dtype,
+    "threads": torch.get_num_threads,
+    "interop threads": torch.get_num_interop_threads,
+    "grad mode": torch.is_grad_enabled,
+    "anomaly detection": torch.is_anomaly_enabled,
+    "deterministic algorithms": torch.are_deterministic_algorithms_enabled,
+    "matmul precision": torch.get_float32_matmul_precision,
+    "default device": lambda: str(torch.get_default_device()),
+}
+#: Functions that a monkeypatch replaces: recorded by identity.
+_PATCHABLE = {
+    "torch.Tensor.backward": lambda: torch.Tensor.backward,
+    "torch.autograd.backward": lambda: torch.autograd.backward,
+    "torch.autograd.grad": lambda: torch.autograd.grad,
+    "torch.nn.Module.__call__": lambda: torch.nn.Module.__call__,
+    "torch.optim.Optimizer.zero_grad": lambda: torch.optim.Optimizer.zero_grad,
+    "torch.manual_seed": lambda: torch.manual_seed,
+}
+
+
+def global_state() -> dict[str, Any]:
+    """The process's global torch state: settings by value, patchable functions by id."""
+    state: dict[str, Any] = {name: read() for name, read in _GLOBAL_STATE.items()}
+    state.update({name: id(read()) for name, read in _PATCHABLE.items()})
+    return state
+
+
+def global_state_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """What differs between two ``global_state`` snapshots, one line per setting."""
+    changes = []
+    for name, old in before.items():
+        new = after.get(name)
+        if new != old:
+            changes.append(f"{name} replaced" if name in _PATCHABLE else f"{name}: {old} → {new}")
+    return changes
 
 
 _worker_cache: SubmissionCache | None = None
+#: The global state of this process before any submission was imported into it.
+_pristine_state: dict[str, Any] | None = None
 
 
 def prepare_worker_process() -> SubmissionCache:
@@ -118,9 +180,10 @@ def prepare_worker_process() -> SubmissionCache:
     same numbers in-process, in the pool, on Ray and on Slurm. Returns the process's
     submission cache.
     """
-    global _worker_cache
+    global _worker_cache, _pristine_state
     if _worker_cache is None:
         torch.set_num_threads(1)
         warm_up()
         _worker_cache = SubmissionCache()
+        _pristine_state = global_state()
     return _worker_cache

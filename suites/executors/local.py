@@ -1,17 +1,23 @@
-"""The local executor: runs on this machine, in a pool of worker processes.
+"""The local executor: runs on this machine, each submission in worker processes of its own.
 
-``LocalExecutor(jobs=1)`` runs in the current process (handy for debugging and tests);
-``jobs > 1`` starts a pool of worker processes (spawn context). A worker imports torch
-once and makes many runs, so the cost per run is milliseconds. Each run has a time
-limit that the training loop enforces itself; a watchdog in the parent kills a worker
-whose run overshoots it by a grace period (a run stuck inside one step) and records
-the run as ``timeout``; a worker that dies records its run as ``error``. Either way
-the worker is replaced and the sweep goes on.
+Runs are made in worker processes (spawn context), ``jobs`` of them at once, ``-j 1``
+included. A worker serves one submission only: whatever a submission does to its
+process (a default dtype, a thread count, a monkeypatch) reaches no other optimizer's
+runs, and is recorded in its own results (``env["global_state_changes"]``). A worker
+imports torch and its submission once and makes many runs, so the cost per run is
+milliseconds and the cost per submission a second or two.
 
-In-process runs use the task objects they are given. Pool workers look tasks up by
-name (``suites.registry.get_task`` unless ``task_lookup`` says otherwise; it must be a
-module-level function so it can be sent to them). Submissions are loaded from their
-file, checking that its source hash is the one the spec names.
+Each run has a time limit that the training loop enforces itself; a watchdog in the
+parent kills a worker whose run overshoots it by a grace period (a run stuck inside one
+step) and records the run as ``timeout``; a worker that dies (``os._exit``, a crash)
+records its run as ``error``. Either way the worker is replaced and the sweep goes on.
+
+Workers get the task objects the sweep was given (pickled, once per worker); a task
+that cannot be pickled is looked up by name (``suites.registry.get_task`` unless
+``task_lookup`` says otherwise; it must be a module-level function so it can be sent to
+them). Submissions are loaded from their file, checking that its source hash is the one
+the spec names. ``in_process=True`` makes the runs in this process instead, one after
+another, for debugging: nothing is isolated then.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import logging
 import math
 import multiprocessing
 import os
+import pickle
 import signal
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -39,6 +46,7 @@ from suites.executors.base import (
     registry_task,
     run_spec,
     stuck_message,
+    submission_key,
 )
 from suites.training import warm_up
 
@@ -46,15 +54,16 @@ log = logging.getLogger(__name__)
 
 
 class LocalExecutor(Executor):
-    """This machine: in-process for ``jobs == 1``, else a pool of ``jobs`` processes.
+    """This machine: ``jobs`` worker processes, each serving one submission.
 
-    The pool starts at the first ``map`` and serves later ones (the tuning and the
+    The workers start at the first ``map`` and serve later ones (the tuning and the
     evaluation phase of a sweep) until ``close()``; use the executor as a context manager.
 
     ``time_limit``: seconds per run (``None``: unlimited). ``kill_after``: seconds after
-    which the watchdog kills a pool worker's run; by default the time limit plus a grace
-    of 10 s and a quarter of the limit. Each run uses one CPU thread (``jobs`` sets the
-    parallelism), which also makes results independent of ``jobs``.
+    which the watchdog kills a worker's run; by default the time limit plus a grace of
+    10 s and a quarter of the limit. Each run uses one CPU thread (``jobs`` sets the
+    parallelism), which also makes results independent of ``jobs``. ``in_process``: make
+    the runs in this process (debugging only: no isolation, no watchdog).
     """
 
     def __init__(
@@ -62,6 +71,7 @@ class LocalExecutor(Executor):
         jobs: int = 1,
         time_limit: float | None = None,
         *,
+        in_process: bool = False,
         task_lookup: TaskLookup = registry_task,
         kill_after: float | None = None,
     ):
@@ -69,6 +79,7 @@ class LocalExecutor(Executor):
             raise ValueError(f"jobs must be at least 1, got {jobs}")
         self.jobs = jobs
         self.time_limit = time_limit
+        self.in_process = in_process
         self.task_lookup = task_lookup
         self.kill_after = kill_after if kill_after is not None else default_kill_after(time_limit)
         self._workers: list[_Worker] = []
@@ -79,9 +90,9 @@ class LocalExecutor(Executor):
         specs = list(specs)
         if not specs:
             return iter(())
-        if self.jobs == 1:
+        if self.in_process:
             return self._map_in_process(specs, tasks or {})
-        return self._map_pool(specs)
+        return self._map_pool(specs, tasks or {})
 
     def _map_in_process(
         self, specs: list[RunSpec], tasks: Mapping[str, Task]
@@ -99,17 +110,19 @@ class LocalExecutor(Executor):
         finally:
             torch.set_num_threads(threads)
 
-    def _map_pool(self, specs: list[RunSpec]) -> Iterator[RunResult]:
+    def _map_pool(self, specs: list[RunSpec], tasks: Mapping[str, Task]
+                  ) -> Iterator[RunResult]:
         pending = collections.deque(specs)
         workers = self._workers
         finished = False
         try:
             while pending or any(w.spec is not None for w in workers):
-                while len(workers) < min(self.jobs, len(pending)):  # start, or replace the dead
-                    workers.append(_Worker(self.task_lookup))
+                self._staff(workers, pending)
                 for worker in workers:
-                    if worker.ready and worker.spec is None and pending:
-                        worker.start_run(pending.popleft(), self.time_limit)
+                    if worker.ready and worker.spec is None:
+                        spec = _next_for(worker.key, pending)
+                        if spec is not None:
+                            worker.start_run(spec, self.time_limit, tasks.get(spec.task))
                 wait(
                     [w.conn for w in workers] + [w.process.sentinel for w in workers],
                     timeout=self._wait_timeout(workers),
@@ -128,8 +141,25 @@ class LocalExecutor(Executor):
                     worker.stop()
                     workers.remove(worker)
 
+    def _staff(self, workers: list[_Worker], pending: collections.deque[RunSpec]) -> None:
+        """Start workers for the submissions that have pending runs, at most ``jobs`` in
+        all: an idle worker whose submission has no run left makes room."""
+        wanted = list(dict.fromkeys(submission_key(spec) for spec in pending))
+        for worker in [w for w in workers if w.ready and w.spec is None and w.key not in wanted]:
+            if len(workers) >= self.jobs or not wanted:
+                worker.stop()
+                workers.remove(worker)
+        staffed = collections.Counter(w.key for w in workers)
+        waiting = collections.Counter(submission_key(spec) for spec in pending)
+        for key in wanted:  # one more worker for each submission, in turn, while room lasts
+            if len(workers) >= self.jobs:
+                break
+            if staffed[key] < waiting[key]:
+                workers.append(_Worker(key, self.task_lookup))
+                staffed[key] += 1
+
     def close(self) -> None:
-        """Stop the pool's workers (a later ``map`` starts new ones)."""
+        """Stop the workers (a later ``map`` starts new ones)."""
         for worker in self._workers:
             worker.stop()
         self._workers.clear()
@@ -151,12 +181,13 @@ class LocalExecutor(Executor):
             if not worker.ready:
                 raise RuntimeError(
                     f"a worker process exited with code {worker.process.exitcode} before "
-                    "taking any run; run with -j 1 to see the error"
+                    "taking any run; run with --in-process to see the error"
                 )
             if spec is None:
                 return None
             worker.spec = None
-            error = f"the worker process died (exit code {worker.process.exitcode}) during this run"
+            error = (f"the worker process died (exit code {worker.process.exitcode}) during "
+                     "this run: the optimizer's code ended its process (os._exit, a crash)")
             log.warning("%s: %s", spec.task, error)
             return failed_result(spec, "error", error, time.monotonic() - worker.started)
         if spec is not None and self.kill_after is not None:
@@ -169,23 +200,44 @@ class LocalExecutor(Executor):
         return None
 
 
-class _Worker:
-    """One pool process and the pipe to it; ``spec`` is the run it is making."""
+def _next_for(key: tuple[str, str], pending: collections.deque[RunSpec]) -> RunSpec | None:
+    """Take the first pending run of the submission ``key``, if any."""
+    for index, spec in enumerate(pending):
+        if submission_key(spec) == key:
+            del pending[index]
+            return spec
+    return None
 
-    def __init__(self, task_lookup: TaskLookup):
+
+class _Worker:
+    """One worker process of one submission (``key``) and the pipe to it; ``spec`` is the
+    run it is making."""
+
+    def __init__(self, key: tuple[str, str], task_lookup: TaskLookup):
         context = multiprocessing.get_context("spawn")
+        self.key = key
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, task_lookup), daemon=True)
+        self.process = context.Process(target=_worker_main, args=(child, key, task_lookup),
+                                       daemon=True)
         self.process.start()
         child.close()
         self.ready = False
         self.dead = False
         self.spec: RunSpec | None = None
         self.started = math.nan
+        self._sent_tasks: set[str] = set()
 
-    def start_run(self, spec: RunSpec, time_limit: float | None) -> None:
+    def start_run(self, spec: RunSpec, time_limit: float | None, task: Task | None) -> None:
+        if spec.task in self._sent_tasks:
+            task = None
+        elif task is not None:
+            try:
+                pickle.dumps(task)  # what sending it would fail on
+            except Exception:  # noqa: BLE001 -- an unpicklable task is looked up by name
+                task = None
+        self._sent_tasks.add(spec.task)
         self.spec, self.started = spec, time.monotonic()
-        self.conn.send((spec, time_limit))
+        self.conn.send((spec, time_limit, task))
 
     def receive(self) -> RunResult | None:
         """A finished run if one is waiting; notices a dead process."""
@@ -224,16 +276,26 @@ class _Worker:
         self.conn.close()
 
 
-def _worker_main(conn: Connection, task_lookup: TaskLookup) -> None:
-    # Ctrl-C reaches the whole process group; the parent alone decides what stops.
+def _worker_main(conn: Connection, key: tuple[str, str], task_lookup: TaskLookup) -> None:
+    # Ctrl-C and SIGTERM reach the whole process group; the parent alone decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     cache = prepare_worker_process()
+    tasks: dict[str, Task] = {}
+
+    def lookup(name: str) -> Task:
+        return tasks[name] if name in tasks else task_lookup(name)
+
     try:
         conn.send("ready")
         while (message := conn.recv()) is not None:
-            spec, time_limit = message
-            conn.send(run_spec(spec, time_limit, task_lookup, cache))
-    except (EOFError, BrokenPipeError):
+            spec, time_limit, task = message
+            if task is not None:
+                tasks[spec.task] = task
+            if submission_key(spec) != key:  # the parent never sends one; refuse to mix
+                raise RuntimeError(f"worker of {key} was sent a run of {submission_key(spec)}")
+            conn.send(run_spec(spec, time_limit, lookup, cache))
+    except (EOFError, OSError):
         return  # the parent has gone: nobody is waiting for results
 
 
