@@ -220,6 +220,14 @@ class Submission:
     source_hash: str
     grid: tuple[dict[str, Any], ...] = ()
     max_configs: int = MAX_CONFIGS
+    #: The closure's ``backward`` builds a graph of the gradients (``create_graph = True``
+    #: in the file): Hessian-vector products in ``step``.
+    create_graph: bool = False
+    #: ``requires`` of the file (PEP 508 strings), checked when it was loaded.
+    requires: tuple[str, ...] = ()
+    #: Resolved versions of the distributions it requires or imports at top level (the
+    #: platform's own, torch and numpy, aside): part of its runs' keys.
+    packages: dict[str, str] = field(default_factory=dict)
 
     def configs(self) -> list[dict[str, Any]]:
         """The configurations the tuning protocol runs, in the search space's order."""
@@ -238,6 +246,8 @@ class RunSpec:
     hparams: dict[str, Any]
     seed: int
     phase: Literal["tune", "eval"] = "tune"
+    #: ``Submission.packages``: a new version of a required package makes new runs.
+    packages: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -253,6 +263,8 @@ class RunResult:
     time_per_step: float
     wall_time: float
     state_bytes: int
+    #: Seconds of the first steps (compilation, first allocations), not in ``time_per_step``.
+    warmup_time: float = math.nan
     steps_to_target: int | None = None
     error: str | None = None
     env: dict[str, Any] = field(default_factory=dict)

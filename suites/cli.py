@@ -379,7 +379,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{path}: the name {submission.name!r} belongs to a built-in optimizer: rename yours"
         )
-    tasks = registry.all_tasks()
+    tasks = _select_tasks(args.selectors) if args.selectors else registry.all_tasks()
     if not tasks:
         raise UsageError("no task suites are installed")
     report = _sweep(args, _tasks_with_data(tasks, args.budget), [submission], args.budget)
@@ -402,11 +402,14 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
+    from suites import leaderboard, site_data
+
     root = _results_root(args)
     if args.kernels:
         return _print_kernels(root)
-    if not _print_leaderboard(root, args.budget, args.suite):
-        print(f"no {args.budget!r} evaluation runs in {root}/: run `lsb demo` or `lsb run`")
+    budget = args.budget or site_data.site_budget(leaderboard.load_runs(root)) or "quick"
+    if not _print_leaderboard(root, budget, args.suite):
+        print(f"no {budget!r} evaluation runs in {root}/: run `lsb demo` or `lsb run`")
     return EXIT_OK
 
 
@@ -526,13 +529,17 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{_per_budget(SEEDS_PER_BUDGET)})")
     sweep_options(p)
     p.set_defaults(func=_cmd_run)
-    p = sub.add_parser("submit", help="validate a submission, run every suite, show its ranks")
+    p = sub.add_parser("submit", help="validate a submission, run suites (all by default), "
+                                      "show its ranks")
     p.add_argument("path", metavar="PATH", help="the submission file (.py)")
+    p.add_argument("selectors", nargs="*", metavar="SUITE|TASK",
+                   help="suite names, task names or globs over task names (default: every task)")
     sweep_options(p)
     p.set_defaults(func=_cmd_submit)
     p = sub.add_parser("show", help="print the leaderboard from the results directory")
     p.add_argument("--suite", action="append", metavar="SUITE", help="only these suites")
-    p.add_argument("--budget", choices=BUDGET_NAMES, default="quick")
+    p.add_argument("--budget", choices=BUDGET_NAMES, default=None,
+                   help="default: the largest budget with evaluation runs (the site's)")
     p.add_argument("--kernels", action="store_true",
                    help="print the kernel benchmark tables instead (results/kernels/)")
     results_option(p)

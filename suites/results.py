@@ -65,6 +65,8 @@ def run_key(spec: RunSpec) -> str:
         "hparams": spec.hparams,
         "seed": spec.seed,
     }
+    if spec.packages:  # only then: the keys of runs without such packages stay as they were
+        identity["packages"] = spec.packages
     return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:16]
 
 
@@ -106,6 +108,7 @@ def to_record(result: RunResult) -> dict[str, Any]:
             "name": spec.optimizer,
             "source_hash": spec.source_hash,
             "path": spec.optimizer_path,
+            "packages": spec.packages,
         },
         "hparams": spec.hparams,
         "seed": spec.seed,
@@ -114,7 +117,8 @@ def to_record(result: RunResult) -> dict[str, Any]:
         "metrics": result.metrics,
         "steps_run": result.steps_run,
         "steps_to_target": result.steps_to_target,
-        "timing": {"wall_time_s": result.wall_time, "time_per_step_s": result.time_per_step},
+        "timing": {"wall_time_s": result.wall_time, "time_per_step_s": result.time_per_step,
+                   "warmup_s": result.warmup_time},
         "state_bytes": result.state_bytes,
         "param_bytes": result.param_bytes,
         "curve": result.curve,
@@ -135,6 +139,7 @@ def from_record(record: dict[str, Any]) -> RunResult:
         hparams=record["hparams"],
         seed=record["seed"],
         phase=record["phase"],
+        packages=dict(optimizer.get("packages") or {}),
     )
     return RunResult(
         spec=spec,
@@ -145,6 +150,7 @@ def from_record(record: dict[str, Any]) -> RunResult:
         curve=record["curve"],
         time_per_step=float(record["timing"]["time_per_step_s"]),
         wall_time=float(record["timing"]["wall_time_s"]),
+        warmup_time=float(record["timing"].get("warmup_s", math.nan)),
         state_bytes=record["state_bytes"],
         steps_to_target=record["steps_to_target"],
         error=record["error"],

@@ -26,10 +26,13 @@ import tempfile
 import traceback
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from suites.api import MAX_CONFIGS, Submission
 from suites.search_space import expand_search_space
@@ -72,13 +75,81 @@ def source_hash(path: str | Path) -> str:
 def load_submission(path: str | Path) -> Submission:
     """Import a submission file and check its attributes; raises ``InvalidSubmission``."""
     path = Path(path)
+    packages, problems = dependencies(path)
+    if problems:  # before the import, which would fail on a missing package
+        raise InvalidSubmission(problems)
     module, problems = _import_file(path)
     if module is None:
         raise InvalidSubmission(problems)
-    submission, problems = _check_attributes(path, module)
+    submission, problems = _check_attributes(path, module, packages)
     if problems:
         raise InvalidSubmission(problems)
     return submission
+
+
+#: The platform every run has: recorded in each run's environment, not in its key.
+PLATFORM_DISTRIBUTIONS = frozenset({"torch", "numpy", "triton", "landscapebench"})
+
+
+def dependencies(path: Path) -> tuple[dict[str, str], list[SubmissionProblem]]:
+    """The resolved versions of what a file requires (``requires``, PEP 508 strings) and
+    of the installed distributions it imports at top level, read without running it;
+    problems where a requirement is missing or not satisfied, with the pip command.
+    """
+    where = str(path)
+    try:
+        tree = ast.parse(path.read_bytes(), filename=where)
+    except (OSError, SyntaxError, ValueError):
+        return {}, []  # the import reports it, with the line
+    requires, line = (), 0
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "requires" for t in node.targets):
+            line = node.lineno
+            try:
+                requires = ast.literal_eval(node.value)
+            except ValueError:
+                return {}, [SubmissionProblem(where, line, "`requires` must be a literal list "
+                                                           "of strings, e.g. "
+                                                           '["schedulefree==1.4.1"].')]
+    if isinstance(requires, str) or not all(isinstance(r, str) for r in requires):
+        return {}, [SubmissionProblem(where, line, f"`requires` must be a list of PEP 508 "
+                                                   f"strings, got {requires!r}.")]
+    versions: dict[str, str] = {}
+    problems = []
+    for text in requires:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement as err:
+            problems.append(SubmissionProblem(where, line, f"requires {text!r} is not a PEP 508 "
+                                                           f"requirement ({err})."))
+            continue
+        try:
+            installed = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            installed = None
+        if installed is None or not requirement.specifier.contains(installed, prereleases=True):
+            found = f"{requirement.name} {installed} is installed" if installed else \
+                f"{requirement.name} is not installed"
+            problems.append(SubmissionProblem(
+                where, line, f"requires {text!r}, but {found}. Install it: "
+                             f"pip install '{text}'"))
+            continue
+        versions[canonicalize_name(requirement.name)] = installed
+    distributions = metadata.packages_distributions()
+    for node in tree.body:
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and \
+            not node.level else []
+        for name in names:
+            for dist in distributions.get(name.split(".")[0], []):
+                dist = canonicalize_name(dist)
+                if dist not in PLATFORM_DISTRIBUTIONS and dist not in versions:
+                    try:
+                        versions[dist] = metadata.version(dist)
+                    except metadata.PackageNotFoundError:
+                        pass
+    return dict(sorted(versions.items())), problems
 
 
 def _import_file(path: Path) -> tuple[Any, list[SubmissionProblem]]:
@@ -121,7 +192,8 @@ def _import_file(path: Path) -> tuple[Any, list[SubmissionProblem]]:
     return module, []
 
 
-def _check_attributes(path: Path, module: Any) -> tuple[Submission | None, list[SubmissionProblem]]:
+def _check_attributes(path: Path, module: Any, packages: dict[str, str]
+                      ) -> tuple[Submission | None, list[SubmissionProblem]]:
     lines = _definition_lines(path)
     where = str(path)
     problems: list[SubmissionProblem] = []
@@ -176,6 +248,10 @@ def _check_attributes(path: Path, module: Any) -> tuple[Submission | None, list[
                 "Add it to the search space or set lr_key = None.",
             )
 
+    create_graph = getattr(module, "create_graph", False)
+    if not isinstance(create_graph, bool):
+        problem("create_graph", f"`create_graph` must be True or False, got {create_graph!r}.")
+
     build = getattr(module, "build", missing)
     if build is missing:
         problem("build", "no `build` defined. Add `def build(param_groups, **hparams): ...` "
@@ -209,6 +285,9 @@ def _check_attributes(path: Path, module: Any) -> tuple[Submission | None, list[
             source_hash=module.__lsb_source_hash__,
             grid=tuple(configs),
             max_configs=max_configs,
+            create_graph=create_graph,
+            requires=tuple(getattr(module, "requires", ())),
+            packages=packages,
         ),
         [],
     )
@@ -245,9 +324,10 @@ def _line_in_file(err: BaseException, path: Path) -> int:
 def validate_submission(path: str | Path) -> list[SubmissionProblem]:
     """Everything wrong with a submission file; an empty list means it is ready to run.
 
-    Beyond ``load_submission``'s checks, builds the optimizer for every configuration
-    on a tiny two-group problem (one group with ``lr_scale``), checks it is a
-    ``torch.optim.Optimizer``, and takes one ``step(closure)`` with it.
+    Beyond ``load_submission``'s checks (``requires`` included), builds the optimizer
+    for every configuration on a tiny one-group problem, checks it is a
+    ``torch.optim.Optimizer``, and takes one ``step(closure)`` with it (its closure builds
+    a graph of the gradients where the file sets ``create_graph = True``).
     """
     path = Path(path)
     try:
@@ -265,12 +345,15 @@ def validate_submission(path: str | Path) -> list[SubmissionProblem]:
 def _build_and_step(
     submission: Submission, config: dict[str, Any], build_line: int
 ) -> SubmissionProblem | None:
-    """Build one configuration on a tiny two-group problem and take one step."""
+    """Build one configuration on a tiny one-group problem (named parameters, as most tasks
+    give) and take one step. Tasks that ask for per-group step sizes (``lr_scale``) are
+    checked where they run: an optimizer that refuses them fails those runs, with its
+    own message."""
     path = Path(submission.path)
     generator = torch.Generator().manual_seed(0)
     weight = torch.nn.Parameter(torch.randn(4, 3, generator=generator))
     bias = torch.nn.Parameter(torch.randn(3, generator=generator))
-    groups = [{"params": [weight]}, {"params": [bias], "lr_scale": 0.1}]
+    groups = [{"params": [weight, bias], "param_names": ["weight", "bias"]}]
     try:
         optimizer = submission.build(
             optimizer_param_groups(groups, config, submission.lr_key), **config
@@ -294,7 +377,7 @@ def _build_and_step(
         calls += 1
         optimizer.zero_grad()
         loss = (weight.sum(1) + bias.sum()).pow(2).mean() + 1.0
-        loss.backward()
+        loss.backward(create_graph=submission.create_graph)
         return loss
 
     try:
@@ -363,7 +446,7 @@ def inspect_in_subprocess(
         if problems or info is None:
             described.append((None, problems))
         else:
-            info["grid"] = tuple(info["grid"])
+            info["grid"], info["requires"] = tuple(info["grid"]), tuple(info["requires"])
             described.append((Submission(build=None, **info), []))
     return described
 
@@ -383,6 +466,8 @@ def _description(submission: Submission) -> dict[str, Any]:
         "search_space": submission.search_space, "lr_key": submission.lr_key,
         "path": submission.path, "source_hash": submission.source_hash,
         "grid": list(submission.grid), "max_configs": submission.max_configs,
+        "create_graph": submission.create_graph, "requires": list(submission.requires),
+        "packages": submission.packages,
     }
 
 

@@ -61,7 +61,9 @@ def optimizer_param_groups(
 
     A group's ``lr_scale`` multiplies the submission's step size (``hparams[lr_key]``)
     for that group; ``lr_scale`` and the other runner-only keys are removed. Any other
-    key (e.g. ``weight_decay=0.0``) stays and overrides the optimizer's default.
+    key (e.g. ``weight_decay=0.0``) stays and overrides the optimizer's default, and so
+    do ``param_names`` (PyTorch's named parameter groups): every built-in task names its
+    parameters, so that an optimizer can tell matrices from vectors by name as well.
     """
     prepared = []
     for group in groups:
@@ -135,15 +137,11 @@ def environment() -> dict[str, Any]:
 
 def warm_up() -> None:
     """Set up a process that makes runs: pay torch's one-time costs before any run is
-    timed, and flush subnormal floats to zero.
+    timed (building the first optimizer of a process imports ``torch._dynamo``: seconds).
 
-    Building the first optimizer of a process imports ``torch._dynamo``: seconds.
-    Subnormals: CPUs compute with them up to 100× slower, and the chunked scan's powers
-    λ^k of small eigenvalues underflow into them (an LRU with λ uniform on the unit disk,
-    Table 4's early design steps, trained 14× slower). Values below 1e−38 (float32) or
-    1e−308 (float64) become 0 instead.
+    The process's floating-point settings stay PyTorch's defaults (no flush-to-zero):
+    a submission's numerics are its own.
     """
-    torch.set_flush_denormal(True)
     param = torch.zeros(1, requires_grad=True)
     param.grad = torch.zeros(1)
     torch.optim.SGD([param], lr=0.0).step()
@@ -180,12 +178,14 @@ def execute(
         hparams=dict(hparams),
         seed=seed,
         phase=phase,
+        packages=dict(submission.packages),
     )
     status, error = "ok", None
     losses: list[float] = []
     evals: list[tuple[int, dict[str, float]]] = []
+    step_times: list[float] = []
     metrics: dict[str, float] = {}
-    steps_run, step_seconds, state_bytes, param_bytes = 0, 0.0, 0, 0
+    steps_run, state_bytes, param_bytes = 0, 0, 0
     try:
         seed_everything(task.name, seed)
         problem = task.setup(seed, budget)
@@ -193,9 +193,9 @@ def execute(
         param_bytes = parameter_bytes(groups)
         optimizer = submission.build(groups, **hparams)
         schedule = step_size_schedule(problem, optimizer, submission.lr_key)
-        status, steps_run, step_seconds = _train(
-            problem, optimizer, losses, evals, deadline, schedule
-        )
+        status, steps_run = _train(problem, optimizer, losses, evals, deadline, schedule,
+                                   create_graph=submission.create_graph,
+                                   step_times=step_times)
         state_bytes = optimizer_state_bytes(optimizer)
     except Exception as err:  # noqa: BLE001 -- a failing run is a result, not a crash
         status, error = "error", f"{root_cause(err, submission.path)}\n\n{traceback.format_exc()}"
@@ -220,6 +220,7 @@ def execute(
     curve["eval_step"] = [step for step, _ in kept_evals]
     for key in sorted({k for _, m in evals for k in m}):
         curve[f"eval_{key}"] = [m.get(key, math.nan) for _, m in kept_evals]
+    time_per_step, warmup_time = step_timing(step_times)
     return RunResult(
         spec=spec,
         status=status,
@@ -227,7 +228,8 @@ def execute(
         score=score,
         steps_run=steps_run,
         curve=curve,
-        time_per_step=step_seconds / steps_run if steps_run else math.nan,
+        time_per_step=time_per_step,
+        warmup_time=warmup_time,
         wall_time=time.perf_counter() - started,
         state_bytes=state_bytes,
         steps_to_target=steps_to_target,
@@ -294,6 +296,18 @@ def step_size_schedule(
     return set_step
 
 
+#: Steps whose time counts as warm-up (compilation, first allocations), not as step time.
+WARMUP_STEPS = 3
+
+
+def _set_mode(optimizer: torch.optim.Optimizer, mode: str) -> None:
+    """``optimizer.train()`` / ``optimizer.eval()`` where it has them (the schedule-free
+    convention: training steps at one iterate, evaluation at another)."""
+    switch = getattr(optimizer, mode, None)
+    if callable(switch):
+        switch()
+
+
 def _train(
     problem: Problem,
     optimizer: torch.optim.Optimizer,
@@ -301,10 +315,15 @@ def _train(
     evals: list[tuple[int, dict[str, float]]],
     deadline: float,
     schedule: Callable[[int], None] | None = None,
-) -> tuple[str, int, float]:
-    """The step loop; returns (status, steps run, seconds spent stepping)."""
+    create_graph: bool = False,
+    step_times: list[float] | None = None,
+) -> tuple[str, int]:
+    """The step loop; returns (status, steps run) and appends each step's seconds to
+    ``step_times``. ``create_graph``: the closure's backward builds a graph of the
+    gradients (for Hessian-vector products)."""
     step = 0
     step_loss: list[float] = []
+    times = step_times if step_times is not None else []
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
@@ -313,14 +332,21 @@ def _train(
         if not math.isfinite(value):
             step_loss.append(value)
             raise _NonFiniteLoss
-        loss.backward()
+        loss.backward(create_graph=create_graph)
         step_loss.append(value)  # the first call of a step is the loss at the current iterate
         return loss
 
-    stepping = 0.0
+    def evaluate() -> dict[str, float]:
+        _set_mode(optimizer, "eval")
+        try:
+            return _evaluate(problem)
+        finally:
+            _set_mode(optimizer, "train")
+
+    _set_mode(optimizer, "train")
     for step in range(problem.steps):  # the closure reads ``step``
         if time.perf_counter() > deadline:
-            return "timeout", step, stepping
+            return "timeout", step
         step_loss.clear()
         if schedule is not None:
             schedule(step)
@@ -329,8 +355,9 @@ def _train(
             optimizer.step(closure)
         except _NonFiniteLoss:
             losses.append(step_loss[-1])
-            return "diverged", step + 1, stepping + time.perf_counter() - tick
-        stepping += time.perf_counter() - tick
+            times.append(time.perf_counter() - tick)
+            return "diverged", step + 1
+        times.append(time.perf_counter() - tick)
         if not step_loss:
             raise RuntimeError(
                 "optimizer.step(closure) did not call the closure: no loss was computed"
@@ -338,12 +365,22 @@ def _train(
         losses.append(step_loss[0])
         done = step + 1
         if problem.eval_every and done % problem.eval_every == 0 and done < problem.steps:
-            evals.append((done, _evaluate(problem)))
+            evals.append((done, evaluate()))
         if problem.stop is not None and problem.stop(step_loss[0], step):
-            evals.append((done, _evaluate(problem)))
-            return "ok", done, stepping
-    evals.append((problem.steps, _evaluate(problem)))
-    return "ok", problem.steps, stepping
+            evals.append((done, evaluate()))
+            return "ok", done
+    evals.append((problem.steps, evaluate()))
+    return "ok", problem.steps
+
+
+def step_timing(times: Sequence[float]) -> tuple[float, float]:
+    """(median seconds per step after the warm-up steps, seconds of the warm-up steps).
+
+    A run shorter than the warm-up reports the median of all its steps."""
+    if not times:
+        return math.nan, math.nan
+    warm, rest = list(times[:WARMUP_STEPS]), list(times[WARMUP_STEPS:])
+    return float(np.median(rest or warm)), float(sum(warm))
 
 
 def _evaluate(problem: Problem) -> dict[str, float]:

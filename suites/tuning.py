@@ -109,7 +109,7 @@ def run_sweep(
         return RunSpec(
             task=task.name, budget=budget, optimizer=submission.name,
             optimizer_path=submission.path, source_hash=submission.source_hash,
-            hparams=hparams, seed=seed, phase=phase,
+            hparams=hparams, seed=seed, phase=phase, packages=dict(submission.packages),
         )
 
     tuning = [

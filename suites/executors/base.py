@@ -82,7 +82,10 @@ class SubmissionCache:
     def __init__(self) -> None:
         self._loaded: dict[tuple[str, str], Submission] = {}
 
-    def get(self, path: str, expected_hash: str) -> Submission:
+    def get(self, path: str, expected_hash: str,
+            expected_packages: Mapping[str, str] | None = None) -> Submission:
+        """The submission at ``path``, which must still have the source hash (and, where
+        given, the package versions) that the run was keyed by."""
         from suites.submission import load_submission, source_hash
 
         key = (path, expected_hash)
@@ -94,7 +97,14 @@ class SubmissionCache:
                     f"{expected_hash}); rerun the sweep to run the new version"
                 )
             self._loaded[key] = load_submission(path)
-        return self._loaded[key]
+        loaded = self._loaded[key]
+        if expected_packages is not None and dict(expected_packages) != loaded.packages:
+            raise RuntimeError(
+                f"{path} needs the packages {dict(expected_packages)} (the versions its runs "
+                f"are keyed by), but this process has {loaded.packages}: install the same "
+                "versions on every worker"
+            )
+        return loaded
 
 
 def submission_key(spec: RunSpec) -> tuple[str, str]:
@@ -113,7 +123,7 @@ def run_spec(
     """
     try:
         task = task_lookup(spec.task)
-        submission = cache.get(spec.optimizer_path, spec.source_hash)
+        submission = cache.get(spec.optimizer_path, spec.source_hash, spec.packages)
     except Exception:  # noqa: BLE001
         result = failed_result(spec, "error", traceback.format_exc())
     else:

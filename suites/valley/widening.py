@@ -78,7 +78,7 @@ class WideningValleyTask(BaseTask):
                 }
 
         return Problem(
-            param_groups=[{"params": [x]}],
+            param_groups=[{"params": [x], "param_names": ["x"]}],
             loss=lambda step: valley_loss(x),
             evaluate=evaluate,
             steps=self.budgets.steps(budget),
