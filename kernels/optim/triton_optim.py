@@ -17,9 +17,7 @@ cost 1,000 Triton launches, each several µs of host time plus the GPU's launch 
 
 Step counts, bias corrections, the NGN loss and γ stay on the device: no host syncs.
 
-Bytes moved per parameter (what a step must read and write at least), for the
-benchmarks' achieved-bandwidth figures: :func:`adamw_bytes_per_param`,
-:func:`ngn_bytes_per_param`.
+The bytes a step must move per parameter are modelled in ``kernels.optim.traffic``.
 """
 
 import collections
@@ -41,23 +39,6 @@ LAUNCHES: collections.Counter = collections.Counter()
 """Kernel launches by name (``"adamw"``, ``"sq_norm"``, ``"ngn"``), for tests."""
 
 _TL_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
-
-
-def adamw_bytes_per_param(param_dtype: torch.dtype = torch.float32) -> int:
-    """AdamW: read p, g, m, v; write p, m, v (state fp32). 28 B for fp32 parameters."""
-    p = torch.empty((), dtype=param_dtype).element_size()
-    return 3 * p + 4 * 4
-
-
-def ngn_bytes_per_param(param_dtype: torch.dtype = torch.float32, momentum: bool = False) -> int:
-    """NGN: the ‖g‖² pass reads g; the update reads p, g and writes p (plus m read and
-    written with momentum, fp32). 12 + 4 = 16 B for fp32 parameters without momentum."""
-    p = torch.empty((), dtype=param_dtype).element_size()
-    return p + 3 * p + (2 * 4 if momentum else 0)
-
-
-ADAMW_BYTES_PER_PARAM = adamw_bytes_per_param()
-NGN_BYTES_PER_PARAM = ngn_bytes_per_param()
 
 
 @triton.jit

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernels.optim import NGN, Adam, AdamW, adamw_step_ref, ngn_step_ref
+from kernels.optim import traffic
 from kernels.optim import triton_optim as T
 from kernels.optim.reference import grad_sq_norms_ref, ngn_update_ref
 
@@ -589,6 +590,30 @@ def test_triton_backend_errors(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(ValueError, match="CUDA"):
         NGN([p], backend="triton").step(loss=1.0)
+
+
+# --------------------------------------------------------------------------- traffic
+
+
+def test_bytes_models_count_each_operand_once():
+    # fp32: AdamW reads p, g, m, v and writes p, m, v; bf16 keeps fp32 moments.
+    assert traffic.adamw_bytes_per_param() == 7 * 4
+    assert traffic.adamw_bytes_per_param(2) == 3 * 2 + 4 * 4
+    assert traffic.sgd_bytes_per_param() == 12
+    assert traffic.sgd_bytes_per_param(momentum=True) == 20
+    assert traffic.grad_sq_norm_bytes_per_param(2) == 2
+    # NGN two-pass = ‖g‖² pass + SGD's update; one pass = the update alone.
+    assert traffic.ngn_bytes_per_param() == 16
+    assert traffic.ngn_bytes_per_param(one_pass=True) == traffic.sgd_bytes_per_param()
+    assert traffic.ngn_bytes_per_param(2, momentum=True, one_pass=True) == 3 * 2 + 2 * 4
+
+
+def test_bench_cases_learn_the_bytes_without_triton():
+    import subprocess
+    import sys
+
+    code = "import sys, bench.cases; assert 'triton' not in sys.modules, 'triton imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # --------------------------------------------------------------------------- GPU
