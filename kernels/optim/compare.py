@@ -47,12 +47,12 @@ def _table_seconds(params: list[torch.Tensor], repeats: int) -> float:
     from kernels.optim.triton_optim import CHUNK, _table
 
     steps = [torch.zeros(()) for _ in params]
-    columns = [params, [p.grad for p in params], params, params, steps]
+    columns = [params, [p.grad for p in params], params, params]
     times = []
     for _ in range(repeats):
         start = time.process_time()
         for _ in range(10):
-            _table(columns, torch.device("cpu"), CHUNK)
+            _table(columns, torch.device("cpu"), CHUNK, (steps,))
         times.append((time.process_time() - start) / 10)
     return statistics.median(times)
 

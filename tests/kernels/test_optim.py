@@ -13,8 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels.optim import NGN, Adam, AdamW, adamw_step_ref, ngn_step_ref
-from kernels.optim import traffic
+from kernels.optim import NGN, Adam, AdamW, adamw_step_ref, ngn_step_ref, traffic
 from kernels.optim import triton_optim as T
 from kernels.optim.reference import grad_sq_norms_ref, ngn_update_ref
 
@@ -127,14 +126,21 @@ def test_adamw_with_zero_lr_moves_only_the_moments(backend):
 
 
 def awkward_tensors(dtype=torch.float32):
-    """Odd lengths, one tensor over several programs (with chunk=2048), an empty one,
-    a transposed (dense, non-contiguous) one and 100 tiny ones."""
-    shapes = [(1,), (3,), (1023,), (1025,), (5003,), (0,), (17, 3)]
+    """Odd lengths, one tensor over several programs (with ``chunk_for(dtype)``), tails
+    of 1 after whole blocks (3073 = 3 fp32 blocks of 1024 + 1, 6145 = 3 fp16 blocks of
+    2048 + 1), an empty one, a transposed (dense, non-contiguous) one and 100 tiny ones."""
+    shapes = [(1,), (3,), (1023,), (1025,), (3073,), (5003,), (6145,), (0,), (17, 3)]
     shapes += [(int(n),) for n in torch.randint(1, 40, (100,))]
     params = [torch.randn(s).to(dtype) for s in shapes]
     params.append(torch.randn(7, 5).to(dtype).t())
     grads = [torch.randn(p.shape).to(dtype) for p in params]  # the last has other strides
     return params, grads
+
+
+def chunk_for(dtype):
+    """Two blocks per program (blocks hold 16 bytes per thread: 1024 fp32, 2048 fp16
+    elements), so programs run a whole-block body and then a masked tail."""
+    return 2 * T.block_size("ngn", dtype)
 
 
 def clone_all(tensors):
@@ -160,7 +166,7 @@ def test_fused_adamw_matches_reference_on_awkward_tensors(dtype, betas):
     before = launches("adamw")
     for _ in range(2):
         adamw_step_ref(ref_params, grads, *ref_state, **hp)
-        T.adamw_step_triton(fused_params, grads, *fused_state, **hp, chunk=2048)
+        T.adamw_step_triton(fused_params, grads, *fused_state, **hp, chunk=chunk_for(dtype))
     assert launches("adamw") - before == 2
     assert_close_fp32(fused_params, ref_params, ATOL_FP32 if dtype == torch.float32 else ATOL_FP16)
     for fused, ref in zip(fused_state, ref_state, strict=True):
@@ -350,7 +356,8 @@ def test_fused_ngn_matches_reference_on_awkward_tensors(dtype, momentum):
     params, grads = awkward_tensors(dtype)
     halves = [grads[: len(grads) // 2], grads[len(grads) // 2 :]]
     before = launches("sq_norm")
-    fused_norms = T.grad_sq_norms_triton(halves, chunk=2048)
+    chunk = chunk_for(dtype)
+    fused_norms = T.grad_sq_norms_triton(halves, chunk=chunk)
     assert launches("sq_norm") - before == 1  # one reduction over both lists
     for fused, ref in zip(fused_norms, grad_sq_norms_ref(halves), strict=True):
         assert fused.item() == pytest.approx(ref.item(), rel=1e-5)
@@ -361,7 +368,7 @@ def test_fused_ngn_matches_reference_on_awkward_tensors(dtype, momentum):
     gamma = torch.tensor(0.37)
     for _ in range(2):
         ngn_update_ref(ref_params, grads, ref_bufs, gamma, 0.1, momentum)
-        T.ngn_update_triton(fused_params, grads, fused_bufs, gamma, 0.1, momentum, chunk=2048)
+        T.ngn_update_triton(fused_params, grads, fused_bufs, gamma, 0.1, momentum, chunk=chunk)
     assert_close_fp32(fused_params, ref_params, ATOL_FP32 if dtype == torch.float32 else ATOL_FP16)
     if momentum:
         assert_close_fp32(fused_bufs, ref_bufs)
@@ -375,6 +382,35 @@ def test_ngn_step_functions_agree():
     g_fused = T.ngn_step_triton(fused_params, grads, loss, sigma=2.0, weight_decay=0.01)
     assert g_fused.item() == pytest.approx(g_ref.item(), rel=1e-6)
     assert_close_fp32(fused_params, ref_params)
+
+
+def test_table_marks_misaligned_addresses():
+    # Views at an element offset (a parameter carved out of a flat buffer) are not
+    # 16-byte aligned: the kernels then take their scalar path.
+    flat = torch.zeros(4099)
+    aligned, shifted = flat[:2048], flat[1:2049]
+    steps = [torch.zeros(())]
+    table, programs, ok = T._table([[aligned], [aligned]], torch.device("cpu"), 1024, (steps,))
+    assert ok and programs.tolist() == [2] and len(table) == 6
+    assert not T._table([[aligned], [shifted]], torch.device("cpu"), 1024)[2]
+
+
+def test_misaligned_views_match_the_reference():
+    flat = torch.randn(2 * 3073 + 3)
+    params = [flat[1:3074], flat[3075 : 2 * 3073 + 2]]
+    grads = [torch.randn(3073), torch.randn(3073)]
+    ref_params = [p.clone() for p in params]
+    ref_bufs, fused_bufs = ([torch.zeros(3073) for _ in params] for _ in range(2))
+    gamma = torch.tensor(0.3)
+    ngn_update_ref(ref_params, grads, ref_bufs, gamma, 0.1, 0.9)
+    T.ngn_update_triton(params, grads, fused_bufs, gamma, 0.1, 0.9, chunk=2048)
+    assert_close_fp32(params, ref_params)
+
+
+def test_chunk_must_hold_whole_blocks():
+    p = torch.zeros(10)
+    with pytest.raises(ValueError, match="multiple"):
+        T.ngn_update_triton([p], [p.clone()], None, torch.tensor(1.0), 0.0, 0.0, chunk=1000)
 
 
 # --------------------------------------------------------------------------- state
