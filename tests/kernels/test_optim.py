@@ -413,6 +413,158 @@ def test_chunk_must_hold_whole_blocks():
         T.ngn_update_triton([p], [p.clone()], None, torch.tensor(1.0), 0.0, 0.0, chunk=1000)
 
 
+# --------------------------------------------------------------------------- NGN, one pass
+
+
+def ngn_groups(model):
+    """Three groups with different σ, momentum and decay on the second."""
+    return [
+        {"params": model.fc1.parameters(), "sigma": 0.3},
+        {"params": model.fc2.parameters(), "momentum": 0.9, "weight_decay": 0.05},
+        {"params": [*model.fc3.parameters(), model.z]},
+    ]
+
+
+def two_runs(**kwargs):
+    """A model trained by one-pass NGN and a copy trained by two-pass NGN."""
+    ours, theirs = Net(), None
+    theirs = copy.deepcopy(ours)
+    backend = kwargs.pop("backend", "torch")
+    one = NGN(ngn_groups(ours), sigma=0.5, backend=backend, one_pass=True, **kwargs)
+    two = NGN(ngn_groups(theirs), sigma=0.5, backend=backend, **kwargs)
+    return (ours, one), (theirs, two)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_pass_ngn_matches_two_pass_for_hundreds_of_steps(backend):
+    (ours, one), (theirs, two) = two_runs(backend=backend)
+    x, y = data()
+    before = launches("sq_norm")
+    steps = 200 if backend == "torch" else 60  # the interpreter is slow; the hooks are torch
+    for step in range(steps):
+        for model, opt in ((ours, one), (theirs, two)):
+            # Alternate the two ways of clearing gradients: both leave hooks in charge.
+            opt.zero_grad(set_to_none=step % 2 == 0)
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            opt.step(loss=loss)
+        assert one.last_step_one_pass and not two.last_step_one_pass
+        # Triton's ‖g‖² sums in another order than torch's norm: round-off then drifts.
+        rel = 1e-6 if backend == "torch" else 1e-5
+        assert one.last_step_sizes() == pytest.approx(two.last_step_sizes(), rel=rel)
+    assert_close_fp32(list(ours.parameters()), list(theirs.parameters()), 100 * rel)
+    if backend == "triton":
+        assert launches("sq_norm") - before == steps  # the two-pass optimizer's only
+
+
+def test_one_pass_ngn_with_a_closure_that_calls_backward_twice():
+    # Each backward's hook sees the accumulated gradient, so the norm stays exact.
+    (ours, one), (theirs, two) = two_runs()
+    x, y = data()
+
+    def closure_for_twice(model, opt):
+        def closure():
+            opt.zero_grad()
+            first = torch.nn.functional.mse_loss(model(x[:16]), y[:16])
+            first.backward()
+            second = torch.nn.functional.mse_loss(model(x[16:]), y[16:])
+            second.backward()
+            return first + second
+
+        return closure
+
+    for _ in range(20):
+        one.step(closure_for_twice(ours, one))
+        two.step(closure_for_twice(theirs, two))
+        assert one.last_step_one_pass
+    assert_close_fp32(list(ours.parameters()), list(theirs.parameters()))
+
+
+def clip(model):
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 0.01)
+
+
+def set_by_hand(model):
+    model.fc2.weight.grad = torch.ones_like(model.fc2.weight)
+
+
+def drop_one(model):
+    model.fc1.bias.grad = None
+
+
+def scale_in_place(model):
+    model.z.grad.mul_(3.0)
+
+
+@pytest.mark.parametrize("change", [clip, set_by_hand, drop_one, scale_in_place])
+def test_one_pass_ngn_falls_back_when_gradients_change_after_the_backward(change):
+    (ours, one), (theirs, two) = two_runs()
+    x, y = data()
+    for step in range(6):
+        for model, opt in ((ours, one), (theirs, two)):
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            if step % 2:
+                change(model)
+            opt.step(loss=loss)
+        assert one.last_step_one_pass == (step % 2 == 0)
+        assert one.last_step_sizes() == pytest.approx(two.last_step_sizes(), rel=1e-6)
+    assert_close_fp32(list(ours.parameters()), list(theirs.parameters()))
+
+
+def test_one_pass_ngn_without_a_backward_reads_the_gradients():
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    opt = NGN([p], sigma=0.5, one_pass=True)
+    p.grad = torch.tensor([3.0, 4.0])
+    opt.step(loss=1.0)
+    assert not opt.last_step_one_pass
+    assert opt.last_step_sizes() == pytest.approx([0.5 / (1 + 0.5 * 25 / 2)])
+    # A second step on the same gradient, no backward between: the slots were cleared.
+    opt.step(loss=1.0)
+    assert not opt.last_step_one_pass
+
+
+def test_one_pass_ngn_hooks_new_groups_skips_frozen_parameters_and_unhooks_when_gone():
+    model = Net()
+    model.fc3.bias.requires_grad_(False)
+    opt = NGN([{"params": model.fc1.parameters()}], sigma=0.5, one_pass=True)
+    opt.add_param_group({"params": [*model.fc2.parameters(), *model.fc3.parameters()]})
+    x, y = data()
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    loss.backward()
+    layers = [*model.fc1.parameters(), *model.fc2.parameters(), *model.fc3.parameters()]
+    expected = sum(p.grad.pow(2).sum() for p in layers if p.grad is not None)
+    opt.step(loss=loss)
+    assert opt.last_step_one_pass
+    scale = 2 * loss.item() / (2 * loss.item() + 0.5 * expected.item())
+    assert opt.last_step_sizes() == pytest.approx([0.5 * scale] * 2, rel=1e-5)
+    hooked = model.fc1.weight._post_accumulate_grad_hooks
+    assert hooked and not model.fc3.bias._post_accumulate_grad_hooks
+    del opt
+    import gc
+
+    gc.collect()
+    assert not model.fc1.weight._post_accumulate_grad_hooks
+
+
+@pytest.mark.parametrize("resumed_one_pass", [True, False])
+def test_one_pass_ngn_state_dict_round_trip(resumed_one_pass):
+    model = Net()
+    x, y = data()
+    opt = NGN(ngn_groups(model), sigma=0.5, one_pass=True)
+    train(model, opt, 5, x, y)
+    saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
+    train(model, opt, 3, x, y)
+    resumed = Net()
+    resumed.load_state_dict(saved_model)
+    again = NGN(ngn_groups(resumed), sigma=0.5, one_pass=resumed_one_pass)
+    again.load_state_dict(saved_opt)
+    train(resumed, again, 3, x, y)
+    assert again.last_step_one_pass == resumed_one_pass
+    assert_close_fp32(list(resumed.parameters()), list(model.parameters()))
+
+
 # --------------------------------------------------------------------------- state
 
 
