@@ -8,9 +8,10 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from kernels.optim.backend import check_backend, resolve_backend, step_kernels
+from kernels.optim.backend import StepKernels, check_backend, resolve_backend, step_kernels
+from kernels.optim.cpu_fused import adamw_step_cpu, ngn_update_cpu
 from kernels.optim.hooks import GradNormSlots, sq_norms_with_slots
-from kernels.optim.reference import ngn_scale
+from kernels.optim.reference import grad_sq_norms_ref, ngn_scale
 
 _LOW_PRECISION = (torch.bfloat16, torch.float16)
 
@@ -27,6 +28,17 @@ def _zeros_state(p: Tensor) -> Tensor:
 def _real(t: Tensor) -> Tensor:
     """Complex tensors are updated as (real, imag) pairs, as ``torch.optim`` does."""
     return torch.view_as_real(t) if t.is_complex() else t
+
+
+# The torch backend on the CPU: PyTorch's fused CPU kernels where they apply.
+_CPU_KERNELS = StepKernels(adamw_step_cpu, grad_sq_norms_ref, ngn_update_cpu)
+
+
+def _kernels(backend: str, tensors: list[Tensor]) -> StepKernels:
+    resolved = resolve_backend(backend, tensors)
+    if resolved == "torch" and tensors[0].device.type == "cpu":
+        return _CPU_KERNELS  # which passes any tensor it cannot fuse to the reference
+    return step_kernels(resolved)
 
 
 class _StepOptimizer(Optimizer):
@@ -141,7 +153,7 @@ class AdamW(_StepOptimizer):
             if not params:
                 continue
             beta1, beta2 = group["betas"]
-            kernels = step_kernels(resolve_backend(self.backend, params))
+            kernels = _kernels(self.backend, params)
             kernels.adamw_step(
                 params, grads, exp_avgs, exp_avg_sqs, steps,
                 lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
@@ -315,7 +327,7 @@ class NGN(_StepOptimizer):
             return loss
 
         active = [entry for entry in groups if entry[1]]
-        kernels = step_kernels(resolve_backend(self.backend, all_params))
+        kernels = _kernels(self.backend, all_params)
         slots = getattr(self, "_norm_slots", None)  # absent in optimizers unpickled
         sq_norms, from_slots = sq_norms_with_slots(
             slots, [(group["params"], grads) for group, _, grads, _ in active],

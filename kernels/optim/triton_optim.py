@@ -28,6 +28,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from kernels.optim.layout import is_dense, like
 from kernels.optim.reference import log_beta, ngn_scale
 
 # Elements per program: several blocks amortise the table reads and the bias
@@ -190,19 +191,9 @@ def block_size(kernel: str, dtype: torch.dtype) -> int:
     return per_thread * 32 * NUM_WARPS
 
 
-def _is_dense(t: Tensor) -> bool:
-    """True when the elements fill one block of memory with no gaps or overlaps."""
-    expected = 1
-    for stride, size in sorted((s, n) for s, n in zip(t.stride(), t.shape, strict=True) if n > 1):
-        if stride != expected:
-            return False
-        expected *= size
-    return True
-
-
 def _check_layout(params: list[Tensor], *states: list[Tensor]) -> None:
     for i, p in enumerate(params):
-        if not _is_dense(p):
+        if not is_dense(p):
             raise ValueError(
                 f"the triton backend needs dense parameters; parameter {i} has shape "
                 f"{tuple(p.shape)} and strides {p.stride()} (use backend='torch')"
@@ -214,13 +205,6 @@ def _check_layout(params: list[Tensor], *states: list[Tensor]) -> None:
                     f"parameter; parameter {i} has strides {p.stride()}, its state "
                     f"{state[i].stride()} ({state[i].dtype})"
                 )
-
-
-def _like(g: Tensor, p: Tensor) -> Tensor:
-    """``g`` with ``p``'s strides and dtype, so both can be walked as one flat range."""
-    if g.stride() == p.stride() and g.dtype == p.dtype:
-        return g
-    return torch.empty_like(p).copy_(g)
 
 
 def _partitions(params: list[Tensor]) -> dict[tuple, list[int]]:
@@ -289,7 +273,7 @@ def adamw_step_triton(
     torch._foreach_add_(steps, 1)
     for (device, dtype), index in _partitions(params).items():
         ps = [params[i] for i in index]
-        gs = [_like(grads[i], params[i]) for i in index]
+        gs = [like(grads[i], params[i]) for i in index]
         columns = [ps, gs, [exp_avgs[i] for i in index], [exp_avg_sqs[i] for i in index]]
         table, programs, aligned = _table(columns, device, chunk, ([steps[i] for i in index],))
         if programs.sum() == 0:
@@ -353,7 +337,7 @@ def ngn_update_triton(
         _check_layout(params)
     for (device, dtype), index in _partitions(params).items():
         ps = [params[i] for i in index]
-        gs = [_like(grads[i], params[i]) for i in index]
+        gs = [like(grads[i], params[i]) for i in index]
         bufs = [momentum_buffers[i] for i in index] if has_momentum else ps
         table, programs, aligned = _table([ps, gs, bufs], device, chunk)
         if programs.sum() == 0:

@@ -7,6 +7,7 @@ programs, a hundred tiny tensors, complex and transposed parameters.
 
 import copy
 import math
+from unittest import mock
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from kernels.optim import NGN, Adam, AdamW, adamw_step_ref, ngn_step_ref, traffic
 from kernels.optim import triton_optim as T
+from kernels.optim.cpu_fused import adamw_step_cpu, ngn_update_cpu
 from kernels.optim.reference import grad_sq_norms_ref, ngn_update_ref
 
 BACKENDS = ["torch", "triton"]
@@ -171,6 +173,52 @@ def test_fused_adamw_matches_reference_on_awkward_tensors(dtype, betas):
     assert_close_fp32(fused_params, ref_params, ATOL_FP32 if dtype == torch.float32 else ATOL_FP16)
     for fused, ref in zip(fused_state, ref_state, strict=True):
         assert_close_fp32(fused, ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_cpu_fused_adamw_matches_reference_on_awkward_tensors(dtype):
+    # The last tensor's gradient has other strides than its parameter: torch's fused
+    # CPU kernel would mix its elements up, so it takes the reference.
+    params, grads = awkward_tensors(dtype)
+    state_dtype = torch.float32 if dtype == torch.bfloat16 else dtype
+    state = lambda: (
+        [torch.zeros_like(p, dtype=state_dtype) for p in params],
+        [torch.zeros_like(p, dtype=state_dtype) for p in params],
+        [torch.zeros(()) for _ in params],
+    )
+    ref_params, cpu_params = clone_all(params), clone_all(params)
+    ref_state, cpu_state = state(), state()
+    hp = dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1)
+    with mock.patch.object(torch, "_fused_adamw_", wraps=torch._fused_adamw_) as fused:
+        for _ in range(3):
+            adamw_step_ref(ref_params, grads, *ref_state, **hp)
+            adamw_step_cpu(cpu_params, grads, *cpu_state, **hp)
+    assert fused.call_count == (0 if dtype == torch.bfloat16 else 3)
+    bound = ATOL_FP16 if dtype == torch.bfloat16 else ATOL_FP32
+    assert_close_fp32(cpu_params, ref_params, bound)
+    assert [s.item() for s in cpu_state[2]] == [3.0] * len(params)
+
+
+@pytest.mark.parametrize("momentum,decay", [(0.0, 0.0), (0.0, 0.1), (0.8, 0.1)])
+def test_cpu_ngn_update_matches_reference(momentum, decay):
+    params, grads = awkward_tensors()
+    ref_params, cpu_params = clone_all(params), clone_all(params)
+    buffers = lambda: [torch.zeros_like(p) for p in params] if momentum else None
+    ref_bufs, cpu_bufs = buffers(), buffers()
+    for gamma in (0.37, 0.11):
+        ngn_update_ref(ref_params, grads, ref_bufs, torch.tensor(gamma), decay, momentum)
+        ngn_update_cpu(cpu_params, grads, cpu_bufs, torch.tensor(gamma), decay, momentum)
+    assert_close_fp32(cpu_params, ref_params)
+    if momentum:
+        assert_close_fp32(cpu_bufs, ref_bufs)
+
+
+def test_optimizers_on_the_cpu_use_torchs_fused_kernels():
+    p = torch.nn.Parameter(torch.randn(6))
+    p.grad = torch.randn(6)
+    with mock.patch.object(torch, "_fused_adamw_", wraps=torch._fused_adamw_) as fused:
+        AdamW([p], backend="auto").step()
+    assert fused.call_count == 1
 
 
 # --------------------------------------------------------------------------- NGN
