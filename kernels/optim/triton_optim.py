@@ -39,8 +39,6 @@ NUM_WARPS = 8
 LAUNCHES: collections.Counter = collections.Counter()
 """Kernel launches by name (``"adamw"``, ``"sq_norm"``, ``"ngn"``), for tests."""
 
-_TL_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
-
 
 @triton.jit
 def _program_range(numels, chunk_tensor, chunk_start, CHUNK: tl.constexpr, BLOCK: tl.constexpr):
@@ -55,10 +53,11 @@ def _program_range(numels, chunk_tensor, chunk_start, CHUNK: tl.constexpr, BLOCK
 
 
 @triton.jit
-def _address(column, t, DTYPE: tl.constexpr, ALIGNED: tl.constexpr):
-    """Tensor ``t``'s address from a table column; ``ALIGNED`` (checked on the host)
-    tells the compiler it is 16-byte aligned, so whole blocks move in 128-bit accesses."""
-    ptr = tl.load(column + t).to(tl.pointer_type(DTYPE))
+def _address(column, t, POINTER: tl.constexpr, ALIGNED: tl.constexpr):
+    """Tensor ``t``'s address from a table column, as a ``POINTER``; ``ALIGNED`` (checked
+    on the host) tells the compiler it is 16-byte aligned, so whole blocks move in
+    128-bit accesses."""
+    ptr = tl.load(column + t).to(POINTER)
     if ALIGNED:
         ptr = tl.multiple_of(ptr, 16)
     return ptr
@@ -86,13 +85,14 @@ def _adamw_block(
 def _adamw_kernel(
     p_ptrs, g_ptrs, m_ptrs, v_ptrs, step_ptrs, numels, chunk_tensor, chunk_start,
     lr, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, decay, log_beta1, log_beta2,
-    P_DTYPE: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr, ALIGNED: tl.constexpr,
+    p_ref, CHUNK: tl.constexpr, BLOCK: tl.constexpr, ALIGNED: tl.constexpr,
 ):  # fmt: skip
+    # p_ref: one of the parameters, passed only for its pointer type.
     t, start, body_end, end = _program_range(numels, chunk_tensor, chunk_start, CHUNK, BLOCK)
-    p_ptr = _address(p_ptrs, t, P_DTYPE, ALIGNED)
-    g_ptr = _address(g_ptrs, t, P_DTYPE, ALIGNED)
-    m_ptr = _address(m_ptrs, t, tl.float32, ALIGNED)
-    v_ptr = _address(v_ptrs, t, tl.float32, ALIGNED)
+    p_ptr = _address(p_ptrs, t, p_ref.dtype, ALIGNED)
+    g_ptr = _address(g_ptrs, t, p_ref.dtype, ALIGNED)
+    m_ptr = _address(m_ptrs, t, tl.pointer_type(tl.float32), ALIGNED)
+    v_ptr = _address(v_ptrs, t, tl.pointer_type(tl.float32), ALIGNED)
     step = tl.load(tl.load(step_ptrs + t).to(tl.pointer_type(tl.float32))).to(tl.float64)
     # 1 - beta**t in fp64: in fp32 it loses relative accuracy while beta**t is near 1.
     bias_correction1 = 1.0 - tl.exp(step * log_beta1)
@@ -117,10 +117,10 @@ def _adamw_kernel(
 @triton.jit
 def _sq_norm_kernel(
     g_ptrs, numels, chunk_tensor, chunk_start, partials,
-    G_DTYPE: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr, ALIGNED: tl.constexpr,
+    g_ref, CHUNK: tl.constexpr, BLOCK: tl.constexpr, ALIGNED: tl.constexpr,
 ):  # fmt: skip
     t, start, body_end, end = _program_range(numels, chunk_tensor, chunk_start, CHUNK, BLOCK)
-    g_ptr = _address(g_ptrs, t, G_DTYPE, ALIGNED)
+    g_ptr = _address(g_ptrs, t, g_ref.dtype, ALIGNED)
     acc = tl.zeros([BLOCK], dtype=tl.float32)
     for off in range(start, body_end, BLOCK):
         g = tl.load(g_ptr + off + tl.arange(0, BLOCK)).to(tl.float32)
@@ -152,13 +152,13 @@ def _ngn_block(
 def _ngn_kernel(
     p_ptrs, g_ptrs, buf_ptrs, numels, chunk_tensor, chunk_start, gamma_ptr,
     weight_decay, momentum, one_minus_momentum,
-    P_DTYPE: tl.constexpr, HAS_MOMENTUM: tl.constexpr, CHUNK: tl.constexpr,
-    BLOCK: tl.constexpr, ALIGNED: tl.constexpr,
+    p_ref, HAS_MOMENTUM: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+    ALIGNED: tl.constexpr,
 ):  # fmt: skip
     t, start, body_end, end = _program_range(numels, chunk_tensor, chunk_start, CHUNK, BLOCK)
-    p_ptr = _address(p_ptrs, t, P_DTYPE, ALIGNED)
-    g_ptr = _address(g_ptrs, t, P_DTYPE, ALIGNED)
-    buf_ptr = _address(buf_ptrs, t, tl.float32, ALIGNED)
+    p_ptr = _address(p_ptrs, t, p_ref.dtype, ALIGNED)
+    g_ptr = _address(g_ptrs, t, p_ref.dtype, ALIGNED)
+    buf_ptr = _address(buf_ptrs, t, tl.pointer_type(tl.float32), ALIGNED)
     gamma = tl.load(gamma_ptr)
     decay = 1.0 - gamma * weight_decay
     for off in range(start, body_end, BLOCK):
@@ -282,7 +282,7 @@ def adamw_step_triton(
             *table,
             float(lr), float(beta1), 1.0 - beta1, float(beta2), 1.0 - beta2, float(eps),
             1.0 - lr * weight_decay, log_beta(beta1), log_beta(beta2),
-            P_DTYPE=_TL_DTYPES[dtype], **_launch_options("adamw", dtype, chunk, aligned),
+            ps[0], **_launch_options("adamw", dtype, chunk, aligned),
         )  # fmt: skip
         LAUNCHES["adamw"] += 1
 
@@ -299,7 +299,7 @@ def grad_sq_norms_triton(grad_lists: list[list[Tensor]], *, chunk: int = CHUNK) 
         partials = torch.zeros(max(total, 1), dtype=torch.float32, device=device)
         if total:
             _sq_norm_kernel[(total,)](
-                *table, partials, G_DTYPE=_TL_DTYPES[dtype],
+                *table, partials, gs[0],
                 **_launch_options("sq_norm", dtype, chunk, aligned),
             )  # fmt: skip
             LAUNCHES["sq_norm"] += 1
@@ -345,7 +345,7 @@ def ngn_update_triton(
         _ngn_kernel[(int(programs.sum()),)](
             *table, gamma.to(device=device, dtype=torch.float32),
             float(weight_decay), float(momentum), 1.0 - momentum,
-            P_DTYPE=_TL_DTYPES[dtype], HAS_MOMENTUM=has_momentum,
+            ps[0], HAS_MOMENTUM=has_momentum,
             **_launch_options("ngn", dtype, chunk, aligned),
         )  # fmt: skip
         LAUNCHES["ngn"] += 1

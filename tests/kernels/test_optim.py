@@ -852,6 +852,45 @@ def test_bench_cases_learn_the_bytes_without_triton():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+# --------------------------------------------------------------------------- static report
+
+
+@pytest.fixture(scope="module")
+def optim_report():
+    """The static report of the optimizer cases (interpreter traffic, sm_90 compile)."""
+    from kernels.optim.report_cases import report_cases
+    from kernels.report.__main__ import build_report
+
+    return build_report(report_cases(), archs=(90,))["cases"]
+
+
+def test_report_optimizer_steps_move_their_models_bytes(optim_report):
+    from kernels.optim.report_cases import NGN_ONE_PASS_TARGET
+
+    names = [row["name"] for row in optim_report]
+    assert "ngn one-pass float32 1x16777216" in names and "adamw float16 1x16777216" in names
+    for row in optim_report:
+        # Each operand read once and written once; the pointer table adds 56 B per program.
+        model = row["model_bytes_per_element"]
+        assert model <= row["bytes_per_element"] <= model + 0.02, row["name"]
+        if row["name"].startswith("ngn one-pass"):
+            assert row["bytes_per_element"] <= NGN_ONE_PASS_TARGET
+            assert [k["kernel"].split(":")[1] for k in row["kernels"]] == ["_ngn_kernel"]
+
+
+def test_report_optimizer_kernels_vectorize_without_spills(optim_report):
+    for row in optim_report:
+        for kernel in row["kernels"]:
+            name = kernel["kernel"].split(":")[1]
+            assert kernel["kwargs"]["ALIGNED"], (row["name"], name)
+            (sm90,) = kernel["compiled"]
+            assert sm90["spill_stores"] == sm90["spill_loads"] == 0, (row["name"], name)
+            assert sm90["occupancy"] >= 0.5, (row["name"], name, sm90["registers"])
+            assert "128" in sm90["loads"], (row["name"], name, sm90["loads"])
+            if name != "_sq_norm_kernel":  # which stores one partial sum per program
+                assert "128" in sm90["stores"], (row["name"], name, sm90["stores"])
+
+
 # --------------------------------------------------------------------------- GPU
 
 
