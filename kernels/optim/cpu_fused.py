@@ -18,21 +18,14 @@ from torch import Tensor
 from kernels.optim.layout import is_dense
 from kernels.optim.reference import adamw_step_ref, ngn_update_ref
 
-FUSED_DTYPES = (torch.float32, torch.float64)
-
 
 def _fusable(p: Tensor, *others: Tensor) -> bool:
-    if p.device.type != "cpu" or p.dtype not in FUSED_DTYPES:
+    dtype = p.dtype
+    if not p.is_cpu or (dtype != torch.float32 and dtype != torch.float64):
         return False
-    for t in others:
-        if t.dtype != p.dtype:
-            return False
     if p.is_contiguous():  # the common, quick case
-        for t in others:
-            if not t.is_contiguous():
-                return False
-        return True
-    return is_dense(p) and all(t.stride() == p.stride() for t in others)
+        return all(t.dtype == dtype and t.is_contiguous() for t in others)
+    return is_dense(p) and all(t.dtype == dtype and t.stride() == p.stride() for t in others)
 
 
 def _split(fusable: list[bool], *columns: list) -> tuple[list[list], list[list]]:

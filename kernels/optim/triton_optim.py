@@ -17,6 +17,13 @@ cost 1,000 Triton launches, each several µs of host time plus the GPU's launch 
 
 Step counts, bias corrections, the NGN loss and γ stay on the device: no host syncs.
 
+Access widths: a program's range splits into whole blocks, loaded and stored without a
+mask, and a masked tail (only a tensor's last program has one). When every address of
+a launch is 16-byte aligned (checked on the host; views at an element offset are not)
+the kernels are told so (``ALIGNED``), and each thread moves 16 bytes of an operand in
+one 128-bit access; otherwise they run the same code with 32-bit accesses.
+``python -m kernels.report`` shows the widths, registers and occupancy on sm_90/sm_80.
+
 The bytes a step must move per parameter are modelled in ``kernels.optim.traffic``.
 """
 

@@ -7,80 +7,30 @@ programs, a hundred tiny tensors, complex and transposed parameters.
 
 import copy
 import math
-from unittest import mock
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from optim_helpers import (
+    ATOL_FP16,
+    ATOL_FP32,
+    BACKENDS,
+    Net,
+    assert_close_fp32,
+    awkward_tensors,
+    chunk_for,
+    clone_all,
+    closure_for,
+    data,
+    launches,
+    one_thread,  # noqa: F401 (an autouse fixture)
+    train,
+)
 
-from kernels.optim import NGN, Adam, AdamW, adamw_step_ref, ngn_step_ref, traffic
+from kernels.optim import NGN, Adam, AdamW, adamw_step_ref, ngn_step_ref
 from kernels.optim import triton_optim as T
-from kernels.optim.cpu_fused import adamw_step_cpu, ngn_update_cpu
 from kernels.optim.reference import grad_sq_norms_ref, ngn_update_ref
-
-BACKENDS = ["torch", "triton"]
-
-# fp32 round-off bound after hundreds of steps: |Δp| <= ATOL_FP32 * (1 + |p|).
-ATOL_FP32 = 2e-6
-# fp16 parameters: fp32 round-off may move a result across an fp16 rounding boundary,
-# so the two backends may differ by one fp16 ulp (<= 2^-10 |p|).
-ATOL_FP16 = 2.0**-10
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These tensors are tiny: on a shared 2-core machine, torch's thread pool only
-    # oversubscribes the cores (a 100x slowdown here), so run single-threaded.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def assert_close_fp32(actual, expected, bound=ATOL_FP32):
-    for a, e in zip(actual, expected, strict=True):
-        if a.numel() == 0:
-            continue
-        a = torch.view_as_real(a) if a.is_complex() else a
-        e = torch.view_as_real(e) if e.is_complex() else e
-        err = ((a.detach() - e.detach()).abs() / (1 + e.detach().abs())).max().item()
-        assert err <= bound, f"max |Δ|/(1+|p|) = {err:.3g} > {bound:.3g}"
-
-
-class Net(torch.nn.Module):
-    """A small MLP with awkward shapes, one layer spanning two 1024-blocks, and a
-    complex parameter (handled as real pairs, as in the LRU)."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc1 = torch.nn.Linear(13, 37)
-        self.fc2 = torch.nn.Linear(37, 41)
-        self.fc3 = torch.nn.Linear(41, 1)
-        self.z = torch.nn.Parameter(0.3 * torch.randn(4, 3, dtype=torch.complex64))
-
-    def forward(self, x):
-        h = torch.tanh(self.fc2(torch.tanh(self.fc1(x))))
-        mix = (x[:, :4].to(torch.complex64) @ self.z).abs().pow(2).sum(1, keepdim=True)
-        return self.fc3(h) + 0.1 * mix
-
-    def groups(self):
-        """Per-group lr and weight decay; the last group has no decay."""
-        return [
-            {"params": self.fc1.parameters(), "lr": 3e-3, "weight_decay": 0.1},
-            {"params": self.fc2.parameters()},
-            {"params": [*self.fc3.parameters(), self.z], "lr": 5e-3, "weight_decay": 0.0},
-        ]
-
-
-def data(n=32):
-    x = torch.randn(n, 13)
-    return x, torch.sin(x[:, :1]) + 0.1 * x[:, 1:2]
-
-
-def launches(name):
-    return T.LAUNCHES[name]
-
 
 # --------------------------------------------------------------------------- AdamW
 
@@ -127,29 +77,6 @@ def test_adamw_with_zero_lr_moves_only_the_moments(backend):
     assert opt.state[p]["exp_avg"].tolist() == pytest.approx([0.0, 0.1, -0.3])
 
 
-def awkward_tensors(dtype=torch.float32):
-    """Odd lengths, one tensor over several programs (with ``chunk_for(dtype)``), tails
-    of 1 after whole blocks (3073 = 3 fp32 blocks of 1024 + 1, 6145 = 3 fp16 blocks of
-    2048 + 1), an empty one, a transposed (dense, non-contiguous) one and 100 tiny ones."""
-    shapes = [(1,), (3,), (1023,), (1025,), (3073,), (5003,), (6145,), (0,), (17, 3)]
-    shapes += [(int(n),) for n in torch.randint(1, 40, (100,))]
-    params = [torch.randn(s).to(dtype) for s in shapes]
-    params.append(torch.randn(7, 5).to(dtype).t())
-    grads = [torch.randn(p.shape).to(dtype) for p in params]  # the last has other strides
-    return params, grads
-
-
-def chunk_for(dtype):
-    """Two blocks per program (blocks hold 16 bytes per thread: 1024 fp32, 2048 fp16
-    elements), so programs run a whole-block body and then a masked tail."""
-    return 2 * T.block_size("ngn", dtype)
-
-
-def clone_all(tensors):
-    """Copies with the same strides (``clone`` preserves a dense layout)."""
-    return [t.clone() for t in tensors]
-
-
 @pytest.mark.parametrize(
     "dtype,betas",
     [(torch.float32, (0.9, 0.999)), (torch.float32, (0.0, 0.99)), (torch.float16, (0.9, 0.999))],
@@ -175,52 +102,6 @@ def test_fused_adamw_matches_reference_on_awkward_tensors(dtype, betas):
         assert_close_fp32(fused, ref)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
-def test_cpu_fused_adamw_matches_reference_on_awkward_tensors(dtype):
-    # The last tensor's gradient has other strides than its parameter: torch's fused
-    # CPU kernel would mix its elements up, so it takes the reference.
-    params, grads = awkward_tensors(dtype)
-    state_dtype = torch.float32 if dtype == torch.bfloat16 else dtype
-    state = lambda: (
-        [torch.zeros_like(p, dtype=state_dtype) for p in params],
-        [torch.zeros_like(p, dtype=state_dtype) for p in params],
-        [torch.zeros(()) for _ in params],
-    )
-    ref_params, cpu_params = clone_all(params), clone_all(params)
-    ref_state, cpu_state = state(), state()
-    hp = dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1)
-    with mock.patch.object(torch, "_fused_adamw_", wraps=torch._fused_adamw_) as fused:
-        for _ in range(3):
-            adamw_step_ref(ref_params, grads, *ref_state, **hp)
-            adamw_step_cpu(cpu_params, grads, *cpu_state, **hp)
-    assert fused.call_count == (0 if dtype == torch.bfloat16 else 3)
-    bound = ATOL_FP16 if dtype == torch.bfloat16 else ATOL_FP32
-    assert_close_fp32(cpu_params, ref_params, bound)
-    assert [s.item() for s in cpu_state[2]] == [3.0] * len(params)
-
-
-@pytest.mark.parametrize("momentum,decay", [(0.0, 0.0), (0.0, 0.1), (0.8, 0.1)])
-def test_cpu_ngn_update_matches_reference(momentum, decay):
-    params, grads = awkward_tensors()
-    ref_params, cpu_params = clone_all(params), clone_all(params)
-    buffers = lambda: [torch.zeros_like(p) for p in params] if momentum else None
-    ref_bufs, cpu_bufs = buffers(), buffers()
-    for gamma in (0.37, 0.11):
-        ngn_update_ref(ref_params, grads, ref_bufs, torch.tensor(gamma), decay, momentum)
-        ngn_update_cpu(cpu_params, grads, cpu_bufs, torch.tensor(gamma), decay, momentum)
-    assert_close_fp32(cpu_params, ref_params)
-    if momentum:
-        assert_close_fp32(cpu_bufs, ref_bufs)
-
-
-def test_optimizers_on_the_cpu_use_torchs_fused_kernels():
-    p = torch.nn.Parameter(torch.randn(6))
-    p.grad = torch.randn(6)
-    with mock.patch.object(torch, "_fused_adamw_", wraps=torch._fused_adamw_) as fused:
-        AdamW([p], backend="auto").step()
-    assert fused.call_count == 1
-
-
 # --------------------------------------------------------------------------- NGN
 
 
@@ -237,16 +118,6 @@ def ngn_transcription(params, loss_fn, sigma, steps):
                 p -= gamma * g
         gammas.append(gamma.item())
     return gammas
-
-
-def closure_for(model, opt, x, y):
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        loss.backward()
-        return loss
-
-    return closure
 
 
 @pytest.mark.parametrize("c", [0.0, 0.25])
@@ -432,194 +303,7 @@ def test_ngn_step_functions_agree():
     assert_close_fp32(fused_params, ref_params)
 
 
-def test_table_marks_misaligned_addresses():
-    # Views at an element offset (a parameter carved out of a flat buffer) are not
-    # 16-byte aligned: the kernels then take their scalar path.
-    flat = torch.zeros(4099)
-    aligned, shifted = flat[:2048], flat[1:2049]
-    steps = [torch.zeros(())]
-    table, programs, ok = T._table([[aligned], [aligned]], torch.device("cpu"), 1024, (steps,))
-    assert ok and programs.tolist() == [2] and len(table) == 6
-    assert not T._table([[aligned], [shifted]], torch.device("cpu"), 1024)[2]
-
-
-def test_misaligned_views_match_the_reference():
-    flat = torch.randn(2 * 3073 + 3)
-    params = [flat[1:3074], flat[3075 : 2 * 3073 + 2]]
-    grads = [torch.randn(3073), torch.randn(3073)]
-    ref_params = [p.clone() for p in params]
-    ref_bufs, fused_bufs = ([torch.zeros(3073) for _ in params] for _ in range(2))
-    gamma = torch.tensor(0.3)
-    ngn_update_ref(ref_params, grads, ref_bufs, gamma, 0.1, 0.9)
-    T.ngn_update_triton(params, grads, fused_bufs, gamma, 0.1, 0.9, chunk=2048)
-    assert_close_fp32(params, ref_params)
-
-
-def test_chunk_must_hold_whole_blocks():
-    p = torch.zeros(10)
-    with pytest.raises(ValueError, match="multiple"):
-        T.ngn_update_triton([p], [p.clone()], None, torch.tensor(1.0), 0.0, 0.0, chunk=1000)
-
-
-# --------------------------------------------------------------------------- NGN, one pass
-
-
-def ngn_groups(model):
-    """Three groups with different σ, momentum and decay on the second."""
-    return [
-        {"params": model.fc1.parameters(), "sigma": 0.3},
-        {"params": model.fc2.parameters(), "momentum": 0.9, "weight_decay": 0.05},
-        {"params": [*model.fc3.parameters(), model.z]},
-    ]
-
-
-def two_runs(**kwargs):
-    """A model trained by one-pass NGN and a copy trained by two-pass NGN."""
-    ours, theirs = Net(), None
-    theirs = copy.deepcopy(ours)
-    backend = kwargs.pop("backend", "torch")
-    one = NGN(ngn_groups(ours), sigma=0.5, backend=backend, one_pass=True, **kwargs)
-    two = NGN(ngn_groups(theirs), sigma=0.5, backend=backend, **kwargs)
-    return (ours, one), (theirs, two)
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_one_pass_ngn_matches_two_pass_for_hundreds_of_steps(backend):
-    (ours, one), (theirs, two) = two_runs(backend=backend)
-    x, y = data()
-    before = launches("sq_norm")
-    steps = 200 if backend == "torch" else 60  # the interpreter is slow; the hooks are torch
-    for step in range(steps):
-        for model, opt in ((ours, one), (theirs, two)):
-            # Alternate the two ways of clearing gradients: both leave hooks in charge.
-            opt.zero_grad(set_to_none=step % 2 == 0)
-            loss = torch.nn.functional.mse_loss(model(x), y)
-            loss.backward()
-            opt.step(loss=loss)
-        assert one.last_step_one_pass and not two.last_step_one_pass
-        # Triton's ‖g‖² sums in another order than torch's norm: round-off then drifts.
-        rel = 1e-6 if backend == "torch" else 1e-5
-        assert one.last_step_sizes() == pytest.approx(two.last_step_sizes(), rel=rel)
-    assert_close_fp32(list(ours.parameters()), list(theirs.parameters()), 100 * rel)
-    if backend == "triton":
-        assert launches("sq_norm") - before == steps  # the two-pass optimizer's only
-
-
-def test_one_pass_ngn_with_a_closure_that_calls_backward_twice():
-    # Each backward's hook sees the accumulated gradient, so the norm stays exact.
-    (ours, one), (theirs, two) = two_runs()
-    x, y = data()
-
-    def closure_for_twice(model, opt):
-        def closure():
-            opt.zero_grad()
-            first = torch.nn.functional.mse_loss(model(x[:16]), y[:16])
-            first.backward()
-            second = torch.nn.functional.mse_loss(model(x[16:]), y[16:])
-            second.backward()
-            return first + second
-
-        return closure
-
-    for _ in range(20):
-        one.step(closure_for_twice(ours, one))
-        two.step(closure_for_twice(theirs, two))
-        assert one.last_step_one_pass
-    assert_close_fp32(list(ours.parameters()), list(theirs.parameters()))
-
-
-def clip(model):
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 0.01)
-
-
-def set_by_hand(model):
-    model.fc2.weight.grad = torch.ones_like(model.fc2.weight)
-
-
-def drop_one(model):
-    model.fc1.bias.grad = None
-
-
-def scale_in_place(model):
-    model.z.grad.mul_(3.0)
-
-
-@pytest.mark.parametrize("change", [clip, set_by_hand, drop_one, scale_in_place])
-def test_one_pass_ngn_falls_back_when_gradients_change_after_the_backward(change):
-    (ours, one), (theirs, two) = two_runs()
-    x, y = data()
-    for step in range(6):
-        for model, opt in ((ours, one), (theirs, two)):
-            opt.zero_grad()
-            loss = torch.nn.functional.mse_loss(model(x), y)
-            loss.backward()
-            if step % 2:
-                change(model)
-            opt.step(loss=loss)
-        assert one.last_step_one_pass == (step % 2 == 0)
-        assert one.last_step_sizes() == pytest.approx(two.last_step_sizes(), rel=1e-6)
-    assert_close_fp32(list(ours.parameters()), list(theirs.parameters()))
-
-
-def test_one_pass_ngn_without_a_backward_reads_the_gradients():
-    p = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
-    opt = NGN([p], sigma=0.5, one_pass=True)
-    p.grad = torch.tensor([3.0, 4.0])
-    opt.step(loss=1.0)
-    assert not opt.last_step_one_pass
-    assert opt.last_step_sizes() == pytest.approx([0.5 / (1 + 0.5 * 25 / 2)])
-    # A second step on the same gradient, no backward between: the slots were cleared.
-    opt.step(loss=1.0)
-    assert not opt.last_step_one_pass
-
-
-def test_one_pass_ngn_hooks_new_groups_skips_frozen_parameters_and_unhooks_when_gone():
-    model = Net()
-    model.fc3.bias.requires_grad_(False)
-    opt = NGN([{"params": model.fc1.parameters()}], sigma=0.5, one_pass=True)
-    opt.add_param_group({"params": [*model.fc2.parameters(), *model.fc3.parameters()]})
-    x, y = data()
-    loss = torch.nn.functional.mse_loss(model(x), y)
-    loss.backward()
-    layers = [*model.fc1.parameters(), *model.fc2.parameters(), *model.fc3.parameters()]
-    expected = sum(p.grad.pow(2).sum() for p in layers if p.grad is not None)
-    opt.step(loss=loss)
-    assert opt.last_step_one_pass
-    scale = 2 * loss.item() / (2 * loss.item() + 0.5 * expected.item())
-    assert opt.last_step_sizes() == pytest.approx([0.5 * scale] * 2, rel=1e-5)
-    hooked = model.fc1.weight._post_accumulate_grad_hooks
-    assert hooked and not model.fc3.bias._post_accumulate_grad_hooks
-    del opt
-    import gc
-
-    gc.collect()
-    assert not model.fc1.weight._post_accumulate_grad_hooks
-
-
-@pytest.mark.parametrize("resumed_one_pass", [True, False])
-def test_one_pass_ngn_state_dict_round_trip(resumed_one_pass):
-    model = Net()
-    x, y = data()
-    opt = NGN(ngn_groups(model), sigma=0.5, one_pass=True)
-    train(model, opt, 5, x, y)
-    saved_model, saved_opt = copy.deepcopy(model.state_dict()), copy.deepcopy(opt.state_dict())
-    train(model, opt, 3, x, y)
-    resumed = Net()
-    resumed.load_state_dict(saved_model)
-    again = NGN(ngn_groups(resumed), sigma=0.5, one_pass=resumed_one_pass)
-    again.load_state_dict(saved_opt)
-    train(resumed, again, 3, x, y)
-    assert again.last_step_one_pass == resumed_one_pass
-    assert_close_fp32(list(resumed.parameters()), list(model.parameters()))
-
-
 # --------------------------------------------------------------------------- state
-
-
-def train(model, opt, steps, x, y):
-    closure = closure_for(model, opt, x, y)
-    for _ in range(steps):
-        opt.step(closure)
 
 
 OPTIMIZERS = {
@@ -826,69 +510,6 @@ def test_triton_backend_errors(monkeypatch):
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(ValueError, match="CUDA"):
         NGN([p], backend="triton").step(loss=1.0)
-
-
-# --------------------------------------------------------------------------- traffic
-
-
-def test_bytes_models_count_each_operand_once():
-    # fp32: AdamW reads p, g, m, v and writes p, m, v; bf16 keeps fp32 moments.
-    assert traffic.adamw_bytes_per_param() == 7 * 4
-    assert traffic.adamw_bytes_per_param(2) == 3 * 2 + 4 * 4
-    assert traffic.sgd_bytes_per_param() == 12
-    assert traffic.sgd_bytes_per_param(momentum=True) == 20
-    assert traffic.grad_sq_norm_bytes_per_param(2) == 2
-    # NGN two-pass = ‖g‖² pass + SGD's update; one pass = the update alone.
-    assert traffic.ngn_bytes_per_param() == 16
-    assert traffic.ngn_bytes_per_param(one_pass=True) == traffic.sgd_bytes_per_param()
-    assert traffic.ngn_bytes_per_param(2, momentum=True, one_pass=True) == 3 * 2 + 2 * 4
-
-
-def test_bench_cases_learn_the_bytes_without_triton():
-    import subprocess
-    import sys
-
-    code = "import sys, bench.cases; assert 'triton' not in sys.modules, 'triton imported'"
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
-# --------------------------------------------------------------------------- static report
-
-
-@pytest.fixture(scope="module")
-def optim_report():
-    """The static report of the optimizer cases (interpreter traffic, sm_90 compile)."""
-    from kernels.optim.report_cases import report_cases
-    from kernels.report.__main__ import build_report
-
-    return build_report(report_cases(), archs=(90,))["cases"]
-
-
-def test_report_optimizer_steps_move_their_models_bytes(optim_report):
-    from kernels.optim.report_cases import NGN_ONE_PASS_TARGET
-
-    names = [row["name"] for row in optim_report]
-    assert "ngn one-pass float32 1x16777216" in names and "adamw float16 1x16777216" in names
-    for row in optim_report:
-        # Each operand read once and written once; the pointer table adds 56 B per program.
-        model = row["model_bytes_per_element"]
-        assert model <= row["bytes_per_element"] <= model + 0.02, row["name"]
-        if row["name"].startswith("ngn one-pass"):
-            assert row["bytes_per_element"] <= NGN_ONE_PASS_TARGET
-            assert [k["kernel"].split(":")[1] for k in row["kernels"]] == ["_ngn_kernel"]
-
-
-def test_report_optimizer_kernels_vectorize_without_spills(optim_report):
-    for row in optim_report:
-        for kernel in row["kernels"]:
-            name = kernel["kernel"].split(":")[1]
-            assert kernel["kwargs"]["ALIGNED"], (row["name"], name)
-            (sm90,) = kernel["compiled"]
-            assert sm90["spill_stores"] == sm90["spill_loads"] == 0, (row["name"], name)
-            assert sm90["occupancy"] >= 0.5, (row["name"], name, sm90["registers"])
-            assert "128" in sm90["loads"], (row["name"], name, sm90["loads"])
-            if name != "_sq_norm_kernel":  # which stores one partial sum per program
-                assert "128" in sm90["stores"], (row["name"], name, sm90["stores"])
 
 
 # --------------------------------------------------------------------------- GPU
