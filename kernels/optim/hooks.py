@@ -47,6 +47,7 @@ class GradNormSlots:
         self._params: list[Tensor] = []
         self._seen: list[tuple[weakref.ref, int] | None] = []
         self._slots: Tensor | None = None
+        self._slot_views: list[Tensor] = []  # one 0-dim view per slot: cheaper than slots[i]
         self._handles: list = []
         weakref.finalize(owner, GradNormSlots._remove, self._handles)
 
@@ -75,6 +76,7 @@ class GradNormSlots:
             self._slots = torch.zeros(
                 len(self._params), dtype=_norm_dtype(self._params), device=device
             )
+            self._slot_views = list(self._slots.unbind())
         return self._slots
 
     def _hook(self, p: Tensor) -> None:
@@ -86,7 +88,7 @@ class GradNormSlots:
             return
         slots = self._buffer()
         with torch.no_grad():
-            torch.linalg.vector_norm(_real(g), dtype=slots.dtype, out=slots[i])
+            torch.linalg.vector_norm(_real(g), dtype=slots.dtype, out=self._slot_views[i])
         self._seen[i] = (weakref.ref(g), g._version)
 
     def _fresh(self, p: Tensor) -> bool:
