@@ -12,6 +12,10 @@ set by hand (``p.grad = ...``), replaced, or changed in place after the backward
 without a backward after it) makes its group fall back to the two-pass norm. A
 closure that calls ``backward`` more than once is exact: each call's hook recomputes
 the norm of the accumulated gradient. Slots are cleared after every step.
+
+Not detected: writes that bypass autograd's version counters, such as
+``DistributedDataParallel(gradient_as_bucket_view=True)`` all-reducing into the
+gradients after their hooks ran. Use the two-pass NGN there.
 """
 
 from __future__ import annotations

@@ -328,3 +328,45 @@ def test_report_optimizer_kernels_vectorize_without_spills(optim_report):
             assert "128" in sm90["loads"], (row["name"], name, sm90["loads"])
             if name != "_sq_norm_kernel":  # which stores one partial sum per program
                 assert "128" in sm90["stores"], (row["name"], name, sm90["stores"])
+
+
+# --------------------------------------------------------------------------- GPU
+
+
+@pytest.mark.gpu
+def test_misaligned_views_on_cuda_match_the_reference():
+    # Compiled, ALIGNED=False is another kernel than the aligned one tested elsewhere.
+    flat = torch.randn(2 * 5003 + 3, device="cuda")
+    params = [flat[1:5004], flat[5005 : 2 * 5003 + 2]]
+    grads = [torch.randn(5003, device="cuda") for _ in params]
+    assert not T._table([params], flat.device, T.CHUNK)[2]
+    ref_params = [p.clone() for p in params]
+    state = lambda: (
+        [torch.zeros(5003, device="cuda") for _ in params],
+        [torch.zeros(5003, device="cuda") for _ in params],
+        [torch.zeros((), device="cuda") for _ in params],
+    )
+    ref_state, fused_state = state(), state()
+    hp = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1)
+    for _ in range(3):
+        adamw_step_ref(ref_params, grads, *ref_state, **hp)
+        T.adamw_step_triton(params, grads, *fused_state, **hp)
+    torch.cuda.synchronize()
+    assert_close_fp32(params, ref_params)
+
+
+@pytest.mark.gpu
+def test_one_pass_ngn_on_cuda_matches_two_pass():
+    ours = Net().cuda()
+    theirs = copy.deepcopy(ours)
+    x, y = (t.cuda() for t in data())
+    one = NGN(ngn_groups(ours), sigma=0.5, one_pass=True)
+    two = NGN(ngn_groups(theirs), sigma=0.5)
+    for _ in range(50):
+        for model, opt in ((ours, one), (theirs, two)):
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            opt.step(loss=loss)
+        assert one.last_step_one_pass
+    assert_close_fp32(list(ours.parameters()), list(theirs.parameters()), 1e-5)
