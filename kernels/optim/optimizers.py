@@ -221,7 +221,8 @@ class NGN(_StepOptimizer):
     :attr:`last_step_one_pass` says whether every group took the hooks' norms. Every
     backward then pays one read of each gradient, also backwards not followed by a
     step, and one small reduction per tensor (10–20 µs of host time each): with many
-    small tensors the two-pass step's single fused reduction can cost less. Writes that bypass autograd's version counters go unseen (DDP with
+    small tensors the two-pass step's single fused reduction can cost less. Writes that
+    bypass autograd's version counters go unseen (DDP with
     ``gradient_as_bucket_view=True``): keep the two-pass default there.
     """
 
