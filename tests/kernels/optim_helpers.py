@@ -76,6 +76,15 @@ def chunk_for(dtype):
     return 2 * T.block_size("ngn", dtype)
 
 
+def adamw_state(params, dtype=torch.float32):
+    """Zero AdamW state: moments laid out like each parameter, and the step counts."""
+    return (
+        [torch.zeros_like(p, dtype=dtype) for p in params],
+        [torch.zeros_like(p, dtype=dtype) for p in params],
+        [torch.zeros((), device=p.device) for p in params],
+    )
+
+
 def clone_all(tensors):
     """Copies with the same strides (``clone`` preserves a dense layout)."""
     return [t.clone() for t in tensors]

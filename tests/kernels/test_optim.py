@@ -17,6 +17,7 @@ from optim_helpers import (
     ATOL_FP32,
     BACKENDS,
     Net,
+    adamw_state,
     assert_close_fp32,
     awkward_tensors,
     chunk_for,
@@ -84,13 +85,8 @@ def test_adamw_with_zero_lr_moves_only_the_moments(backend):
 )
 def test_fused_adamw_matches_reference_on_awkward_tensors(dtype, betas):
     params, grads = awkward_tensors(dtype)
-    state = lambda: (
-        [torch.zeros_like(p, dtype=torch.float32) for p in params],
-        [torch.zeros_like(p, dtype=torch.float32) for p in params],
-        [torch.zeros(()) for _ in params],
-    )
     ref_params, fused_params = clone_all(params), clone_all(params)
-    ref_state, fused_state = state(), state()
+    ref_state, fused_state = adamw_state(params), adamw_state(params)
     hp = dict(lr=1e-2, beta1=betas[0], beta2=betas[1], eps=1e-8, weight_decay=0.1)
     before = launches("adamw")
     for _ in range(2):
@@ -522,13 +518,8 @@ def test_fused_adamw_on_cuda(dtype):
     shapes = [(1 << 22,), (4097, 33)] + [(int(n),) for n in torch.randint(1, 5000, (1000,))]
     params = [torch.randn(s, device="cuda").to(dtype) for s in shapes]
     grads = [torch.randn(s, device="cuda").to(dtype) for s in shapes]
-    state = lambda: (
-        [torch.zeros_like(p, dtype=torch.float32) for p in params],
-        [torch.zeros_like(p, dtype=torch.float32) for p in params],
-        [torch.zeros((), device="cuda") for _ in params],
-    )
     ref_params, fused_params = clone_all(params), clone_all(params)
-    ref_state, fused_state = state(), state()
+    ref_state, fused_state = adamw_state(params), adamw_state(params)
     hp = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1)
     for _ in range(10):
         adamw_step_ref(ref_params, grads, *ref_state, **hp)

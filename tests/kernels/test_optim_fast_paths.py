@@ -15,6 +15,7 @@ from optim_helpers import (
     ATOL_FP32,
     BACKENDS,
     Net,
+    adamw_state,
     assert_close_fp32,
     awkward_tensors,
     clone_all,
@@ -70,13 +71,8 @@ def test_cpu_fused_adamw_matches_reference_on_awkward_tensors(dtype):
     # CPU kernel would mix its elements up, so it takes the reference.
     params, grads = awkward_tensors(dtype)
     state_dtype = torch.float32 if dtype == torch.bfloat16 else dtype
-    state = lambda: (
-        [torch.zeros_like(p, dtype=state_dtype) for p in params],
-        [torch.zeros_like(p, dtype=state_dtype) for p in params],
-        [torch.zeros(()) for _ in params],
-    )
     ref_params, cpu_params = clone_all(params), clone_all(params)
-    ref_state, cpu_state = state(), state()
+    ref_state, cpu_state = adamw_state(params, state_dtype), adamw_state(params, state_dtype)
     hp = dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1)
     with mock.patch.object(torch, "_fused_adamw_", wraps=torch._fused_adamw_) as fused:
         for _ in range(3):
@@ -341,12 +337,7 @@ def test_misaligned_views_on_cuda_match_the_reference():
     grads = [torch.randn(5003, device="cuda") for _ in params]
     assert not T._table([params], flat.device, T.CHUNK)[2]
     ref_params = [p.clone() for p in params]
-    state = lambda: (
-        [torch.zeros(5003, device="cuda") for _ in params],
-        [torch.zeros(5003, device="cuda") for _ in params],
-        [torch.zeros((), device="cuda") for _ in params],
-    )
-    ref_state, fused_state = state(), state()
+    ref_state, fused_state = adamw_state(params), adamw_state(params)
     hp = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1)
     for _ in range(3):
         adamw_step_ref(ref_params, grads, *ref_state, **hp)
