@@ -47,11 +47,15 @@ def check_against_oracle(backend, lam, b, h0=None, *, reverse=False, chunk=None,
     grad = torch.randn(b.shape, dtype=C128)
     got = run_with_grads(
         lambda l_, b_, h_: diag_scan(l_, b_, h_, reverse=reverse, backend=backend, chunk=chunk),
-        lam, b, h0, grad,
+        lam,
+        b,
+        h0,
+        grad,
     )
     want = run_with_grads(
         lambda l_, b_, h_: sequential_scan(l_, b_, h_, reverse),
-        *(x.to(C128) if x is not None else None for x in (lam, b, h0)), grad,
+        *(x.to(C128) if x is not None else None for x in (lam, b, h0)),
+        grad,
     )
     names = ["h", "grad_lam", "grad_b", "grad_h0"]
     for name, g, w in zip(names, got, want, strict=False):
@@ -230,14 +234,14 @@ def test_invalid_arguments_raise_value_error(case):
 
 def test_resolve_backend(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.delenv("LSB_BACKEND", raising=False)
+    monkeypatch.delenv("LSB_SCAN_BACKEND", raising=False)
     assert resolve_backend("auto", cpu) == "chunked"
     assert resolve_backend("sequential", cpu) == "sequential"
-    monkeypatch.setenv("LSB_BACKEND", "sequential")
+    monkeypatch.setenv("LSB_SCAN_BACKEND", "sequential")
     assert resolve_backend("auto", cpu) == "sequential"
     assert resolve_backend("chunked", cpu) == "chunked"  # an explicit choice wins
-    monkeypatch.setenv("LSB_BACKEND", "fast")
-    with pytest.raises(ValueError, match="LSB_BACKEND must be one of"):
+    monkeypatch.setenv("LSB_SCAN_BACKEND", "torch")  # the optimizers' word, not the scan's
+    with pytest.raises(ValueError, match="LSB_SCAN_BACKEND='torch'.*sequential, chunked, triton"):
         resolve_backend("auto", cpu)
 
 
@@ -261,7 +265,7 @@ def test_torch_compile_fullgraph(monkeypatch):
     # The default backend ("auto": chunked on the CPU). aot_eager traces forward and
     # backward through the fake kernels as inductor does; inductor itself adds minutes of
     # C++ compilation on a CPU runner for no extra check.
-    monkeypatch.delenv("LSB_BACKEND", raising=False)
+    monkeypatch.delenv("LSB_SCAN_BACKEND", raising=False)
     torch._dynamo.reset()
     model = TinyLRU(5)
     b = torch.randn(2, 11, 5, dtype=C64, requires_grad=True)
