@@ -366,7 +366,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     tasks = _tasks_with_data(tasks, args.budget)
     report = _sweep(args, tasks, submissions, args.budget)
     _print_leaderboard(_results_root(args), args.budget, sorted({t.suite for t in tasks}))
-    return _report_failures(report.failures)
+    return _report_failures(report.failures, args.argv)
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -398,7 +398,10 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     print(f"\n== {submission.name} overall: rank {int(row['rank'].iloc[0])}/{len(overall)} ==")
     print(_format(row))
     _print_coverage(table)
-    return _report_failures(report.failures)
+    root = _results_root(args)
+    print(f"\nsee it on the site: lsb site build --results {root} --budget {args.budget}, "
+          "then open site/build/index.html")
+    return _report_failures(report.failures, args.argv)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -458,7 +461,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _print_leaderboard(root, "quick", None)
     index = sitegen.build_site(root)
     print(f"\nsite: open file://{index.resolve()}")
-    return _report_failures(failed)
+    return _report_failures(failed, args.argv)
 
 
 # --------------------------------------------------------------------------- parser

@@ -36,7 +36,7 @@ from packaging.utils import canonicalize_name
 
 from suites.api import MAX_CONFIGS, Submission
 from suites.search_space import expand_search_space
-from suites.training import optimizer_param_groups
+from suites.training import optimizer_param_groups, set_mode
 
 #: A submission's name is a directory name in the results store and a URL part on the site.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -381,6 +381,7 @@ def _build_and_step(
         return loss
 
     try:
+        set_mode(optimizer, "train")  # as the runner does (the schedule-free convention)
         optimizer.step(closure)
     except Exception as err:  # noqa: BLE001
         return SubmissionProblem(

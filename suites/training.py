@@ -300,7 +300,7 @@ def step_size_schedule(
 WARMUP_STEPS = 3
 
 
-def _set_mode(optimizer: torch.optim.Optimizer, mode: str) -> None:
+def set_mode(optimizer: torch.optim.Optimizer, mode: str) -> None:
     """``optimizer.train()`` / ``optimizer.eval()`` where it has them (the schedule-free
     convention: training steps at one iterate, evaluation at another)."""
     switch = getattr(optimizer, mode, None)
@@ -337,13 +337,13 @@ def _train(
         return loss
 
     def evaluate() -> dict[str, float]:
-        _set_mode(optimizer, "eval")
+        set_mode(optimizer, "eval")
         try:
             return _evaluate(problem)
         finally:
-            _set_mode(optimizer, "train")
+            set_mode(optimizer, "train")
 
-    _set_mode(optimizer, "train")
+    set_mode(optimizer, "train")
     for step in range(problem.steps):  # the closure reads ``step``
         if time.perf_counter() > deadline:
             return "timeout", step
