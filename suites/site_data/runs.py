@@ -24,7 +24,7 @@ import pandas as pd
 
 from suites import leaderboard
 from suites.api import BUDGET_NAMES
-from suites.results import CorruptRecord, from_record, read_record
+from suites.results import ResultStore, file_problem
 from suites.site_data.common import FileProblem, natural_key
 
 
@@ -48,28 +48,27 @@ class Results:
 
 
 def load_results(root: str | Path) -> Results:
-    """Read every run file under ``root/runs``; invalid ones become ``FileProblem``s."""
+    """Read every run file under ``root/runs``; invalid ones become ``FileProblem``s.
+
+    Symbolic links and files over ``suites.results.MAX_FILE_BYTES`` are problems too
+    (never followed, not read, not copied into the site)."""
     root = Path(root)
-    records: dict[str, dict[str, Any]] = {}
-    problems: list[FileProblem] = []
-    runs_dir = root / "runs"
-    paths = sorted(runs_dir.rglob("*.json")) if runs_dir.is_dir() else []
-    for path in paths:
-        relative = path.relative_to(root).as_posix()
-        try:
-            record = read_record(path)
-            from_record(record)  # every field the schema promises is there and typed
-        except CorruptRecord as err:
-            problems.append(FileProblem(relative, str(err).removeprefix(f"{path}: ")))
-            continue
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            reason = f"malformed record ({type(err).__name__}: {err})"
-            problems.append(FileProblem(relative, reason))
-            continue
-        records[relative] = record
+    found, skipped = ResultStore(root).scan()
+    records = {path.relative_to(root).as_posix(): record for path, record in found}
+    problems = [FileProblem(s.path.relative_to(root).as_posix(),
+                            s.reason.removeprefix(f"{s.path}: "), copied=not _refused(s.path))
+                for s in skipped]
     runs = leaderboard.runs_frame(records.values())
     runs["file"] = pd.Series(list(records), index=runs.index, dtype=object)
     return Results(root, runs, records, problems)
+
+
+def _refused(path: Path) -> bool:
+    """A file that the site does not copy into ``raw/`` (``suites.results.file_problem``)."""
+    try:
+        return file_problem(path) is not None
+    except OSError:
+        return True
 
 
 def site_budget(runs: pd.DataFrame) -> str | None:
