@@ -68,7 +68,7 @@ _SAFE_PART = re.compile(r"[^A-Za-z0-9_.-]")
 #: The store's rule for names it records (optimizers, tasks, suites, metrics): printable
 #: text without control characters; submissions are held to a stricter rule
 #: (``suites.submission.NAME_PATTERN``), the store only to what it can file and show.
-_NAME = re.compile(r"[^\x00-\x1f\x7f]+")
+_NAME = re.compile(r"^[^\x00-\x1f\x7f]+$")
 #: What ``atomic_open`` names its temporary files: ``.<file name>.<random>.tmp``.
 _TEMPORARY = re.compile(r"\..+\.tmp")
 
@@ -156,6 +156,20 @@ def _scalar(value: Any) -> Any:
     raise ValueError(f"must be a number, string, boolean or null, not {type(value).__name__}")
 
 
+def _hparam(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_scalar(v) for v in value]
+    try:
+        return _scalar(value)
+    except ValueError:
+        raise ValueError(f"must be a number, string, boolean, null or a list of them, not "
+                         f"{type(value).__name__}") from None
+
+
+def _optional_number(value: Any) -> Any:
+    return None if value is None else _number(value)
+
+
 def _iso_time(value: str) -> str:
     try:
         datetime.fromisoformat(value)
@@ -164,8 +178,10 @@ def _iso_time(value: str) -> str:
     return value
 
 
+# Plain validators rather than unions: an error then names the field, not a union member.
 Number = Annotated[Any, PlainValidator(_number)]
-Scalar = Annotated[Any, PlainValidator(_scalar)]
+OptionalNumber = Annotated[Any, PlainValidator(_optional_number)]
+Hyperparameter = Annotated[Any, PlainValidator(_hparam)]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=_NAME.pattern)]
 
 
@@ -177,7 +193,7 @@ class _Record(BaseModel):
 class MetricRecord(_Record):
     name: Name
     higher_is_better: StrictBool
-    target: Number | None = None
+    target: OptionalNumber = None
     tolerance: Number = 0.1
     unit: StrictStr = ""
     select_by: StrictStr | None = None
@@ -207,17 +223,17 @@ class RunRecord(_Record):
     budget: Literal[BUDGET_NAMES]  # type: ignore[valid-type]
     phase: Literal["tune", "eval"]
     optimizer: OptimizerRecord
-    hparams: dict[StrictStr, Scalar | list[Scalar]]
+    hparams: dict[StrictStr, Hyperparameter]
     seed: StrictInt
     status: Literal["ok", "diverged", "timeout", "error"]
     score: Number
-    metrics: dict[StrictStr, Number | None]
+    metrics: dict[StrictStr, OptionalNumber]
     steps_run: Annotated[StrictInt, Field(ge=0)]
     steps_to_target: Annotated[StrictInt, Field(ge=0)] | None
     timing: TimingRecord
     state_bytes: Annotated[StrictInt, Field(ge=0)]
     param_bytes: Annotated[StrictInt, Field(ge=0)]
-    curve: dict[StrictStr, list[Number | None]]
+    curve: dict[StrictStr, list[OptionalNumber]]
     error: StrictStr | None
     env: dict[StrictStr, Any]
 

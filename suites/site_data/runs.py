@@ -147,7 +147,8 @@ def leaderboard_frame(runs: pd.DataFrame, budget: str,
 
 
 def profile_curves(runs: pd.DataFrame, budget: str) -> pd.DataFrame:
-    """ρ(τ) for τ from 1 to ``leaderboard.TAU_MAX``: index τ, one column per optimizer.
+    """ρ(τ) for τ from 1 to ``leaderboard.TAU_MAX``: index τ, one column per optimizer;
+    empty when no task was run by every optimizer.
 
     The τ values are where some ρ steps (the ratios themselves) and the two ends, so a
     step plot of the frame is the exact profile.
@@ -156,6 +157,8 @@ def profile_curves(runs: pd.DataFrame, budget: str) -> pd.DataFrame:
     if table.empty:
         return pd.DataFrame()
     ratios = leaderboard.performance_ratios(leaderboard.common_tasks(table))
+    if ratios.empty:  # no task that every optimizer ran: no profile
+        return pd.DataFrame()
     values = ratios.to_numpy(dtype=float)
     inside = values[(values >= 1.0) & (values <= leaderboard.TAU_MAX)]
     taus = np.unique(np.concatenate([[1.0, leaderboard.TAU_MAX], inside]))

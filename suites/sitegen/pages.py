@@ -97,8 +97,9 @@ def index_page(site: Site, table: pd.DataFrame, problems: list[site_data.FilePro
     board = site.board
     suites = [c.removeprefix("suite:") for c in board.columns if c.startswith("suite:")]
     plot = None
-    if not table.empty:
-        profile = site_data.profile_curves(runs, site.budget)
+    profile = site_data.profile_curves(runs, site.budget) if not table.empty \
+        else pd.DataFrame()
+    if not profile.empty:
         plot = plots.plot_profile(profile, list(board["optimizer"]), site.colours)
     superseded = leaderboard.superseded_versions(runs) if not runs.empty else pd.DataFrame()
     site.render(
