@@ -242,7 +242,7 @@ def _first_problem(err: ValidationError) -> str:
     """The first failing field of a validation error, as ``field.path: what is wrong``."""
     problem = err.errors(include_url=False, include_input=False)[0]
     where = ".".join(str(part) for part in problem["loc"]) or "(the record)"
-    message = problem["msg"].removeprefix("Value error, ")
+    message = re.sub(r" or instance of \w+", "", problem["msg"].removeprefix("Value error, "))
     more = err.error_count() - 1
     return f"field {where}: {message}" + (f" (and {more} more)" if more else "")
 
