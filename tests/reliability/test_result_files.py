@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from pathlib import Path
 
 import pytest
 from reliability_data import ACCURACY, a_run_file, html_pages, result, sweep
@@ -16,8 +15,7 @@ from reliability_data import ACCURACY, a_run_file, html_pages, result, sweep
 from suites import leaderboard, site_data
 from suites.cli import main
 from suites.results import ResultStore, parse_record
-from suites.sitegen import build_site
-from suites.sitegen import plots
+from suites.sitegen import build_site, plots
 
 # (what is wrong, field named in the message, change to the valid document)
 INVALID = [
@@ -177,8 +175,9 @@ def test_mathtext_names_are_drawn_as_typed(tmp_path):
 
 
 def test_log_axes_need_no_mathtext():
-    from suites.site_data import Band
     import numpy as np
+
+    from suites.site_data import Band
 
     steps = np.arange(1.0, 50.0)
     band = Band(steps, np.exp(-steps / 5) + 1e-6, np.exp(-steps / 5), np.exp(-steps / 4) + 1e-5,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from reliability_data import result
 
-from suites.results import RunBusy, ResultStore, StoreError
+from suites.results import ResultStore, RunBusy, StoreError
 
 
 def make_run_once(root: str, log: str, started, outcomes) -> None:
