@@ -202,7 +202,7 @@ class MetricRecord(_Record):
 class OptimizerRecord(_Record):
     name: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=_NAME.pattern)]
     source_hash: StrictStr
-    path: StrictStr | None
+    path: Annotated[StrictStr, Field(pattern=r"^[^\x00-\x1f\x7f]*$")] | None
 
 
 class TimingRecord(_Record):

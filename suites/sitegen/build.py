@@ -151,7 +151,7 @@ def check_destination(results_dir: Path, out_dir: Path) -> None:
         raise SiteError(
             f"--out {out_dir} is not empty and is not a site that `lsb site build` made "
             f"(no {SITE_MARKER} file in it), so it will not be replaced: name a new or "
-            "empty directory")
+            "empty directory (a site built by an lsb older than the marker: remove it once)")
 
 
 def _swap_into_place(staging: Path, out_dir: Path) -> None:

@@ -288,7 +288,10 @@ def optimizer_page(site: Site, table: pd.DataFrame, name: str) -> None:
         name, first["optimizer"]["source_hash"], first["optimizer"]["path"] or "",
         [builtin] if builtin is not None else [])
     source_href = None
-    file_name = Path(source.recorded_path).name or "(unknown)"
+    # The file's name only: the recorded path is local to the machine that made the runs.
+    file_name = Path(source.recorded_path).name
+    if not file_name.strip("."):  # "", "." or "..": no name to show, nor to write under
+        file_name = "(unknown)"
     if source.text is not None:
         target = f"optimizers/{site.slugs('optimizer', name)}/{file_name}"
         path = site.out / "raw" / target

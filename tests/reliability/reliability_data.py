@@ -16,9 +16,10 @@ ACCURACY = Metric("accuracy", higher_is_better=True)
 
 def result(task: str = "chain/depth-4-const", optimizer: str = "sgd", *, phase: str = "eval",
            seed: int = 1000, score: float = 10.0, status: str = "ok", lr: float = 0.1,
-           metric: Metric | None = STEPS, path: str = "optimizers/sgd.py") -> RunResult:
+           metric: Metric | None = STEPS, path: str = "optimizers/sgd.py",
+           source_hash: str = "0123456789ab") -> RunResult:
     spec = RunSpec(task=task, budget="quick", optimizer=optimizer, optimizer_path=path,
-                   source_hash="0123456789ab", hparams={"lr": lr}, seed=seed, phase=phase)
+                   source_hash=source_hash, hparams={"lr": lr}, seed=seed, phase=phase)
     return RunResult(spec=spec, status=status, metrics={"loss": score}, score=score,
                      steps_run=20, curve={"step": [1, 2, 3], "loss": [1.0, 0.5, 0.25]},
                      time_per_step=1e-4, wall_time=0.01, state_bytes=8, param_bytes=8,

@@ -194,3 +194,25 @@ def test_no_page_shows_an_absolute_local_path(tmp_path):
         assert os.path.realpath(tmp_path) not in text, name
     assert "<code>lion.py</code>" in pages["optimizer/lion.html"]
     assert "<code>runs/chain/bad.json</code>" in pages["index.html"]
+
+
+def test_a_recorded_path_without_a_file_name_builds(tmp_path):
+    from suites import registry
+    from suites.submission import source_hash
+
+    builtin = registry.builtin_optimizer_paths()["sgd"]
+    root = tmp_path / "results"
+    sweep(ResultStore(root), "chain/depth-4-const", "sgd", path="/srv/..",
+          source_hash=source_hash(builtin))
+    out = tmp_path / "site"
+    build_site(root, out)
+    page = (out / "optimizer" / "sgd.html").read_text()
+    assert "<code>(unknown)</code>" in page and "/srv" not in page
+    assert (out / "raw" / "optimizers" / "sgd" / "(unknown)").read_bytes() == \
+        builtin.read_bytes()
+
+
+def test_a_fifo_is_listed_never_opened(results, tmp_path):
+    os.mkfifo(results / "runs" / "chain" / "pipe.json")  # opening it would block the build
+    index = build_site(results, tmp_path / "site").read_text()
+    assert "<td><code>runs/chain/pipe.json</code></td><td>not a regular file" in index
