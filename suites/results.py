@@ -395,10 +395,12 @@ def walk_files(directory: Path, suffix: str = ".json", *, recursive: bool = True
 
 @dataclass(frozen=True)
 class Skipped:
-    """A file under ``runs/`` that is not a readable run, and why."""
+    """A file under ``runs/`` that is not a valid run, and why (no path in ``reason``)."""
 
     path: Path
     reason: str
+    #: Not read at all: a symbolic link, not a regular file, too large (``file_problem``).
+    unread: bool = False
 
 
 class ResultStore:
@@ -455,12 +457,13 @@ class ResultStore:
         (invalid, a symbolic link, too large) with the reason, both in path order."""
         records, skipped = [], []
         for path, problem in walk_files(self.runs_dir):
+            if problem is not None:
+                skipped.append(Skipped(path, problem, unread=True))
+                continue
             try:
-                if problem is not None:
-                    raise CorruptRecord(problem)
                 records.append((path, parse_record(path.read_bytes())))
             except OSError as err:
-                skipped.append(Skipped(path, f"not readable ({err.strerror})"))
+                skipped.append(Skipped(path, f"not readable ({err.strerror})", unread=True))
             except CorruptRecord as err:
                 skipped.append(Skipped(path, str(err)))
         return records, skipped

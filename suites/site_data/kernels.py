@@ -33,9 +33,9 @@ def kernel_frame(kernels_dir: str | Path) -> tuple[pd.DataFrame, list[FileProble
     rows: list[dict[str, Any]] = []
     problems: list[FileProblem] = []
     for path, problem in walk_files(kernels_dir, recursive=False):
-        relative = f"{kernels_dir.name}/{path.relative_to(kernels_dir).as_posix()}"
+        relative = path.relative_to(kernels_dir.parent).as_posix()  # kernels/<name>.json
         if problem is not None:  # a symbolic link or an oversized file: not read, not copied
-            problems.append(FileProblem(relative.removesuffix("/."), problem, copied=False))
+            problems.append(FileProblem(relative, problem, copied=False))
             continue
         try:
             document = json.loads(path.read_text())
@@ -48,7 +48,8 @@ def kernel_frame(kernels_dir: str | Path) -> tuple[pd.DataFrame, list[FileProble
                 rows.append(_kernel_row(bench, relative, machine, str(commit)[:12],
                                         str(document.get("datetime") or "")[:10]))
         except OSError as err:  # its strerror: the message would hold the absolute path
-            problems.append(FileProblem(relative, f"not readable ({err.strerror})"))
+            problems.append(FileProblem(relative, f"not readable ({err.strerror})",
+                                        copied=False))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             problems.append(FileProblem(relative, f"not readable as JSON ({err})"))
         except (KeyError, TypeError, ValueError, AttributeError) as err:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from suites import leaderboard
 from suites.api import BUDGET_NAMES
-from suites.results import ResultStore, file_problem
+from suites.results import ResultStore
 from suites.site_data.common import FileProblem, natural_key
 
 
@@ -55,20 +55,11 @@ def load_results(root: str | Path) -> Results:
     root = Path(root)
     found, skipped = ResultStore(root).scan()
     records = {path.relative_to(root).as_posix(): record for path, record in found}
-    problems = [FileProblem(s.path.relative_to(root).as_posix(),
-                            s.reason.removeprefix(f"{s.path}: "), copied=not _refused(s.path))
+    problems = [FileProblem(s.path.relative_to(root).as_posix(), s.reason, copied=not s.unread)
                 for s in skipped]
     runs = leaderboard.runs_frame(records.values())
     runs["file"] = pd.Series(list(records), index=runs.index, dtype=object)
     return Results(root, runs, records, problems)
-
-
-def _refused(path: Path) -> bool:
-    """A file that the site does not copy into ``raw/`` (``suites.results.file_problem``)."""
-    try:
-        return file_problem(path) is not None
-    except OSError:
-        return True
 
 
 def site_budget(runs: pd.DataFrame) -> str | None:
@@ -154,10 +145,8 @@ def profile_curves(runs: pd.DataFrame, budget: str) -> pd.DataFrame:
     step plot of the frame is the exact profile.
     """
     table = leaderboard.task_table(runs, budget)
-    if table.empty:
-        return pd.DataFrame()
     ratios = leaderboard.performance_ratios(leaderboard.common_tasks(table))
-    if ratios.empty:  # no task that every optimizer ran: no profile
+    if ratios.empty:  # no runs, or no task that every optimizer ran: no profile
         return pd.DataFrame()
     values = ratios.to_numpy(dtype=float)
     inside = values[(values >= 1.0) & (values <= leaderboard.TAU_MAX)]

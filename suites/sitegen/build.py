@@ -212,9 +212,14 @@ def _copy_raw_files(results_dir: Path, raw: Path) -> None:
     and ``site_data`` lists them as problems)."""
     for sub, recursive in (("runs", True), ("kernels", False)):
         for path, problem in walk_files(results_dir / sub, recursive=recursive):
-            if problem is None:
-                target = raw / path.relative_to(results_dir)
-                target.parent.mkdir(parents=True, exist_ok=True)
+            if problem is not None:
+                continue
+            try:
                 # O_NOFOLLOW: a file swapped for a link since it was checked is not read.
                 with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as source:
-                    target.write_bytes(source.read(MAX_FILE_BYTES))
+                    data = source.read(MAX_FILE_BYTES)
+            except OSError:
+                continue  # unreadable: listed as a problem, without a link
+            target = raw / path.relative_to(results_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
