@@ -28,24 +28,24 @@ def make_run_once(root: str, log: str, started, outcomes) -> None:
             return
         with open(log, "a") as file:
             file.write(f"{os.getpid()}\n")
-        time.sleep(0.5)  # long enough for the other process to be waiting on the lock
+        time.sleep(0.5)  # long enough for the others to be waiting on the lock
         store.save(run)
         outcomes.put("made")
 
 
-def test_two_processes_racing_on_one_run_make_it_once(tmp_path):
+def test_three_processes_racing_on_one_run_make_it_once(tmp_path):
     log = tmp_path / "made.log"
     context = multiprocessing.get_context("fork")
-    started, outcomes = context.Barrier(2), context.Queue()
+    started, outcomes = context.Barrier(3), context.Queue()
     sweeps = [context.Process(target=make_run_once,
                               args=(str(tmp_path), str(log), started, outcomes))
-              for _ in range(2)]
+              for _ in range(3)]
     for process in sweeps:
         process.start()
     for process in sweeps:
         process.join(30)
-    assert [p.exitcode for p in sweeps] == [0, 0]
-    assert sorted(outcomes.get(timeout=5) for _ in sweeps) == ["made", "reused"]
+    assert [p.exitcode for p in sweeps] == [0, 0, 0]
+    assert sorted(outcomes.get(timeout=5) for _ in sweeps) == ["made", "reused", "reused"]
     assert len(log.read_text().splitlines()) == 1
     store = ResultStore(tmp_path)
     assert store.load(result().spec).score == result().score
