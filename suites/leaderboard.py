@@ -6,7 +6,9 @@
   counts as the worst possible score, so the mean is finite only when every seed
   succeeded.
 - ``overall_table``: per optimizer, the AlgoPerf-style performance-profile score, the
-  tuning-robustness score and the per-step overhead relative to SGD.
+  tuning-robustness score and the per-step overhead relative to SGD. Every optimizer of
+  the task table has a row and an integer rank; with no task common to all of them the
+  profile scores are NaN, and NaN scores rank last, tied.
 
 Only the latest version of each optimizer counts: of the source hashes an optimizer
 name has results for, the one with the most recent run (the ``created`` time stamp of
@@ -300,13 +302,16 @@ def overall_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None =
         return pd.DataFrame(columns=columns)
     common = common_tasks(table)
     ratios = performance_ratios(common)
-    overall = profile_score(ratios, tau_max).to_frame()
+    # No task that every optimizer ran (disjoint coverage): no profile, the scores are NaN.
+    optimizers = pd.Index(sorted(table["optimizer"].unique()), name="optimizer")
+    overall = profile_score(ratios, tau_max).reindex(optimizers).to_frame()
     overall["tasks_solved"] = common[common["success_rate"] == 1.0].groupby("optimizer").size()
     overall["tasks_solved"] = overall["tasks_solved"].fillna(0).astype(int)
     overall["tasks"] = len(ratios)
     overall = overall.join(robustness(runs, budget, suite)).join(overhead(runs, budget, suite))
     versions = latest_versions(runs).drop_duplicates("optimizer").set_index("optimizer")
     overall["source_hash"] = versions["source_hash"]
-    overall["rank"] = overall["profile_score"].rank(ascending=False, method="min").astype(int)
+    overall["rank"] = overall["profile_score"].rank(
+        ascending=False, method="min", na_option="bottom").astype(int)
     overall = overall.rename_axis("optimizer").reset_index()
     return overall.sort_values(["rank", "optimizer"]).reset_index(drop=True)[columns]

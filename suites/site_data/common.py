@@ -13,6 +13,8 @@ class FileProblem:
 
     path: str  # relative to the results directory, with forward slashes
     reason: str
+    #: Whether the site's ``raw/`` holds a copy (not of a symbolic link or an oversized file).
+    copied: bool = True
 
 
 def natural_key(text: str) -> list[Any]:

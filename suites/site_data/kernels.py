@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from suites.results import walk_files
 from suites.site_data.common import FileProblem, natural_key
 
 #: Names of the fused implementations on the kernels page.
@@ -31,9 +32,11 @@ def kernel_frame(kernels_dir: str | Path) -> tuple[pd.DataFrame, list[FileProble
     kernels_dir = Path(kernels_dir)
     rows: list[dict[str, Any]] = []
     problems: list[FileProblem] = []
-    paths = sorted(kernels_dir.glob("*.json")) if kernels_dir.is_dir() else []
-    for path in paths:
-        relative = f"{kernels_dir.name}/{path.name}"
+    for path, problem in walk_files(kernels_dir, recursive=False):
+        relative = path.relative_to(kernels_dir.parent).as_posix()  # kernels/<name>.json
+        if problem is not None:  # a symbolic link or an oversized file: not read, not copied
+            problems.append(FileProblem(relative, problem, copied=False))
+            continue
         try:
             document = json.loads(path.read_text())
             benchmarks = document["benchmarks"]
@@ -44,7 +47,10 @@ def kernel_frame(kernels_dir: str | Path) -> tuple[pd.DataFrame, list[FileProble
             for bench in benchmarks:
                 rows.append(_kernel_row(bench, relative, machine, str(commit)[:12],
                                         str(document.get("datetime") or "")[:10]))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        except OSError as err:  # its strerror: the message would hold the absolute path
+            problems.append(FileProblem(relative, f"not readable ({err.strerror})",
+                                        copied=False))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
             problems.append(FileProblem(relative, f"not readable as JSON ({err})"))
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             problems.append(FileProblem(

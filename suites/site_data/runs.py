@@ -24,7 +24,7 @@ import pandas as pd
 
 from suites import leaderboard
 from suites.api import BUDGET_NAMES
-from suites.results import CorruptRecord, from_record, read_record
+from suites.results import ResultStore
 from suites.site_data.common import FileProblem, natural_key
 
 
@@ -48,25 +48,15 @@ class Results:
 
 
 def load_results(root: str | Path) -> Results:
-    """Read every run file under ``root/runs``; invalid ones become ``FileProblem``s."""
+    """Read every run file under ``root/runs``; invalid ones become ``FileProblem``s.
+
+    Symbolic links and files over ``suites.results.MAX_FILE_BYTES`` are problems too
+    (never followed, not read, not copied into the site)."""
     root = Path(root)
-    records: dict[str, dict[str, Any]] = {}
-    problems: list[FileProblem] = []
-    runs_dir = root / "runs"
-    paths = sorted(runs_dir.rglob("*.json")) if runs_dir.is_dir() else []
-    for path in paths:
-        relative = path.relative_to(root).as_posix()
-        try:
-            record = read_record(path)
-            from_record(record)  # every field the schema promises is there and typed
-        except CorruptRecord as err:
-            problems.append(FileProblem(relative, str(err).removeprefix(f"{path}: ")))
-            continue
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            reason = f"malformed record ({type(err).__name__}: {err})"
-            problems.append(FileProblem(relative, reason))
-            continue
-        records[relative] = record
+    found, skipped = ResultStore(root).scan()
+    records = {path.relative_to(root).as_posix(): record for path, record in found}
+    problems = [FileProblem(s.path.relative_to(root).as_posix(), s.reason, copied=not s.unread)
+                for s in skipped]
     runs = leaderboard.runs_frame(records.values())
     runs["file"] = pd.Series(list(records), index=runs.index, dtype=object)
     return Results(root, runs, records, problems)
@@ -148,15 +138,16 @@ def leaderboard_frame(runs: pd.DataFrame, budget: str,
 
 
 def profile_curves(runs: pd.DataFrame, budget: str) -> pd.DataFrame:
-    """ρ(τ) for τ from 1 to ``leaderboard.TAU_MAX``: index τ, one column per optimizer.
+    """ρ(τ) for τ from 1 to ``leaderboard.TAU_MAX``: index τ, one column per optimizer;
+    empty when no task was run by every optimizer.
 
     The τ values are where some ρ steps (the ratios themselves) and the two ends, so a
     step plot of the frame is the exact profile.
     """
     table = leaderboard.task_table(runs, budget)
-    if table.empty:
-        return pd.DataFrame()
     ratios = leaderboard.performance_ratios(leaderboard.common_tasks(table))
+    if ratios.empty:  # no runs, or no task that every optimizer ran: no profile
+        return pd.DataFrame()
     values = ratios.to_numpy(dtype=float)
     inside = values[(values >= 1.0) & (values <= leaderboard.TAU_MAX)]
     taus = np.unique(np.concatenate([[1.0, leaderboard.TAU_MAX], inside]))

@@ -7,7 +7,7 @@
 - ``serve`` and ``commands``: ``lsb site serve`` and the ``lsb site`` subcommands.
 """
 
-from suites.sitegen.build import build_site
+from suites.sitegen.build import SITE_MARKER, SiteError, build_site, check_destination
 from suites.sitegen.commands import add_commands
 from suites.sitegen.format import (
     Slugs,
@@ -20,6 +20,7 @@ from suites.sitegen.pages import EXAMPLE_SUBMISSION
 from suites.sitegen.serve import DEFAULT_OUT, make_server, serve
 
 __all__ = [
-    "DEFAULT_OUT", "EXAMPLE_SUBMISSION", "Slugs", "add_commands", "build_site",
+    "DEFAULT_OUT", "EXAMPLE_SUBMISSION", "SITE_MARKER", "SiteError", "Slugs", "add_commands",
+    "build_site", "check_destination",
     "docstring_markup", "fmt_percent", "fmt_score", "make_server", "optimizer_colours", "serve",
 ]

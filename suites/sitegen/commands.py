@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from suites.sitegen.build import build_site
+from suites.sitegen.build import SiteError, build_site
 from suites.sitegen.serve import DEFAULT_OUT, serve
 
 
@@ -30,7 +31,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from suites.results import default_root
 
     results = Path(args.results) if args.results else default_root()
-    index = build_site(results, args.out)
+    try:
+        index = build_site(results, args.out)
+    except SiteError as err:
+        print(f"lsb: error: {err}", file=sys.stderr)
+        return 2
     print(f"site: open file://{index.resolve()}")
     return 0
 

@@ -97,8 +97,9 @@ def index_page(site: Site, table: pd.DataFrame, problems: list[site_data.FilePro
     board = site.board
     suites = [c.removeprefix("suite:") for c in board.columns if c.startswith("suite:")]
     plot = None
-    if not table.empty:
-        profile = site_data.profile_curves(runs, site.budget)
+    profile = site_data.profile_curves(runs, site.budget) if not table.empty \
+        else pd.DataFrame()
+    if not profile.empty:
         plot = plots.plot_profile(profile, list(board["optimizer"]), site.colours)
     superseded = leaderboard.superseded_versions(runs) if not runs.empty else pd.DataFrame()
     site.render(
@@ -287,7 +288,10 @@ def optimizer_page(site: Site, table: pd.DataFrame, name: str) -> None:
         name, first["optimizer"]["source_hash"], first["optimizer"]["path"] or "",
         [builtin] if builtin is not None else [])
     source_href = None
-    file_name = Path(source.recorded_path).name or "(unknown)"
+    # The file's name only: the recorded path is local to the machine that made the runs.
+    file_name = Path(source.recorded_path).name
+    if not file_name.strip("."):  # "", "." or "..": no name to show, nor to write under
+        file_name = "(unknown)"
     if source.text is not None:
         target = f"optimizers/{site.slugs('optimizer', name)}/{file_name}"
         path = site.out / "raw" / target

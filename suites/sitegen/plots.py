@@ -37,6 +37,9 @@ PLOT_STYLE = {
     "legend.frameon": False,
     "legend.fontsize": 8.5,
     "figure.dpi": 100,
+    # Names are data, never markup: "$\frac{$" is drawn as typed, not parsed as mathtext
+    # (so log-axis ticks are formatted as plain numbers, see _plain_numbers).
+    "text.parse_math": False,
 }
 #: Bar colours of kernel implementations on the kernels page (fused ones first).
 IMPL_COLOURS = ("#4363d8", "#a9a9a9", "#f58231", "#3cb44b", "#911eb4", "#469990")
@@ -89,6 +92,12 @@ def _log_axis(ax: plt.Axes, which: str = "y") -> None:
     low, high = sorted(v for v in limits if v > 0) or (1.0, 10.0)
     if high / low < 1e3:
         axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    _plain_numbers(axis)
+
+
+def _plain_numbers(axis: Any) -> None:
+    """Major ticks as plain numbers (matplotlib's log formatters write mathtext), no minor
+    labels."""
     axis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(ticker.NullFormatter())
 
@@ -133,6 +142,7 @@ def plot_bands(bands: dict[str, site_data.Band], colours: dict[str, str], *, yla
             floor = float(np.percentile(positive, 5)) if len(positive) else 1.0
             ax.set_yscale("symlog", linthresh=10.0 ** math.floor(math.log10(floor)))
             ax.set_ylim(bottom=0.0)
+            _plain_numbers(ax.yaxis)
         else:
             _clip_outliers(ax, bands, scale == "log")
             if scale == "log":

@@ -39,7 +39,7 @@ def test_malformed_record_is_a_problem_not_a_crash(tmp_path, results_dir):
     loaded = site_data.load_results(tmp_path)
     assert loaded.runs.empty
     assert [p.path for p in loaded.problems] == ["runs/valley/widening/x/bad.json"]
-    assert "TypeError" in loaded.problems[0].reason
+    assert "field optimizer: Input should be a valid dictionary" in loaded.problems[0].reason
 
 
 def test_empty_results(tmp_path):
