@@ -97,7 +97,7 @@ def _tasks_with_data(tasks, budget: str):
 
 def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
     from suites.executors import ClusterLost
-    from suites.results import ResultStore
+    from suites.results import ResultStore, StoreError
     from suites.tuning import run_sweep
 
     root = _results_root(args)
@@ -127,6 +127,8 @@ def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
                 seeds=tuple(seeds) if seeds else None,
                 retry_failed=getattr(args, "retry_failed", False),
             )
+        except StoreError as err:
+            raise UsageError(str(err)) from err
         except ClusterLost as err:
             print(f"lsb: error: {err}\nfinished runs are saved; the same command resumes the "
                   "sweep", file=sys.stderr)
@@ -459,7 +461,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         failed += report.failures
     root = _results_root(args)
     _print_leaderboard(root, "quick", None)
-    index = sitegen.build_site(root)
+    try:
+        index = sitegen.build_site(root)
+    except sitegen.SiteError as err:
+        raise UsageError(str(err)) from err
     print(f"\nsite: open file://{index.resolve()}")
     return _report_failures(failed, args.argv)
 

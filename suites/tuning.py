@@ -10,6 +10,7 @@ resumes where it stopped. Seeds per budget live with the budgets in ``suites.api
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from suites.api import (
     tuning_seeds,
 )
 from suites.executors.base import Executor
-from suites.results import ResultStore, config_key, run_key
+from suites.results import ResultStore, RunBusy, config_key, run_key
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,9 @@ def run_sweep(
     then passed to ``on_result``, so interrupting a sweep loses at most the runs in flight.
     """
     n_tune, n_eval = seeds or SEEDS_PER_BUDGET[budget]
+    store.check_writable()  # StoreError before any run starts
+    for path in store.remove_stale_temporaries():
+        log.info("removed %s, left by a write that was killed", path)
     task_by_name = {t.name: t for t in tasks}
     report = SweepReport()
 
@@ -133,6 +137,10 @@ def run_sweep(
     return report
 
 
+#: Runs claimed (locked) at once by one sweep: each claim holds a file descriptor.
+CLAIM_BATCH = 64
+
+
 def _run_specs(
     specs: list[RunSpec],
     label: str,
@@ -144,7 +152,12 @@ def _run_specs(
     retry_failed: bool = False,
 ) -> list[RunResult]:
     """The results of ``specs``: from the store where present (and, with ``retry_failed``,
-    not failed), else made and saved."""
+    not failed), else made and saved.
+
+    A run is made under its claim (``ResultStore.claim``, a lock per run key), so that
+    sweeps sharing a results directory make each run once: runs another sweep holds are
+    waited for at the end, and taken from the store when it saved them.
+    """
     done: list[RunResult] = []
     missing: list[RunSpec] = []
     for spec in specs:
@@ -156,8 +169,12 @@ def _run_specs(
     report.runs_reused += len(done)
     if missing:
         log.info("%s: %d runs to make, %d found in %s", label, len(missing), len(done), store.root)
-    with tqdm(total=len(missing), desc=label, unit="run", disable=None, leave=False) as bar:
-        for result in executor.map(missing, task_by_name):
+
+    def usable(stored: RunResult | None) -> bool:
+        return stored is not None and not (retry_failed and stored.failed)
+
+    def make(batch: list[RunSpec], bar: tqdm) -> None:
+        for result in executor.map(batch, task_by_name):
             result = _complete(result, task_by_name[result.spec.task])
             store.save(result)
             done.append(result)
@@ -165,6 +182,33 @@ def _run_specs(
             bar.update()
             if on_result is not None:
                 on_result(result)
+
+    busy: list[RunSpec] = []
+    with tqdm(total=len(missing), desc=label, unit="run", disable=None, leave=False) as bar:
+        for start in range(0, len(missing), CLAIM_BATCH):
+            with contextlib.ExitStack() as claims:
+                mine = []
+                for spec in missing[start:start + CLAIM_BATCH]:
+                    try:
+                        stored = claims.enter_context(store.claim(spec, timeout=0))
+                    except RunBusy:
+                        busy.append(spec)
+                        continue
+                    if usable(stored):  # saved by another sweep since it was looked up
+                        done.append(stored)
+                        report.runs_reused += 1
+                        bar.update()
+                    else:
+                        mine.append(spec)
+                make(mine, bar)
+        for spec in busy:  # another sweep is making these: wait, then reuse or make
+            with store.claim(spec) as stored:
+                if usable(stored):
+                    done.append(stored)
+                    report.runs_reused += 1
+                    bar.update()
+                else:
+                    make([spec], bar)
     position = {run_key(spec): i for i, spec in enumerate(specs)}
     done.sort(key=lambda r: position.get(run_key(r.spec), len(specs)))  # ties: same on any executor
     report.results += done

@@ -176,3 +176,49 @@ def test_sigterm_stops_like_ctrl_c_and_the_sweep_resumes(tmp_path):
     made = int(resumed.stdout.split(" runs made")[0].rsplit("\n", 1)[-1])
     total = len(list((tmp_path / "r").rglob("*.json")))
     assert made == total - saved and not math.isnan(total)
+
+
+def test_two_identical_sweeps_into_one_directory_make_each_run_once(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "suites.cli", "run", "chain/depth-*-const", "--optimizer",
+            "sgd", "--budget", "smoke", "-j", "1", "--results", str(tmp_path / "r")]
+    sweeps = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [sweep.communicate(timeout=600) for sweep in sweeps]
+    assert [sweep.returncode for sweep in sweeps] == [0, 0], outputs
+    made = [int(out.split(" runs made")[0].rsplit("\n", 1)[-1]) for out, _ in outputs]
+    files = list((tmp_path / "r" / "runs").rglob("*.json"))
+    assert sum(made) == len(files) == 5 * 8  # 5 chains x (7 tuning configs + 1 evaluation)
+
+
+@pytest.mark.parametrize("where", ["file", "proc", "read-only"])
+def test_an_unwritable_results_directory_is_refused_before_any_run(tmp_path, where):
+    if where == "file":
+        results = tmp_path / "results.txt"
+        results.write_text("not a directory")
+    elif where == "proc":
+        results = Path("/proc/lsb-results")
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only directories")
+        results = tmp_path / "ro"
+        results.mkdir()
+        results.chmod(0o500)
+    done = lsb("run", TASK, "--optimizer", "sgd", "--budget", "smoke",
+               "--results", str(results), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "--results DIR" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_directory_where_a_run_file_belongs_is_refused_with_its_path(tmp_path):
+    first = lsb("run", TASK, "--optimizer", "sgd", "--budget", "smoke",
+                "--results", str(tmp_path / "r"), cwd=tmp_path)
+    assert first.returncode == 0
+    victim = sorted((tmp_path / "r" / "runs").rglob("*.json"))[0]
+    victim.unlink()
+    victim.mkdir()
+    again = lsb("run", TASK, "--optimizer", "sgd", "--budget", "smoke",
+                "--results", str(tmp_path / "r"), cwd=tmp_path)
+    assert again.returncode == 2
+    assert f"{victim} is a directory where a run file belongs; remove it" in again.stderr
+    assert "Traceback" not in again.stderr
