@@ -33,8 +33,10 @@ tuning runs all succeeded and whose mean score lies within the task's relative
 Every comparison of scores (orientation, failure, ratio, "near best") is a rule of
 ``suites.api.Metric``; ``metric_of`` rebuilds a task's metric from its runs' columns.
 
-Overhead: on each task, the median time per step and the memory (parameters plus
-optimizer state) relative to ``sgd`` on the same task; geometric mean over tasks.
+Overhead: on each task, the median time per step (itself the median over a run's steps
+after its warm-up) and the memory (parameters plus optimizer state) relative to ``sgd`` on
+the same task and the same machine (device and host); geometric mean over the tasks that
+have such a pair, and no number where none has.
 ``state_per_param`` is the optimizer state in bytes per parameter byte (Adam: 2).
 """
 
@@ -59,8 +61,13 @@ REFERENCE_OPTIMIZER = "sgd"
 RUN_COLUMNS = [
     "task", "suite", "budget", "phase", "optimizer", "source_hash", "config_key", "seed",
     "status", "score", "steps_run", "steps_to_target", "time_per_step", "state_bytes",
-    "param_bytes", "created", "metric", "higher_is_better", "tolerance",
+    "param_bytes", "created", "metric", "higher_is_better", "tolerance", "machine",
 ]
+
+
+def machine_of(env: dict[str, Any]) -> str:
+    """Where a run was made (device and host): overheads compare runs of one machine."""
+    return f"{env.get('device') or '?'} @ {env.get('hostname') or '?'}"
 
 
 def runs_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -86,6 +93,7 @@ def runs_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             "state_bytes": r.get("state_bytes", 0),
             "param_bytes": r.get("param_bytes", 0),
             "created": r.get("created", ""),
+            "machine": machine_of(r.get("env") or {}),
             "metric": metric.get("name"),
             "higher_is_better": metric.get("higher_is_better"),
             "tolerance": metric.get("tolerance", 0.1),
@@ -273,22 +281,25 @@ def overhead(runs: pd.DataFrame, budget: str = "quick", suite: str | None = None
         runs = runs[runs["suite"] == suite]
     if runs.empty:
         return pd.DataFrame(columns=columns)
-    per_task = runs.groupby(["optimizer", "task"])[
+    per_task = runs.groupby(["optimizer", "task", "machine"])[
         ["time_per_step", "state_bytes", "param_bytes"]].median()
     per_task["memory"] = per_task["param_bytes"] + per_task["state_bytes"]
     per_task["state_per_param"] = per_task["state_bytes"] / per_task["param_bytes"].where(
         per_task["param_bytes"] > 0)
     result = per_task.groupby("optimizer")[["state_per_param"]].median()
+    result["time_vs_sgd"] = math.nan
+    result["memory_vs_sgd"] = math.nan
     if reference in per_task.index.get_level_values("optimizer"):
-        base = per_task.loc[reference]
-        relative = per_task[["time_per_step", "memory"]].div(base[["time_per_step", "memory"]],
-                                                             level="task")
-        geometric = np.exp(np.log(relative).groupby("optimizer").mean())
-        result["time_vs_sgd"] = geometric["time_per_step"]
-        result["memory_vs_sgd"] = geometric["memory"]
-    else:
-        result["time_vs_sgd"] = math.nan
-        result["memory_vs_sgd"] = math.nan
+        # Only against the reference's runs on the same task and the same machine.
+        base = per_task.loc[reference][["time_per_step", "memory"]].add_suffix("_reference")
+        mine = per_task[["time_per_step", "memory"]].reset_index("optimizer")
+        paired = mine.join(base, how="inner")
+        if not paired.empty:
+            paired["time"] = paired["time_per_step"] / paired["time_per_step_reference"]
+            paired["mem"] = paired["memory"] / paired["memory_reference"]
+            geometric = np.exp(np.log(paired[["time", "mem"]]).groupby(paired["optimizer"]).mean())
+            result["time_vs_sgd"] = geometric["time"]
+            result["memory_vs_sgd"] = geometric["mem"]
     return result[columns]
 
 

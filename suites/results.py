@@ -97,6 +97,11 @@ def canonical_json(value: Any) -> str:
                       allow_nan=False)
 
 
+def file_hash(data: bytes) -> str:
+    """A submission's identity: sha256 of the file's bytes, first 12 hex digits."""
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
 def config_key(hparams: dict[str, Any]) -> str:
     """A configuration's canonical text (``canonical_json`` of its hparams dict): the key
     that groups runs by configuration, and the ``config_key`` column of the tables."""
@@ -415,6 +420,26 @@ class ResultStore:
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root is not None else default_root()
         self.runs_dir = self.root / "runs"
+        self.sources_dir = self.root / "optimizers"
+
+    def source_path(self, name: str, source_hash: str) -> Path:
+        """Where the store keeps the submission file whose runs it holds:
+        ``optimizers/<name>/<source hash>.py``, so the site shows and links the very
+        file wherever the results are copied and the site is built."""
+        safe_hash = _SAFE_PART.sub("_", source_hash)
+        return self.sources_dir / _SAFE_PART.sub("_", name) / f"{safe_hash}.py"
+
+    def save_source(self, path: str | Path, name: str, source_hash: str) -> Path | None:
+        """Copy a submission file into the store (once per hash); ``None`` when the file's
+        bytes no longer have ``source_hash``."""
+        data = Path(path).read_bytes()
+        if file_hash(data) != source_hash:
+            return None
+        target = self.source_path(name, source_hash)
+        if not target.is_file():
+            with atomic_open(target) as file:
+                file.write(data.decode("utf-8"))
+        return target
 
     def path_for(self, spec: RunSpec) -> Path:
         task_parts = [

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import hashlib
 import importlib.util
 import inspect
 import json
@@ -35,6 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from suites.api import MAX_CONFIGS, Submission
+from suites.results import file_hash
 from suites.search_space import expand_search_space
 from suites.training import optimizer_param_groups, set_mode
 
@@ -65,8 +65,8 @@ class InvalidSubmission(ValueError):
 
 
 def source_hash(path: str | Path) -> str:
-    """Identity of a submission's code: sha256 of the file's bytes, first 12 hex digits."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    """Identity of a submission's code (``suites.results.file_hash`` of its bytes)."""
+    return file_hash(Path(path).read_bytes())
 
 
 # --------------------------------------------------------------------------- loading

@@ -106,6 +106,8 @@ def run_sweep(
     store.check_writable()  # StoreError before any run starts
     for path in store.remove_stale_temporaries():
         log.info("removed %s, left by a write that was killed", path)
+    for submission in submissions:  # the site links this copy, wherever it is built
+        store.save_source(submission.path, submission.name, submission.source_hash)
     task_by_name = {t.name: t for t in tasks}
     report = SweepReport()
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import pandas as pd
 
 from suites import leaderboard
 from suites.api import BUDGET_NAMES
-from suites.results import ResultStore
+from suites.results import ResultStore, file_hash
 from suites.site_data.common import FileProblem, natural_key
 
 
@@ -299,11 +298,6 @@ class OptimizerSource:
     text: str | None = None
     description: str = ""
     search_space: list[tuple[str, str]] = field(default_factory=list)
-
-
-def file_hash(data: bytes) -> str:
-    """``suites.submission.source_hash`` of a file's bytes."""
-    return hashlib.sha256(data).hexdigest()[:12]
 
 
 def optimizer_source(name: str, source_hash: str, recorded_path: str,

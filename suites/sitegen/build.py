@@ -103,8 +103,12 @@ def _registry() -> pages.SuiteInfo:
     return pages.SuiteInfo(tasks, docs, suites, labels, axes)
 
 
-def build_site(results_dir: str | Path, out_dir: str | Path = DEFAULT_OUT) -> Path:
+def build_site(results_dir: str | Path, out_dir: str | Path = DEFAULT_OUT,
+               budget: str | None = None) -> Path:
     """Render the site for ``results_dir`` into ``out_dir``; returns ``out_dir/index.html``.
+
+    ``budget``: the budget whose runs the site reports; by default the largest budget
+    with evaluation runs (``site_data.site_budget``).
 
     Raises ``SiteError`` (nothing written) when ``results_dir`` is not a directory or
     ``out_dir`` is not a place the site may replace (``check_destination``).
@@ -115,7 +119,7 @@ def build_site(results_dir: str | Path, out_dir: str | Path = DEFAULT_OUT) -> Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=out_dir))
     try:
-        _build_into(results_dir, staging, has_asv=(out_dir / ASV_DIR).is_dir())
+        _build_into(results_dir, staging, has_asv=(out_dir / ASV_DIR).is_dir(), budget=budget)
         (staging / SITE_MARKER).write_text(
             "This directory is a site that `lsb site build` made; it replaces it whole.\n")
         _swap_into_place(staging, out_dir)
@@ -175,9 +179,10 @@ def _swap_into_place(staging: Path, out_dir: Path) -> None:
         shutil.rmtree(retired, ignore_errors=True)
 
 
-def _build_into(results_dir: Path, out: Path, *, has_asv: bool) -> None:
+def _build_into(results_dir: Path, out: Path, *, has_asv: bool,
+                budget: str | None = None) -> None:
     results = site_data.load_results(results_dir)
-    budget = site_data.site_budget(results.runs)
+    budget = budget or site_data.site_budget(results.runs)
     suites = _registry()
     colours = optimizer_colours(results.runs["optimizer"])
     nav_suites = site_data.suite_order(

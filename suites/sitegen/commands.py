@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from suites.api import BUDGET_NAMES
 from suites.sitegen.build import SiteError, build_site
 from suites.sitegen.serve import DEFAULT_OUT, serve
 
@@ -19,6 +20,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                        help="results directory (default: $LSB_RESULTS or ./results)")
     build.add_argument("--out", default=str(DEFAULT_OUT), metavar="DIR",
                        help=f"where to write the site (default: {DEFAULT_OUT})")
+    build.add_argument("--budget", choices=BUDGET_NAMES, default=None,
+                       help="the budget the site reports (default: the largest with "
+                            "evaluation runs)")
     build.set_defaults(func=_cmd_build)
     serve_parser = actions.add_parser("serve", help="serve a built site on localhost")
     serve_parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
@@ -32,7 +36,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     results = Path(args.results) if args.results else default_root()
     try:
-        index = build_site(results, args.out)
+        index = build_site(results, args.out, budget=args.budget)
     except SiteError as err:
         print(f"lsb: error: {err}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ import pandas as pd
 
 from suites import leaderboard, site_data
 from suites.api import BUDGET_NAMES, EVAL_SEED_OFFSET, MAX_CONFIGS, SEEDS_PER_BUDGET
+from suites.results import ResultStore
 from suites.sitegen import plots
 from suites.sitegen.format import Slugs, quantity_label
 
@@ -284,9 +285,11 @@ def optimizer_page(site: Site, table: pd.DataFrame, name: str) -> None:
     mine = current[current["optimizer"] == name].sort_values("file")
     first = site.results.records[mine["file"].iloc[0]]
     builtin = registry.builtin_optimizer_paths().get(name)
+    source_hash = first["optimizer"]["source_hash"]
+    kept = ResultStore(site.results.root).source_path(name, source_hash)
     source = site_data.optimizer_source(
-        name, first["optimizer"]["source_hash"], first["optimizer"]["path"] or "",
-        [builtin] if builtin is not None else [])
+        name, source_hash, first["optimizer"]["path"] or "",
+        [kept] + ([builtin] if builtin is not None else []))
     source_href = None
     # The file's name only: the recorded path is local to the machine that made the runs.
     file_name = Path(source.recorded_path).name
@@ -333,6 +336,7 @@ def optimizer_page(site: Site, table: pd.DataFrame, name: str) -> None:
         name=name, colour=site.colours[name], source=source, file_name=file_name,
         source_href=source_href, overall=overall[0] if overall else None,
         suites=[c.removeprefix("suite:") for c in board.columns if c.startswith("suite:")],
+        packages=sorted((first["optimizer"].get("packages") or {}).items()),
         chosen_rows=chosen_rows, sweep_groups=sweep_groups, sweep_plot=sweep_plot,
         configs_run=site_data.configs_run(sweep), eval_links=eval_links,
     )

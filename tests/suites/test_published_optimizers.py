@@ -75,7 +75,10 @@ def test_a_second_order_method_trains_the_lru_through_the_scan():
 ])
 def test_published_optimizers_go_from_a_file_to_a_ranked_row(tmp_path, file, package):
     results = tmp_path / "results"
-    done = lsb("submit", str(PUBLISHED / file), "chain/depth-4-const", "valley/widening",
+    mine = tmp_path / "mine" / file  # a researcher's copy, gone before the site is built
+    mine.parent.mkdir()
+    mine.write_bytes((PUBLISHED / file).read_bytes())
+    done = lsb("submit", str(mine), "chain/depth-4-const", "valley/widening",
                "--budget", "smoke", "--results", str(results), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "overall: rank 1/1" in done.stdout
@@ -87,6 +90,16 @@ def test_published_optimizers_go_from_a_file_to_a_ranked_row(tmp_path, file, pac
         record = json.loads(path.read_text())
         assert record["optimizer"]["packages"][package] == version
         assert record["status"] in ("ok", "diverged")
+    name = json.loads(files[0].read_text())["optimizer"]["name"]
+    kept = results / "optimizers" / name / f"{record['optimizer']['source_hash']}.py"
+    assert kept.read_bytes() == (PUBLISHED / file).read_bytes()
+    mine.unlink()  # the site must show the store's copy
+    built = lsb("site", "build", "--results", str(results), "--out", str(tmp_path / "site"),
+                "--budget", "smoke", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    page = (tmp_path / "site" / "optimizer" / f"{name}.html").read_text()
+    assert f"<code>{package} {version}</code>" in page
+    assert f'href="../raw/optimizers/{name}/{file}"' in page
 
 
 def test_an_unmet_requirement_names_the_pip_command(tmp_path):
