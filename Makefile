@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench asv lint clean browser
+.PHONY: demo test bench kernel-report asv lint clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,14 @@ browser:
 test: $(STAMP) browser
 	$(PY) -m pytest -q --benchmark-disable
 
-# Kernel timings (pytest-benchmark) into results/kernels/<machine>-<date>.json.
-bench: $(STAMP)
+# The static GPU report, made without a GPU: bytes each kernel moves (counted under the
+# Triton interpreter) and its sm_90/sm_80 compile, into results/kernels/static-<triton>.json.
+kernel-report: $(STAMP)
+	$(PY) -m kernels.report
+
+# Kernel timings (pytest-benchmark) into results/kernels/<machine>-<date>.json, and the
+# static report.
+bench: $(STAMP) kernel-report
 	$(PY) -m pytest -q bench --benchmark-only --benchmark-columns=median,iqr,rounds \
 	    --benchmark-json=results/kernels/$$($(PY) bench/cases.py label)-$$(date +%Y%m%d).json
 

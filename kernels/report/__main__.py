@@ -83,7 +83,7 @@ def _widths(table: dict) -> str:
 def format_table(report: dict) -> str:
     lines = [f"static report, triton {report['triton']} (bytes per element: measured / model; "
              "occupancy on each arch)",
-             f"{'case':28s} {'B/el':>6s} {'model':>6s} {'ceil':>5s}  {'kernel':24s} {'arch':5s} "
+             f"{'case':28s} {'B/el':>6s} {'model':>6s} {'ceil':>5s}  {'kernel':36s} {'arch':5s} "
              f"{'warps':>5s} {'regs':>4s} {'spill':>5s} {'smem':>6s} {'occ':>5s}  loads | stores"]
     for row in report["cases"]:
         first = True
@@ -93,9 +93,10 @@ def format_table(report: dict) -> str:
                         f"{row['model_bytes_per_element']:6.1f} {row['ceiling']:5.2f}" if first
                         else " " * 48)
                 first = False
-                name = kernel["kernel"].split(":")[1]
+                flags = [k for k, v in kernel["kwargs"].items() if v is True]
+                name = kernel["kernel"].split(":")[1] + (f"[{','.join(flags)}]" if flags else "")
                 lines.append(
-                    f"{head}  {name:24s} {c['arch']:5s} {c['num_warps']:5d} {c['registers']:4d} "
+                    f"{head}  {name:36s} {c['arch']:5s} {c['num_warps']:5d} {c['registers']:4d} "
                     f"{c['spill_stores'] + c['spill_loads']:5d} {c['shared_bytes']:6d} "
                     f"{c['occupancy']:5.1%}  {_widths(c['loads'])} | {_widths(c['stores'])}")
     return "\n".join(lines)

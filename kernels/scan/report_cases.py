@@ -1,10 +1,11 @@
 """The scan's cases in the static GPU report (:mod:`kernels.report`).
 
-Benchmark size (16, T, 512) with lam shared over batch and time (the LRU) or varying,
-forward and forward + backward. The interpreter is slow, so each case meters one batch
-element and one 64-channel block of the benchmark size, launched with the benchmark
-size's chunk length: the kernels' traffic per element does not depend on B or on the
-number of channel blocks.
+Benchmark sizes of ``bench/cases.py``: (16, T, 512), where batch and channels alone fill
+the GPU (the single pass), and (8, 4096, 256), where they do not (three passes over time
+chunks); lam shared over batch and time (the LRU) or varying; forward, and forward +
+backward. The interpreter is slow, so each case meters one batch element and one
+channel block of the benchmark size, launched with the benchmark size's plan (checked):
+the kernels' traffic per element depends on neither B nor the number of channel blocks.
 """
 
 from __future__ import annotations
@@ -12,54 +13,62 @@ from __future__ import annotations
 import torch
 
 from kernels.report import ReportCase
-from kernels.scan.traffic import FORWARD_BACKWARD_BYTES_PER_ELEMENT, FORWARD_BYTES_PER_ELEMENT
+from kernels.scan.traffic import bytes_per_element
 
-BENCH_B, BENCH_N = 16, 512
-SLICE_N = 64
-# Extra model bytes per element with a time-varying lam: one read forward; a read and a
-# write (grad_lam) backward.
-VARYING_FORWARD, VARYING_BACKWARD = 8, 16
+FORWARD_TARGET, FORWARD_BACKWARD_TARGET = 16.5, 41.0
+VARYING_FORWARD_TARGET, VARYING_FORWARD_BACKWARD_TARGET = 24.0, 64.0
 
 
-def _inputs(T: int, varying: bool):
+def _inputs(T: int, N: int, varying: bool):
     gen = torch.Generator().manual_seed(0)
-    shape = (1, T, SLICE_N) if varying else (SLICE_N,)
+    shape = (1, T, N) if varying else (N,)
     radius = 0.9 + 0.099 * torch.rand(shape, generator=gen)
     lam = torch.polar(radius, 2 * torch.pi * torch.rand(shape, generator=gen))
-    b = torch.randn(1, T, SLICE_N, dtype=torch.complex64, generator=gen)
+    b = torch.randn(1, T, N, dtype=torch.complex64, generator=gen)
     return lam, b
 
 
-def _case(T: int, *, backward: bool, varying: bool) -> ReportCase:
+def scan_case(B: int, T: int, N: int, *, backward: bool, varying: bool) -> ReportCase:
+    """The report case of a ``(B, T, N)`` scan, metered on a ``(1, T, block_n)`` slice."""
     from kernels.scan import triton_scan
 
+    plan = triton_scan.plan_scan(B, T, N)
+    block_n = plan.block_n
+
     def run() -> None:
-        lam, b = _inputs(T, varying)
-        chunk = triton_scan._default_chunk(BENCH_B, T, BENCH_N // triton_scan.MAX_BLOCK_N)
-        h = triton_scan.triton_scan_forward(lam, b, None, False, chunk)
+        sliced = triton_scan.plan_scan(1, T, block_n, plan.chunk)
+        if sliced != plan:
+            raise RuntimeError(f"the metered slice's plan {sliced} is not the benchmark's {plan}")
+        lam, b = _inputs(T, block_n, varying)
+        h = triton_scan.triton_scan_forward(lam, b, None, False, plan.chunk)
         if backward:
-            triton_scan.triton_scan_backward(lam, h, None, torch.randn_like(b), False, chunk)
+            triton_scan.triton_scan_backward(lam, h, None, torch.randn_like(b), False,
+                                             plan.chunk)
 
     kind = "scan_fwdbwd" if backward else "scan_fwd"
-    model = FORWARD_BACKWARD_BYTES_PER_ELEMENT if backward else FORWARD_BYTES_PER_ELEMENT
-    if varying:
-        model += VARYING_FORWARD + (VARYING_BACKWARD if backward else 0)
+    targets = {(False, False): FORWARD_TARGET, (True, False): FORWARD_BACKWARD_TARGET,
+               (False, True): VARYING_FORWARD_TARGET, (True, True): VARYING_FORWARD_BACKWARD_TARGET}
+    schedule = "single pass" if plan.single_pass else f"3 passes, chunks of {plan.chunk}"
     return ReportCase(
-        name=f"{kind}{'_varying' if varying else ''} {BENCH_B}x{T}x{BENCH_N}",
+        name=f"{kind}{'_varying' if varying else ''} {B}x{T}x{N}",
         family="scan",
-        elements=T * SLICE_N,
+        elements=T * block_n,
         unit="complex64 element",
-        model_bytes_per_element=model,
+        model_bytes_per_element=bytes_per_element(backward=backward, varying=varying),
         run=run,
-        note=f"metered on 1x{T}x{SLICE_N} with the benchmark size's launch configuration",
+        target_bytes_per_element=targets[backward, varying] if plan.single_pass else None,
+        note=f"{schedule}; metered on 1x{T}x{block_n} with the benchmark size's plan",
     )
 
 
 def report_cases() -> list[ReportCase]:
     return [
-        _case(1024, backward=False, varying=False),
-        _case(4096, backward=False, varying=False),
-        _case(1024, backward=True, varying=False),
-        _case(1024, backward=False, varying=True),
-        _case(1024, backward=True, varying=True),
+        scan_case(16, 1024, 512, backward=False, varying=False),
+        scan_case(16, 4096, 512, backward=False, varying=False),
+        scan_case(16, 1024, 512, backward=True, varying=False),
+        scan_case(16, 4096, 512, backward=True, varying=False),
+        scan_case(16, 1024, 512, backward=False, varying=True),
+        scan_case(16, 1024, 512, backward=True, varying=True),
+        scan_case(8, 4096, 256, backward=False, varying=False),
+        scan_case(8, 4096, 256, backward=True, varying=False),
     ]
