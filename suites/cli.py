@@ -304,7 +304,7 @@ def _headline(description: str) -> str:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     import torch
 
-    from kernels.scan import resolve_backend
+    from kernels.backend import backend_settings
 
     print(f"lsb          {__version__}")
     print(f"python       {platform.python_version()} ({platform.machine()})")
@@ -317,9 +317,17 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         print("triton       not installed (the Triton backends are unavailable)")
     cuda = torch.cuda.is_available()
     print(f"cuda         {'yes: ' + torch.cuda.get_device_name(0) if cuda else 'no'}")
-    for dev in ["cpu"] + (["cuda"] if cuda else []):
-        print(f"scan auto    {dev}: {resolve_backend('auto', torch.device(dev))}")
-    return 0
+    failed = False
+    for family, setting in backend_settings().items():
+        value = setting["value"] or "unset (auto)"
+        print(f"{family + ' backend':14s}${setting['variable']} = {value}; valid: "
+              f"{', '.join(setting['valid'])}")
+        if setting.get("error"):
+            failed = True
+            print(f"{'':14s}error: {setting['error']}")
+        else:
+            print(f"{'':14s}on {setting['device']} tensors this runs: {setting['auto']}")
+    return EXIT_USAGE if failed else EXIT_OK
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

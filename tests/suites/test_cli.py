@@ -158,3 +158,15 @@ def test_data_directories_reach_the_tasks_through_the_environment(fake_registry,
                  "list"]) == 0
     assert cache_dir() == tmp_path / "cache" and default_root() == tmp_path / "lra"
     assert os.environ["LSB_DATA_DIR"] == str(tmp_path / "cache")  # undone by monkeypatch
+
+
+def test_doctor_prints_both_kernel_backends_and_names_the_valid_values(monkeypatch, capsys):
+    monkeypatch.delenv("LSB_SCAN_BACKEND", raising=False)
+    monkeypatch.delenv("LSB_OPTIM_BACKEND", raising=False)
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "$LSB_SCAN_BACKEND = unset (auto); valid: auto, sequential, chunked, triton" in out
+    assert "$LSB_OPTIM_BACKEND = unset (auto); valid: auto, torch, triton" in out
+    monkeypatch.setenv("LSB_OPTIM_BACKEND", "cuda")
+    assert main(["doctor"]) == 2
+    assert "LSB_OPTIM_BACKEND='cuda'" in capsys.readouterr().out
