@@ -245,9 +245,27 @@ class RunSpec:
     source_hash: str
     hparams: dict[str, Any]
     seed: int
-    phase: Literal["tune", "eval"] = "tune"
+    #: "sensitivity": the tuned configuration with its step size × 2^k, on the tuning seeds.
+    phase: Literal["tune", "eval", "sensitivity"] = "tune"
     #: ``Submission.packages``: a new version of a required package makes new runs.
     packages: dict[str, str] = field(default_factory=dict)
+    #: ``Submission.lr_key``, recorded so that scoring can tell step-size variants apart;
+    #: not part of the run key.
+    lr_key: str | None = None
+
+
+#: The sensitivity phase runs the tuned configuration with its step size × 2^k for these k.
+SENSITIVITY_EXPONENTS: tuple[int, ...] = tuple(range(-3, 4))
+
+
+def step_size_variants(config: Mapping[str, Any], lr_key: str | None
+                       ) -> list[tuple[int, dict[str, Any]]]:
+    """``(k, config with lr_key × 2^k)`` for each ``SENSITIVITY_EXPONENTS`` k; k = 0 is
+    ``config`` itself (so its run is the tuning run). Empty without a step size."""
+    if lr_key is None or not isinstance(config.get(lr_key), (int, float)):
+        return []
+    return [(k, dict(config) if k == 0 else {**config, lr_key: config[lr_key] * 2.0**k})
+            for k in SENSITIVITY_EXPONENTS]
 
 
 @dataclass

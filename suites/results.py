@@ -210,6 +210,7 @@ class OptimizerRecord(_Record):
     name: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=_NAME.pattern)]
     source_hash: StrictStr
     path: Annotated[StrictStr, Field(pattern=r"^[^\x00-\x1f\x7f]*$")] | None
+    lr_key: StrictStr | None = None
 
 
 class TimingRecord(_Record):
@@ -228,7 +229,7 @@ class RunRecord(_Record):
     suite: Name
     metric: MetricRecord | None
     budget: Literal[BUDGET_NAMES]  # type: ignore[valid-type]
-    phase: Literal["tune", "eval"]
+    phase: Literal["tune", "eval", "sensitivity"]
     optimizer: OptimizerRecord
     hparams: dict[StrictStr, Hyperparameter]
     seed: StrictInt
@@ -275,6 +276,7 @@ def to_record(result: RunResult) -> dict[str, Any]:
             "source_hash": spec.source_hash,
             "path": spec.optimizer_path,
             "packages": spec.packages,
+            "lr_key": spec.lr_key,
         },
         "hparams": spec.hparams,
         "seed": spec.seed,
@@ -306,6 +308,7 @@ def from_record(record: dict[str, Any]) -> RunResult:
         seed=record["seed"],
         phase=record["phase"],
         packages=dict(optimizer.get("packages") or {}),
+        lr_key=optimizer.get("lr_key"),
     )
     return RunResult(
         spec=spec,

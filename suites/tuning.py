@@ -4,7 +4,10 @@
 configuration of the search space runs on the *tuning* seeds; the best configuration by
 the task's metric (``Metric.oriented`` of its score, or of ``Metric.select_by``) then runs
 on fresh *evaluation* seeds, disjoint from the tuning seeds, and the leaderboard reports
-those. Runs already in the results store are not repeated, so an interrupted sweep
+those. Then the *sensitivity* phase reruns the chosen configuration on the tuning seeds
+with its step size (``lr_key``) × 2^k, k = −3 … 3 (``suites.api.step_size_variants``);
+k = 0 and any variant that the grid holds are the tuning runs themselves (run keys
+name the configuration, not the phase), so they are not made again. Runs already in the results store are not repeated, so an interrupted sweep
 resumes where it stopped. Seeds per budget live with the budgets in ``suites.api``.
 """
 
@@ -22,6 +25,7 @@ from tqdm.auto import tqdm
 
 from suites.api import (
     SEEDS_PER_BUDGET,
+    step_size_variants,
     Metric,
     RunResult,
     RunSpec,
@@ -77,6 +81,8 @@ class SweepReport:
     best_configs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     runs_made: int = 0
     runs_reused: int = 0
+    #: Runs made per phase ("tuning", "evaluation", "sensitivity").
+    made_by_phase: dict[str, int] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[RunResult]:
@@ -116,6 +122,7 @@ def run_sweep(
             task=task.name, budget=budget, optimizer=submission.name,
             optimizer_path=submission.path, source_hash=submission.source_hash,
             hparams=hparams, seed=seed, phase=phase, packages=dict(submission.packages),
+            lr_key=submission.lr_key,
         )
 
     tuning = [
@@ -136,6 +143,17 @@ def run_sweep(
             evaluation += [spec(task, sub, best, s, "eval") for s in evaluation_seeds(n_eval)]
     _run_specs(evaluation, "evaluation", task_by_name, store, executor, on_result, report,
                retry_failed)
+
+    sub_by_name = {sub.name: sub for sub in submissions}
+    sensitivity = [
+        spec(task_by_name[task], sub_by_name[name], config, seed, "sensitivity")
+        for (task, name), best in report.best_configs.items()
+        for k, config in step_size_variants(best, sub_by_name[name].lr_key) if k != 0
+        for seed in tuning_seeds(n_tune)
+    ]
+    _run_specs(sensitivity, "sensitivity", task_by_name, store, executor, on_result, report,
+               retry_failed)
+    log.info("runs made per phase: %s", report.made_by_phase)
     return report
 
 
@@ -181,6 +199,7 @@ def _run_specs(
             store.save(result)
             done.append(result)
             report.runs_made += 1
+            report.made_by_phase[label] = report.made_by_phase.get(label, 0) + 1
             bar.update()
             if on_result is not None:
                 on_result(result)

@@ -1,9 +1,11 @@
 """The ``valley`` suite: which minimum an optimizer ends in (thesis §6.3–6.4).
 
 The widening valley of Thm 6.3.2 (score: Hessian trace where the run leaves the
-theorem's domain) and a wide two-layer linear network (score: the regularized loss
-``f_σ^eff`` of Eq. 172).
+theorem's domain) and a two-layer linear network at hidden widths 30, 300 and 3000
+(score: the regularized loss ``f_σ^eff`` of Eq. 172), the width sweep of §6.4.
 """
+
+import re
 
 from suites.api import Budget
 from suites.valley.linear_net import METRIC as LINEAR_NET_METRIC
@@ -23,6 +25,8 @@ PLOT_LABELS = {
 #: leave through the flat side; with an 8× larger step it takes about 450.
 VALLEY_BUDGET = Budget(smoke=100, quick=600, full=10_000)
 LINEAR_NET_BUDGET = Budget(smoke=50, quick=500, full=5_000)
+#: Hidden widths of the linear network (Fig. 58–59): GRASP's σ⁴d₁ variance grows with them.
+LINEAR_NET_WIDTHS = (30, 300, 3000)
 
 
 def tasks() -> list:
@@ -41,20 +45,31 @@ def tasks() -> list:
         budgets=VALLEY_BUDGET,
         metric=VALLEY_METRIC,
     )
-    net = LinearNetTask(
-        name="valley/linear-net",
-        description=(
-            "Two-layer linear network, 300 hidden units, on sparse synthetic regression "
-            "(40 Gaussian points in R^10, y = x₁ + x₂), full batch. Score: the regularized "
-            "loss f_σ^eff of Eq. 172 at σ = 0.1 after the budget, "
-            "f + (σ²/2n)[‖W₁Xᵀ‖²_F + ‖W₂‖²_F‖X‖²_F] (lower is better) — the objective "
-            "that noise injection of scale σ minimizes in expectation, a nuclear-norm "
-            "penalty on W₂W₁. Thesis §6.4, Fig. 58–59: gradient descent fits the data but "
-            "ignores the penalty; GRASP's noise on both layers adds a variance that grows "
-            "with the width and keeps it away from the minimizer; L-GRASP, perturbing one "
-            "layer at a time with √2σ, approaches it."
-        ),
-        budgets=LINEAR_NET_BUDGET,
-        metric=LINEAR_NET_METRIC,
-    )
-    return [valley, net]
+    nets = [
+        LinearNetTask(
+            name=f"valley/linear-net-w{width}",
+            description=(
+                f"Two-layer linear network, {width} hidden units, on sparse synthetic "
+                "regression (40 Gaussian points in R^10, y = x₁ + x₂), full batch. Score: the "
+                "regularized loss f_σ^eff of Eq. 172 at σ = 0.1 after the budget, "
+                "f + (σ²/2n)[‖W₁Xᵀ‖²_F + ‖W₂‖²_F‖X‖²_F] (lower is better) — the objective "
+                "that noise injection of scale σ minimizes in expectation, a nuclear-norm "
+                "penalty on W₂W₁, whose minimum does not depend on the width. Thesis §6.4, "
+                "Fig. 58–59: gradient descent fits the data but ignores the penalty; GRASP's "
+                "noise on both layers adds a variance that grows with the width and keeps it "
+                "away from the minimizer; L-GRASP, perturbing one layer at a time with √2σ, "
+                "approaches it at every width."
+            ),
+            budgets=LINEAR_NET_BUDGET,
+            metric=LINEAR_NET_METRIC,
+            width=width,
+        )
+        for width in LINEAR_NET_WIDTHS
+    ]
+    return [valley, *nets]
+
+
+def task_axis(task_name: str) -> tuple[str, float, str] | None:
+    """The linear network's hidden width: ``("width", 300, "")`` (one panel)."""
+    match = re.fullmatch(r"valley/linear-net-w(\d+)", task_name)
+    return ("width", int(match.group(1)), "") if match else None

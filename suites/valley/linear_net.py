@@ -45,6 +45,26 @@ def effective_loss(w1, w2, x, y, sigma: float) -> torch.Tensor:
     return fit + sigma**2 / (2 * n) * penalty
 
 
+def effective_loss_minimum(x: torch.Tensor, y: torch.Tensor, sigma: float) -> float:
+    """``min f_σ^eff`` over both layers, in closed form for one output (``d₂ = 1``).
+
+    For a product ``m = W₂W₁``, the cheapest factorization (AM–GM on the two penalties)
+    costs ``2√(d₂‖X‖²_F)·‖Xmᵀ‖``, so the minimum is that of
+    ``(1/2n)‖y − z‖² + λ‖z‖`` over ``z = Xmᵀ`` in the column space of ``X``, with
+    ``λ = σ²‖X‖_F/n``: ``z`` shrinks ``y``'s projection ``p`` by ``nλ/‖p‖``. It holds at
+    every width ``d₁ ≥ 1``, so it is the floor of all the width tasks alike.
+    """
+    n = x.shape[0]
+    if y.shape[1] != 1:
+        raise ValueError(f"closed form for one output only, y has {y.shape[1]} columns")
+    projection = x @ torch.linalg.lstsq(x, y).solution
+    residual = float((y - projection).pow(2).sum())
+    radius = float(projection.norm())
+    lam = sigma**2 * float(x.norm()) / n
+    shrunk = max(0.0, radius - n * lam)
+    return (residual + (radius - shrunk) ** 2) / (2 * n) + lam * shrunk
+
+
 @dataclass(frozen=True)
 class LinearNetTask(BaseTask):
     """``f_σ^eff`` (Eq. 172) at ``reference_sigma`` after the budget; lower is better."""

@@ -32,7 +32,7 @@ def test_schedule_free_is_evaluated_at_its_averaged_iterate():
     """The runner's evaluation equals the authors' usage (train() for steps, eval() before
     evaluating), and differs from evaluating at the training iterate."""
     submission = load_submission(PUBLISHED / "adamw_schedulefree.py")
-    task = registry.get_task("valley/linear-net")
+    task = registry.get_task("valley/linear-net-w300")
     result = execute(task, submission, {"lr": 0.01}, 0, "smoke")
     assert result.status == "ok"
 

@@ -99,3 +99,24 @@ def test_leaderboard_ranks_adaptive_over_gd_and_anti_pgd_over_pgd(tmp_path):
     print(table[["task", "optimizer", "config_key", "score_mean", "rank"]].to_string())
     assert rank["chain/depth-16-const", "rmsprop"] < rank["chain/depth-16-const", "sgd"]
     assert rank["valley/widening", "anti_pgd"] < rank["valley/widening", "pgd"]
+
+
+def test_grasp_gap_to_the_effective_minimum_grows_with_width_lgrasp_does_not():
+    """§6.4, Fig. 58–59: at the same η and σ, GRASP's distance to ``min f_σ^eff`` (the same
+    at every width) grows from width 30 to 3000; L-GRASP's stays put."""
+    from suites.valley.linear_net import effective_loss_minimum, sparse_regression
+
+    config = {"lr": 0.01, "sigma": 0.1}
+    gap = {}
+    for width in (30, 3000):
+        task = with_steps(get_task(f"valley/linear-net-w{width}"), 300)
+        floor = effective_loss_minimum(*sparse_regression(task.n, task.d0), config["sigma"])
+        for optimizer in ("grasp", "lgrasp"):
+            result = execute(task, submission(optimizer), config, seed=0, budget="quick")
+            assert result.status == "ok", result.error
+            gap[optimizer, width] = result.metrics["effective_loss"] - floor
+    print(f"gap to min f_σ^eff by (optimizer, width): {gap}")
+    assert all(value > 0 for value in gap.values())
+    assert gap["grasp", 3000] > 2 * gap["grasp", 30]
+    assert gap["lgrasp", 3000] < 1.5 * gap["lgrasp", 30]
+    assert gap["grasp", 3000] > 2 * gap["lgrasp", 3000]

@@ -13,7 +13,8 @@ from suites.valley.linear_net import effective_loss, sparse_regression
 
 def test_tasks():
     tasks = suites.valley.tasks()
-    assert [t.name for t in tasks] == ["valley/widening", "valley/linear-net"]
+    assert [t.name for t in tasks] == ["valley/widening", "valley/linear-net-w30", "valley/linear-net-w300",
+                                      "valley/linear-net-w3000"]
     for task in tasks:
         assert isinstance(task, Task) and task.suite == "valley"
         assert task.budgets.smoke < task.budgets.quick < task.budgets.full
@@ -62,7 +63,7 @@ def test_a_run_off_the_valley_floor_fails():
 
 def test_effective_loss_is_the_expected_perturbed_loss_minus_the_sigma4_term():
     # Eq. 175: E f(W + σE) = f_σ^eff + (σ⁴/2n) d₁ d₂ ‖X‖²_F for the two-layer linear net.
-    task = get_task("valley/linear-net")
+    task = get_task("valley/linear-net-w300")
     problem = task.setup(seed=0, budget="smoke")
     w1, w2 = (p.detach() for p in problem.param_groups[0]["params"])
     x, y = sparse_regression(task.n, task.d0)
@@ -78,10 +79,39 @@ def test_effective_loss_is_the_expected_perturbed_loss_minus_the_sigma4_term():
 
 
 def test_linear_net_init_scale_and_metric():
-    task = get_task("valley/linear-net")
+    task = get_task("valley/linear-net-w300")
     problem = task.setup(seed=0, budget="smoke")
     w1, w2 = problem.param_groups[0]["params"]
     assert w1.shape == (task.width, task.d0) and w2.shape == (1, task.width)
     assert w1.detach().var().item() == pytest.approx(1 / (task.width * task.d0), rel=0.1)
     metrics = problem.evaluate()
     assert metrics["effective_loss"] > metrics["loss"] > 0
+
+
+def test_effective_loss_minimum_matches_a_numerical_minimization():
+    from suites.valley.linear_net import effective_loss_minimum
+
+    x, y = sparse_regression(40, 10)
+    gen = torch.Generator().manual_seed(0)
+    w1 = (0.1 * torch.randn(3, 10, generator=gen, dtype=torch.float64)).requires_grad_()
+    w2 = (0.1 * torch.randn(1, 3, generator=gen, dtype=torch.float64)).requires_grad_()
+    lbfgs = torch.optim.LBFGS([w1, w2], max_iter=2000, tolerance_grad=1e-12,
+                              tolerance_change=1e-14, line_search_fn="strong_wolfe")
+
+    def closure():
+        lbfgs.zero_grad()
+        loss = effective_loss(w1, w2, x, y, 0.1)
+        loss.backward()
+        return loss
+
+    lbfgs.step(closure)
+    numerical = effective_loss(w1, w2, x, y, 0.1).item()
+    assert effective_loss_minimum(x, y, 0.1) == pytest.approx(numerical, rel=1e-6)
+    assert effective_loss_minimum(x, y, 0.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_width_tasks_sit_on_the_width_axis():
+    assert [suites.valley.task_axis(f"valley/linear-net-w{w}") for w in (30, 300, 3000)] == [
+        ("width", 30, ""), ("width", 300, ""), ("width", 3000, "")]
+    assert suites.valley.task_axis("valley/widening") is None
+    assert get_task("valley/linear-net-w3000").width == 3000
