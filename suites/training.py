@@ -179,6 +179,7 @@ def execute(
         seed=seed,
         phase=phase,
         packages=dict(submission.packages),
+        lr_key=submission.lr_key,
     )
     status, error = "ok", None
     losses: list[float] = []
