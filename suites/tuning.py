@@ -125,17 +125,19 @@ def run_sweep(
             lr_key=submission.lr_key,
         )
 
+    # Submission-major: a worker serves one submission, so runs of one submission in a row
+    # keep the workers (a new one imports torch, seconds on a busy machine).
     tuning = [
         spec(task, sub, config, seed, "tune")
-        for task in tasks for sub in submissions
+        for sub in submissions for task in tasks
         for config in sub.configs() for seed in tuning_seeds(n_tune)
     ]
     tuned = _run_specs(tuning, "tuning", task_by_name, store, executor, on_result, report,
                        retry_failed)
 
     evaluation = []
-    for task in tasks:
-        for sub in submissions:
+    for sub in submissions:
+        for task in tasks:
             runs = [r for r in tuned if r.spec.task == task.name and r.spec.optimizer == sub.name]
             best = select_best_config(runs, task.metric)
             report.best_configs[(task.name, sub.name)] = best
