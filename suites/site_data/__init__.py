@@ -35,7 +35,9 @@ from suites.site_data.summaries import (
     optimizers_per_task,
     rank_cells,
     scaling_series,
+    failure_height,
     seed_scores,
+    sensitivity_series,
     suite_counts,
     task_leaders,
     task_table,
@@ -44,9 +46,9 @@ from suites.site_data.summaries import (
 __all__ = [
     "FUSED_IMPLS", "Band", "FileProblem", "OptimizerSource", "Results", "budget_counts",
     "configs_run", "curve_band", "eval_curve_keys", "eval_file_index", "eval_run_count",
-    "file_hash", "format_config", "kernel_frame", "kernel_tables", "leaderboard_frame",
+    "failure_height", "file_hash", "format_config", "kernel_frame", "kernel_tables", "leaderboard_frame",
     "load_results", "natural_key", "optimizer_source", "optimizers_per_task",
-    "profile_curves", "rank_cells", "scaling_series", "seed_scores",
+    "profile_curves", "rank_cells", "scaling_series", "seed_scores", "sensitivity_series",
     "site_budget", "suite_counts", "suite_order", "suite_tables", "sweep_frame",
     "task_leaders", "task_order", "task_table",
 ]

@@ -76,21 +76,46 @@ def scaling_series(table: pd.DataFrame, runs: pd.DataFrame, budget: str,
                    ) -> dict[str, dict[str, list[tuple[float, float, bool]]]]:
     """Panel → optimizer → (axis value, score, failed) over the tasks that ``axes`` places.
 
-    A failed optimizer's point sits at the most steps its runs had on that task: on a
-    steps-to-target metric that reads "not within the budget".
+    A failed optimizer's point sits at ``failure_height``.
     """
     series: dict[str, dict[str, list[tuple[float, float, bool]]]] = {}
     for task, (_, value, panel) in axes.items():
-        steps = runs.loc[(runs["task"] == task) & (runs["budget"] == budget), "steps_run"]
-        for row in table[table["task"] == task].itertuples():
+        rows = table[table["task"] == task]
+        fail_at = failure_height(runs, budget, task, rows["score_mean"])
+        for row in rows.itertuples():
             score = float(row.score_mean)
             failed = not math.isfinite(score)
-            if failed:
-                score = float(steps.max())
             series.setdefault(panel, {}).setdefault(row.optimizer, []).append(
-                (value, score, failed))
+                (value, fail_at if failed else score, failed))
     return {panel: {name: sorted(points) for name, points in by_optimizer.items()}
             for panel, by_optimizer in sorted(series.items())}
+
+
+def failure_height(runs: pd.DataFrame, budget: str, task: str, scores: pd.Series) -> float:
+    """Where a plot puts a failed point of ``task``: on a steps-to-target metric the most
+    steps its runs had ("not within the budget"), else the worst finite score plotted."""
+    mine = runs[(runs["task"] == task) & (runs["budget"] == budget)]
+    if len(mine) and pd.notna(mine["target"]).any():
+        return float(mine["steps_run"].max())
+    finite = [float(s) for s in scores if math.isfinite(float(s))]
+    if not finite:
+        return math.nan
+    higher = bool(mine["higher_is_better"].iloc[0]) if len(mine) else False
+    return min(finite) if higher else max(finite)
+
+
+def sensitivity_series(points: pd.DataFrame, runs: pd.DataFrame, budget: str, task: str
+                       ) -> dict[str, dict[str, list[tuple[float, float, bool]]]]:
+    """One panel, optimizer → (step-size multiplier, mean tuning-seed score, failed) of the
+    task's sensitivity runs (``leaderboard.sensitivity_points``); missing runs left out."""
+    mine = points[(points["task"] == task) & (points["seeds"] > 0)]
+    fail_at = failure_height(runs, budget, task, mine["score_mean"])
+    series: dict[str, list[tuple[float, float, bool]]] = {}
+    for row in mine.itertuples():
+        failed = not row.succeeded or not math.isfinite(float(row.score_mean))
+        series.setdefault(row.optimizer, []).append(
+            (float(row.multiplier), fail_at if failed else float(row.score_mean), failed))
+    return {"": {name: sorted(p) for name, p in sorted(series.items())}} if series else {}
 
 
 def seed_scores(table: pd.DataFrame, task: str, records: Mapping[str, dict[str, Any]],

@@ -42,6 +42,8 @@ from suites.sitegen.format import (
     fmt_score,
     fmt_seconds,
     fmt_times,
+    fmt_window,
+    fmt_interval,
     optimizer_colours,
     paragraphs,
     quantity_label,
@@ -77,6 +79,7 @@ def _environment(labels: dict[str, str]) -> jinja2.Environment:
     )
     env.filters.update(
         score=fmt_score, fixed=fmt_fixed, percent=fmt_percent, times=fmt_times,
+        window=fmt_window, interval=fmt_interval,
         seconds=fmt_seconds, sortkey=sort_key, config=site_data.format_config,
         paragraphs=paragraphs, docmarkup=docstring_markup,
         quantity=functools.partial(quantity_label, labels=labels),

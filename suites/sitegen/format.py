@@ -90,6 +90,24 @@ def fmt_times(value: Any) -> str:
     return f"{float(value):.2f}×"
 
 
+def fmt_window(value: Any, found: bool = True) -> str:
+    """A step-size window as a factor: "×8"; "none" when no multiplier was near best on
+    every seed; "n/a" without a measurement (no ``lr_key``, runs missing)."""
+    if value is None or not math.isfinite(float(value)):
+        return "n/a"
+    return f"×{float(value):.3g}" if found else "none"
+
+
+def fmt_interval(value: Any, low: Any, high: Any, digits: int = 3) -> str:
+    """A score with half its bootstrap interval's width: "0.530 ± 0.061"."""
+    if value is None or not math.isfinite(float(value)):
+        return "—"
+    if low is None or high is None or not math.isfinite(float(high) - float(low)):
+        return fmt_fixed(value, digits)
+    half = (float(high) - float(low)) / 2
+    return f"{float(value):.{digits}f} ± {half:.{digits}f}"
+
+
 def fmt_seconds(value: Any) -> str:
     """A duration with a unit that keeps 3 significant digits."""
     if value is None or not math.isfinite(float(value)):

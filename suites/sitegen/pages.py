@@ -56,6 +56,24 @@ class Site:
     def eval_index(self) -> dict[tuple[str, str, str], list[str]]:
         return site_data.eval_file_index(self.results.current, self.budget)
 
+    @functools.cached_property
+    def sensitivity(self) -> pd.DataFrame:
+        """``leaderboard.sensitivity_points`` at the site's budget."""
+        if self.budget is None:
+            return leaderboard.sensitivity_points(self.results.runs.iloc[:0])
+        return leaderboard.sensitivity_points(self.results.runs, self.budget)
+
+    @functools.cached_property
+    def windows(self) -> dict[tuple[str, str], tuple[float, bool]]:
+        """(task, optimizer) → (step-size window, found) (``leaderboard.step_size_windows``)."""
+        frame = leaderboard.step_size_windows(self.sensitivity)
+        return {(r.task, r.optimizer): (r.window, r.found) for r in frame.itertuples()}
+
+    def window(self, row: dict[str, Any]) -> dict[str, Any]:
+        """``row`` (a task-table row) with its ``window`` and ``window_found``."""
+        window, found = self.windows.get((row["task"], row["optimizer"]), (math.nan, False))
+        return {**row, "window": window, "window_found": found}
+
     def eval_files(self, task: str, optimizer: str, config_key: str) -> list[str]:
         """The evaluation run files of a configuration of ``optimizer`` on ``task``, by seed."""
         return self.eval_index.get((task, optimizer, config_key), [])
@@ -114,7 +132,7 @@ def index_page(site: Site, table: pd.DataFrame, problems: list[site_data.FilePro
 
 
 def _task_rows(site: Site, table: pd.DataFrame, task: str, root: str) -> list[dict]:
-    rows = table[table["task"] == task].to_dict("records")
+    rows = [site.window(row) for row in table[table["task"] == task].to_dict("records")]
     for row in rows:
         row["files"] = site.seed_links(
             site.eval_files(task, row["optimizer"], row["config_key"]), root)
@@ -240,6 +258,20 @@ def task_page(site: Site, table: pd.DataFrame, task: str) -> None:
         })
     if name not in plotted:  # the metric is known only at the end of the runs
         shown.append(_seed_plot(site, table, task, "Score of each evaluation seed"))
+    sensitivity = site_data.sensitivity_series(site.sensitivity, site.results.runs, site.budget,
+                                               task)
+    if sensitivity:
+        label = site.label(name or "score")
+        shown.append({
+            "title": f"{label[0].upper() + label[1:]} against the step size",
+            "caption": "Each optimizer's tuned configuration with its step size multiplied by "
+                       "2^k, k = −3 … 3 (1 = the tuned one), mean over the tuning seeds; a "
+                       "hollow marker means a seed failed. The step-size window in the table "
+                       "is the widest run of multipliers near the best on every seed.",
+            "svg": plots.plot_scaling(sensitivity, site.colours,
+                                      xlabel="step-size multiplier", ylabel=label,
+                                      salt=f"sensitivity-{task}"),
+        })
     suite = rows[0]["suite"] if rows else task.split("/", 1)[0]
     site.render(
         "task.html", f"task/{site.slugs('task', task)}.html",
@@ -308,7 +340,7 @@ def optimizer_page(site: Site, table: pd.DataFrame, name: str) -> None:
     counts = site_data.optimizers_per_task(table)
     chosen_rows = []
     for task in site.task_order(mine_table["task"]):
-        row = mine_table[mine_table["task"] == task].iloc[0].to_dict()
+        row = site.window(mine_table[mine_table["task"] == task].iloc[0].to_dict())
         row["of"] = counts[task]
         row["href"] = site.task_href(task, root)
         chosen_rows.append(row)

@@ -30,7 +30,7 @@ def test_submit_shows_the_new_optimizer_with_ranks(fake_registry, write_submissi
     assert main(["show", "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "== overall (fake; budget quick) ==" in out
-    for column in ("profile_score", "robustness", "time_vs_sgd", "memory_vs_sgd"):
+    for column in ("score", "step_window", "grid_near_best", "time_vs_sgd", "memory_vs_sgd"):
         assert column in out
     assert "lion" in out and "gd" in out
     assert "quadratic-2" in out  # the per-task ranking of the suite

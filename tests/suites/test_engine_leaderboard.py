@@ -124,8 +124,8 @@ def test_a_task_some_optimizer_has_not_run_is_left_out_of_the_overall_score(runs
     assert overall.loc["sgd", "profile_score"] == pytest.approx(2 / 3)
 
 
-def test_robustness_share_of_configs_near_the_best(runs):
-    robustness = leaderboard.robustness(runs, "quick")
+def test_grid_near_best_share_of_own_configs_near_the_best(runs):
+    robustness = leaderboard.grid_near_best(runs, "quick")
     assert robustness.to_dict() == pytest.approx({"adam": 0.75, "sgd": 1.0, "lion": 0.25})
 
 
@@ -147,7 +147,7 @@ def test_overall_table(runs):
     overall = leaderboard.overall_table(runs, "quick").set_index("optimizer")
     assert overall["rank"].to_dict() == {"adam": 1, "sgd": 2, "lion": 3}
     assert overall.loc["adam", "tasks_solved"] == 2 and overall.loc["lion", "tasks_solved"] == 1
-    assert overall.loc["adam", "robustness"] == pytest.approx(0.75)
+    assert overall.loc["adam", "grid_near_best"] == pytest.approx(0.75)
     assert (overall["tasks"] == 2).all()
 
 
@@ -170,3 +170,91 @@ def test_overhead_compares_only_with_sgd_on_the_same_machine():
     table = leaderboard.overhead(runs)
     assert table.loc["adam", "time_vs_sgd"] == pytest.approx(3.0)  # t/b ran on another host
     assert math.isnan(table.loc["lion", "time_vs_sgd"])  # no sgd run shares its machine
+
+
+# --------------------------------------------------------------------------- step size
+
+
+def sensitivity_runs(optimizer, base_lr, scores_by_k, seed=0, task="t/steps", lr_key="lr"):
+    """Tuning-seed runs of ``base_lr`` × 2^k (phase "sensitivity"; k = 0 is a tuning run)."""
+    return [
+        dict(record(task, optimizer, "tune" if k == 0 else "sensitivity", base_lr * 2.0**k,
+                    seed, s, status="ok" if math.isfinite(s) else "diverged"),
+             optimizer={"name": optimizer, "source_hash": "current", "path": "x.py",
+                        "lr_key": lr_key})
+        for k, s in scores_by_k.items()
+    ]
+
+
+def test_step_size_window_is_the_widest_run_of_multipliers_near_best_on_every_seed():
+    inf = math.inf
+    records = [
+        *evaluation("t/steps", "adam", 0.01, [2, 2]),
+        *evaluation("t/steps", "sgd", 0.1, [4, 4]),
+        *evaluation("t/steps", "lion", 0.001, [3, 3]),
+        # adam: near best (≤ 2.2) for k = −1 … 2: a window of ×8.
+        *sensitivity_runs("adam", 0.01, {-3: 9, -2: 3, -1: 2.1, 0: 2.0, 1: 2.0, 2: 2.15, 3: inf}),
+        # sgd: only the tuned step size; k = 1 is better on seed 0 but seed 1 failed there.
+        *sensitivity_runs("sgd", 0.1, {-3: 30, -2: 16, -1: 8, 0: 4, 1: 3, 2: inf, 3: inf}),
+        *sensitivity_runs("sgd", 0.1, {-3: 30, -2: 16, -1: 8, 0: 4, 1: inf, 2: inf, 3: inf},
+                          seed=1),
+        # lion: k = 3 was never run (an older sweep): no window.
+        *sensitivity_runs("lion", 0.001, {k: 3.0 for k in range(-3, 3)}),
+    ]
+    runs = leaderboard.runs_frame(records)
+    points = leaderboard.sensitivity_points(runs, "quick")
+    adam = points[points.optimizer == "adam"].set_index("exponent")
+    assert adam["multiplier"].tolist() == [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+    assert adam["near_best"].tolist() == [False, False, True, True, True, True, False]
+    sgd = points[points.optimizer == "sgd"].set_index("exponent")
+    assert not sgd.loc[1, "succeeded"] and sgd.loc[1, "seeds"] == 2
+    windows = leaderboard.step_size_windows(points).set_index("optimizer")
+    assert windows.loc["adam", "window"] == 8.0 and windows.loc["adam", "found"]
+    assert windows.loc["sgd", "window"] == 1.0
+    assert math.isnan(windows.loc["lion", "window"])
+    overall = leaderboard.overall_table(runs, "quick").set_index("optimizer")
+    assert overall.loc["adam", "step_window"] == 8.0
+    assert overall.loc["sgd", "step_window"] == 1.0
+    assert math.isnan(overall.loc["lion", "step_window"])  # shown as "n/a"
+
+
+def test_an_optimizer_without_a_step_size_has_no_window(runs):
+    assert leaderboard.sensitivity_points(runs, "quick").empty  # no lr_key recorded
+    assert leaderboard.overall_table(runs, "quick")["step_window"].isna().all()
+
+
+def test_step_size_variants_keep_the_tuned_config_and_scale_exactly():
+    from suites.api import step_size_variants
+
+    variants = dict(step_size_variants({"lr": 0.1, "beta": 0.9}, "lr"))
+    assert list(variants) == [-3, -2, -1, 0, 1, 2, 3]
+    assert variants[0] == {"lr": 0.1, "beta": 0.9}
+    assert variants[1] == {"lr": 0.2, "beta": 0.9} and variants[-3]["lr"] == 0.1 / 8
+    assert step_size_variants({"lr": 0.1}, None) == []
+
+
+# --------------------------------------------------------------------------- uncertainty
+
+
+def test_bootstrap_interval_is_deterministic_and_contains_the_score(runs):
+    first = leaderboard.profile_interval(runs, "quick", resamples=200)
+    again = leaderboard.profile_interval(runs, "quick", resamples=200)
+    pd.testing.assert_frame_equal(first, again)
+    score = leaderboard.overall_table(runs, "quick").set_index("optimizer")["profile_score"]
+    for name, row in first.iterrows():
+        assert row["score_low"] <= score[name] + 1e-12 <= row["score_high"] + 2e-12
+    # adam is best on every task and every seed: no resample moves it.
+    assert first.loc["adam"].tolist() == [1.0, 1.0]
+    # lion's accuracy seeds are 1 and a failure: resamples give it 0 or a full task.
+    assert first.loc["lion", "score_low"] < first.loc["lion", "score_high"]
+
+
+def test_overlapping_intervals_are_ties():
+    low = pd.Series({"a": 0.8, "b": 0.5, "c": 0.45, "d": 0.1})
+    high = pd.Series({"a": 0.9, "b": 0.7, "c": 0.6, "d": 0.2})
+    assert leaderboard.tied_ranks(low, high).to_dict() == {"a": "1", "b": "=2", "c": "=2",
+                                                           "d": "4"}
+    overall = leaderboard.overall_table(leaderboard.runs_frame([
+        *evaluation("t/steps", "sgd", 0.1, [4, 4]), *evaluation("t/steps", "adam", 0.1, [2, 2]),
+    ]), "quick").set_index("optimizer")
+    assert overall["tied_rank"].to_dict() == {"adam": "1", "sgd": "2"}
