@@ -68,7 +68,9 @@ def test_failed_runs_are_listed_and_exit_1(fake_registry, results, capsys):
     assert main(["run", "fake/failing", "--optimizer", "gd", "-j", "1",
                  "--results", str(results)]) == 1
     err = capsys.readouterr().err
-    assert "6 runs failed" in err
+    # 4 configurations × 1 tuning seed, 2 evaluation seeds, and the tuned lr 0.01 × 2^k for
+    # the six k ≠ 0 of the sensitivity phase (none of them in the grid).
+    assert "12 runs failed" in err
     assert ("fake/failing  gd  {'lr': 0.01}  seed 0  error: RuntimeError: the data loader "
             "broke at step 3") in err
 

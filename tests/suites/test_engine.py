@@ -245,7 +245,28 @@ def test_tuning_picks_the_best_config_and_evaluates_it_on_fresh_seeds(gd, tmp_pa
     assert {r.status for r in tuning if r.spec.hparams == {"lr": 2.0}} == {"diverged"}
     assert {r.spec.seed for r in evaluation} == {EVAL_SEED_OFFSET + i for i in range(3)}
     assert all(r.spec.hparams == {"lr": 0.3} and r.status == "ok" for r in evaluation)
-    assert report.runs_made == 11 and report.runs_reused == 0
+    # Sensitivity: lr 0.3 × 2^k, k ≠ 0, on both tuning seeds (none of them in the grid).
+    sensitivity = [r for r in report.results if r.spec.phase == "sensitivity"]
+    assert sorted({r.spec.hparams["lr"] for r in sensitivity}) == [
+        0.0375, 0.075, 0.15, 0.6, 1.2, 2.4]
+    assert {r.spec.seed for r in sensitivity} == {0, 1}
+    assert report.runs_made == 8 + 3 + 12 and report.runs_reused == 0
+    assert report.made_by_phase == {"tuning": 8, "evaluation": 3, "sensitivity": 12}
+
+
+def test_sensitivity_reuses_the_grid_runs_it_would_repeat(write_submission, tmp_path):
+    source = GD_SOURCE.replace('search_space = {"lr": [0.01, 0.1, 0.3, 2.0]}',
+                               'search_space = {"lr": [0.075, 0.15, 0.3, 2.0]}')
+    assert source != GD_SOURCE
+    report = sweep([QuadraticTask()], [load_submission(write_submission(source))], tmp_path)
+    assert report.best_configs == {("fake/quadratic", "gd"): {"lr": 0.3}}
+    # 0.3 / 4 and 0.3 / 2 are grid points: their tuning runs serve, and only 4 are made.
+    assert report.made_by_phase == {"tuning": 4, "evaluation": 2, "sensitivity": 4}
+    assert report.runs_reused == 2
+    records = [json.loads(p.read_text()) for p in (tmp_path / "results").rglob("*.json")]
+    assert {r["optimizer"]["lr_key"] for r in records} == {"lr"}
+    assert sorted(r["hparams"]["lr"] for r in records if r["phase"] == "sensitivity") == [
+        0.0375, 0.6, 1.2, 2.4]
 
 
 def test_best_config_ties_go_to_fewer_steps(gd):
@@ -275,12 +296,13 @@ def test_rerun_makes_only_the_missing_runs(gd, tmp_path):
     first = sweep([QuadraticTask()], [gd], tmp_path)
     store = ResultStore(tmp_path / "results")
     files = sorted(store.runs_dir.rglob("*.json"))
-    assert len(files) == first.runs_made == 4 + 2
+    assert len(files) == first.runs_made == 4 + 2 + 6
+    # lr 0.01 and 0.1 of the grid, 0.0375, 0.075 and 0.15 of the sensitivity phase.
     deleted = [store.path_for(r.spec) for r in first.results if r.spec.hparams["lr"] < 0.2]
     for path in deleted:
         path.unlink()
     second = sweep([QuadraticTask()], [gd], tmp_path)
-    assert (second.runs_made, second.runs_reused) == (2, 4)
+    assert (second.runs_made, second.runs_reused) == (5, 7)
     assert sorted(store.runs_dir.rglob("*.json")) == files
 
 
@@ -295,7 +317,7 @@ def test_interrupted_sweep_resumes(gd, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         sweep([QuadraticTask()], [gd], tmp_path, on_result=interrupt_after_three)
     resumed = sweep([QuadraticTask()], [gd], tmp_path)
-    assert (resumed.runs_made, resumed.runs_reused) == (3, 3)
+    assert (resumed.runs_made, resumed.runs_reused) == (4 + 2 + 6 - 3, 3)
 
 
 def test_sweep_survives_failing_tasks(gd, tmp_path):
