@@ -265,43 +265,9 @@ def _print_coverage(table) -> None:
               f"them): {listed}")
 
 
-def _show_overall(overall):
-    """The overall table as ``lsb show`` prints it: the rank with its ties ("=3"), the
-    score ± half its bootstrap interval, the step-size window as a factor."""
-    from suites.sitegen.format import fmt_interval, fmt_window
-
-    shown = overall.assign(
-        rank=overall["tied_rank"],
-        score=[fmt_interval(v, lo, hi) for v, lo, hi in
-               zip(overall["profile_score"], overall["score_low"], overall["score_high"],
-                   strict=True)],
-        step_window=[fmt_window(w) for w in overall["step_window"]],
-    )
-    columns = ["rank", "optimizer", "score", "tasks_solved", "tasks", "step_window",
-               "grid_near_best", "time_vs_sgd", "memory_vs_sgd", "state_per_param",
-               "source_hash"]
-    return shown[columns]
-
-
-def _show_windows(runs, budget: str, suite: str):
-    """Optimizers × tasks of a suite: the step-size window of each ("×8", "none", "n/a")."""
-    from suites import leaderboard
-    from suites.sitegen.format import fmt_window
-
-    windows = leaderboard.step_size_windows(leaderboard.sensitivity_points(runs, budget, suite))
-    if windows.empty:
-        return None
-    windows = windows.assign(
-        cell=[fmt_window(w, found) for w, found in
-              zip(windows["window"], windows["found"], strict=True)],
-        short=windows["task"].str.removeprefix(f"{suite}/"))
-    pivot = windows.pivot(index="optimizer", columns="short", values="cell").fillna("n/a")
-    pivot = pivot[sorted(pivot.columns, key=_natural_key)]
-    return pivot.rename_axis(columns=None).reset_index()
-
-
 def _print_leaderboard(root: Path, budget: str, suites: list[str] | None) -> bool:
     from suites import leaderboard
+    from suites.show import SCORE_NOTE, overall_for_show, windows_for_show
 
     runs = leaderboard.load_runs(root)
     if suites:
@@ -311,20 +277,15 @@ def _print_leaderboard(root: Path, budget: str, suites: list[str] | None) -> boo
         return False
     chosen = sorted(table["suite"].unique())
     print(f"\n== overall ({', '.join(chosen)}; budget {budget}) ==")
-    print(_format(_show_overall(leaderboard.overall_table(runs, budget))))
-    print("(score: area under the performance profile ± half its 95 % bootstrap interval over "
-          "tasks and seeds; =r: ranks the intervals cannot tell apart; step_window: geometric "
-          "mean over tasks of the step-size factor kept near best on every seed)")
+    print(_format(overall_for_show(leaderboard.overall_table(runs, budget))) + SCORE_NOTE)
     for suite in chosen:
         print(f"\n== {suite}: score (rank) per task ==")
         print(_format(_suite_ranking(table, suite)))
-        windows = _show_windows(runs, budget, suite)
-        if windows is not None:
-            print(f"\n== {suite}: step-size window per task (lr × 2^k, k = -3…3) ==")
-            print(_format(windows))
+        if (windows := windows_for_show(runs, budget, suite)) is not None:
+            print(f"\n== {suite}: step-size window per task ==\n{_format(windows)}")
         if len(chosen) > 1:
             print(f"\n== {suite}: overall ==")
-            print(_format(_show_overall(leaderboard.overall_table(runs, budget, suite))))
+            print(_format(overall_for_show(leaderboard.overall_table(runs, budget, suite))))
     _print_coverage(table)
     old = leaderboard.superseded_versions(runs)
     if not old.empty:

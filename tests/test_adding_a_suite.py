@@ -41,7 +41,9 @@ def test_a_suite_from_the_readme_is_discovered_run_and_shown(tmp_path):
               cwd=tmp_path)
     assert "1 tasks x 1 optimizers" in ran
     runs = sorted((tmp_path / "results" / "runs" / "tiny" / "bowl" / "sgd").glob("*.json"))
-    assert len(runs) == 8  # sgd's 7 step sizes on the tuning seed, then 1 evaluation seed
+    # sgd's 7 step sizes on the tuning seed, 1 evaluation seed, then the tuned step size
+    # × 2^k for k = −3 … 3 where the grid does not hold it (0.8 = 0.1 × 8: three new ones).
+    assert len(runs) == 11
 
     lsb("site", "build", env=env, cwd=tmp_path)
     page = (tmp_path / "site" / "build" / "suite" / "tiny.html").read_text()

@@ -112,7 +112,7 @@ def test_untrusted_names_and_docstrings_are_escaped(built_site):
 def test_index_content(built_site):
     index = (built_site / "index.html").read_text()
     assert 'id="leaderboard"' in index and "<svg" in index
-    for header in ("Score", "chain", "valley", "lra", "Robustness", "Time ×SGD", "Runs",
+    for header in ("Score", "chain", "valley", "lra", "Own grid near best", "Time ×SGD", "Runs",
                    "Last run"):
         assert f">{header}</th>" in index
     assert "runs/chain/broken.json" in index and "runs/valley/future.json" in index
@@ -258,7 +258,8 @@ def test_the_example_on_the_submit_page_is_a_working_submission(tmp_path):
     with LocalExecutor(jobs=1) as executor:
         report = run_sweep([bowl], [submission], "smoke", store=ResultStore(results),
                            executor=executor)
-    assert report.runs_made == len(submission.configs()) + 1
+    # The grid, one evaluation seed, and the tuned step size × 2^k for the six k ≠ 0.
+    assert report.runs_made == len(submission.configs()) + 1 + 6
     assert {r.status for r in report.results} == {"ok"}
 
     site = sitegen.build_site(results, tmp_path / "site").parent
