@@ -181,7 +181,8 @@ def _suite_plots(site: Site, table: pd.DataFrame, order: list[str]) -> list[dict
             "title": f"{label[0].upper() + label[1:]} against {axis_name}",
             "caption": "Mean over evaluation seeds of each optimizer's tuned configuration, "
                        "log–log axes. A hollow marker means the runs failed (no score within "
-                       "the budget) and sits at the most steps the runs took.",
+                       "the budget); it sits at the most steps the runs took where the score "
+                       "counts steps, else at the worst score plotted.",
             "svg": plots.plot_scaling(series, site.colours, xlabel=axis_name, ylabel=label,
                                       salt=f"scaling-{axis_name}-{order[0]}"),
         })
