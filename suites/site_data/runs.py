@@ -163,7 +163,7 @@ def sweep_frame(runs: pd.DataFrame, budget: str, optimizer: str) -> pd.DataFrame
     Columns: task, config_key, seeds, succeeded (seeds with status ok and a finite
     score), statuses ("ok 2, diverged 1"), score_mean, score_std (over successful seeds),
     ratio (``Metric.ratio`` to the best configuration's score; ``inf`` when a seed
-    failed), near_best (``Metric.near_best``, the tuning-robustness criterion of
+    failed), near_best (``Metric.near_best``, the "own grid near best" criterion of
     ``suites.leaderboard``), files (run file paths). A configuration with a failed seed
     scores ``Metric.failed_score``; a run with status ok but no finite score (a target
     never reached) counts as "no score".
