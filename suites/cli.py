@@ -117,6 +117,7 @@ def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
         f"{len(tasks)} tasks x {len(submissions)} optimizers ({configs} configs) at the "
         f"{budget!r} budget, {where}, time limit {time_limit:g} s per run, results in {root}/"
     )
+    _print_estimate(root, tasks, submissions, budget, seeds, jobs or 1)
     started = time.perf_counter()
     with _executor(args, kind, jobs, time_limit, root) as executor:
         try:
@@ -139,6 +140,40 @@ def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
         f"{diverged} diverged, in {time.perf_counter() - started:.1f} s"
     )
     return report
+
+
+def _print_estimate(root: Path, tasks, submissions, budget: str, seeds, jobs: int) -> None:
+    """Per suite: the runs the sweep makes at most (tuning and evaluation, before what the
+    store already holds) and the time they would take at ``jobs`` runs at once, from the
+    tasks' recorded wall time per run."""
+    from suites import leaderboard
+    from suites.results import ResultStore, StoreError
+
+    n_tune, n_eval = tuple(seeds) if seeds else SEEDS_PER_BUDGET[budget]
+    try:
+        known = leaderboard.seconds_per_run(leaderboard.runs_frame(ResultStore(root).records()),
+                                            budget)
+    except StoreError:
+        known = {}
+    per_suite: dict[str, list[float]] = {}
+    for task in tasks:
+        runs = sum(len(s.configs()) * n_tune + n_eval for s in submissions)
+        entry = per_suite.setdefault(task.suite, [0, 0.0, 0])
+        entry[0] += runs
+        if task.name in known:
+            entry[1] += runs * known[task.name]
+        else:
+            entry[2] += 1
+    for suite, (runs, seconds, unknown) in per_suite.items():
+        guess = f"about {_duration(seconds / jobs)} at -j {jobs}" if seconds else "time unknown"
+        note = f" ({unknown} tasks with no recorded run: not counted)" if unknown and seconds \
+            else ""
+        print(f"  {suite}: at most {runs} runs, {guess}{note} (runs in the store are reused)")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" \
+        if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 #: Options that not every executor reads: their flags and the executors that read them.
@@ -380,38 +415,46 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
+    from suites import registry
+
+    tasks = _select_tasks(args.selectors) if args.selectors else registry.all_tasks()
+    report, submission = _submit(args, Path(args.path), tasks, args.budget)
+    root = _results_root(args)
+    print(f"\nsee it on the site: lsb site build --results {root} --budget {args.budget}, "
+          "then open site/build/index.html")
+    return _report_failures(report.failures, args.argv)
+
+
+def _submit(args: argparse.Namespace, path: Path, tasks, budget: str):
+    """Validate one submission, sweep it over ``tasks`` and print its ranks."""
     from suites import leaderboard, registry
 
-    path = Path(args.path)
     (submission,) = _load_submissions([path])
     builtin = registry.builtin_optimizer_paths().get(submission.name)
     if builtin is not None and builtin.resolve() != path.resolve():
         raise UsageError(
             f"{path}: the name {submission.name!r} belongs to a built-in optimizer: rename yours"
         )
-    tasks = _select_tasks(args.selectors) if args.selectors else registry.all_tasks()
     if not tasks:
         raise UsageError("no task suites are installed")
-    report = _sweep(args, _tasks_with_data(tasks, args.budget), [submission], args.budget)
+    report = _sweep(args, _tasks_with_data(tasks, budget), [submission], budget)
 
     runs = leaderboard.load_runs(_results_root(args))
-    table = leaderboard.task_table(runs, args.budget)
+    table = leaderboard.task_table(runs, budget)
     counts = table.groupby("task")["optimizer"].size()
     mine = table[table["optimizer"] == submission.name].assign(
         rank=lambda t: [f"{k}/{counts[task]}" for k, task in zip(t["rank"], t["task"],
                                                                     strict=True)]
     )
-    print(f"\n== {submission.name} ({submission.source_hash}) per task, budget {args.budget} ==")
+    print(f"\n== {submission.name} ({submission.source_hash}) per task, budget {budget} ==")
     print(_format(mine[["task", "config_key", "score_mean", "score_std", "success_rate", "rank"]]))
-    overall = leaderboard.overall_table(runs, args.budget)
+    overall = leaderboard.overall_table(runs, budget)
     row = overall[overall["optimizer"] == submission.name]
-    print(f"\n== {submission.name} overall: rank {int(row['rank'].iloc[0])}/{len(overall)} ==")
-    print(_format(row))
+    if len(row):
+        print(f"\n== {submission.name} overall: rank {int(row['rank'].iloc[0])}/{len(overall)} ==")
+        print(_format(row))
     _print_coverage(table)
-    root = _results_root(args)
-    print(f"\nsee it on the site: lsb site build --results {root} --budget {args.budget}, "
-          "then open site/build/index.html")
-    return _report_failures(report.failures, args.argv)
+    return report, submission
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -449,32 +492,27 @@ def _print_kernels(root: Path) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    """Submit the site's example optimizer, live, against the committed results of the
+    built-ins on every suite's demo tasks at the quick budget; then build the site."""
     from suites import registry, sitegen
 
-    builtins = registry.builtin_optimizer_paths()
     known = {t.name for t in registry.all_tasks()} | set(registry.available_suites())
-    sweeps = []
-    for selectors, optimizers in registry.demo_plan():
-        present = [s for s in selectors if s in known]
-        if present:
-            paths = list(builtins.values()) if optimizers is None else \
-                [builtins[o] for o in optimizers if o in builtins]
-            sweeps.append((registry.tasks_for(present), paths))
-    if not sweeps:
+    selectors = [s for s in registry.demo_plan() if s in known]
+    if not selectors:
         raise UsageError("no installed suite names demo tasks (DEMO_TASKS)")
     args.seeds = None
-    failed = []
-    for tasks, paths in sweeps:
-        report = _sweep(args, _tasks_with_data(tasks, "quick"), _load_submissions(paths), "quick")
-        failed += report.failures
+    started = time.perf_counter()
+    report, submission = _submit(args, sitegen.EXAMPLE_SUBMISSION,
+                                 registry.tasks_for(selectors), "quick")
     root = _results_root(args)
-    _print_leaderboard(root, "quick", None)
     try:
-        index = sitegen.build_site(root)
+        index = sitegen.build_site(root, budget="quick")
     except sitegen.SiteError as err:
         raise UsageError(str(err)) from err
-    print(f"\nsite: open file://{index.resolve()}")
-    return _report_failures(failed, args.argv)
+    print(f"\ndemo: {report.runs_made} runs of {submission.name} made, "
+          f"{report.runs_reused} found, in {time.perf_counter() - started:.0f} s")
+    print(f"site: open file://{index.resolve()}")
+    return _report_failures(report.failures, args.argv)
 
 
 # --------------------------------------------------------------------------- parser
@@ -560,8 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the kernel benchmark tables instead (results/kernels/)")
     results_option(p)
     p.set_defaults(func=_cmd_show)
-    p = sub.add_parser("demo", help="quick budget: each suite's demo tasks (DEMO_TASKS) for "
-                       "its demo optimizers; then the site")
+    p = sub.add_parser("demo", help="submit the site's example optimizer on each suite's demo "
+                       "tasks at the quick budget, against the committed results; then the "
+                       "site")
     p.add_argument("-j", "--jobs", type=int, default=None, help="parallel runs")
     p.add_argument("--time-limit", type=float, default=None, metavar="S")
     results_option(p)
