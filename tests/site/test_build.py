@@ -287,3 +287,9 @@ def test_served_site(built_site):
         finally:
             server.shutdown()
             thread.join(timeout=10)
+
+
+def test_forty_optimizers_keep_forty_distinct_colours():
+    colours = sitegen.optimizer_colours([f"optimizer-{i}" for i in range(40)])
+    assert len(set(colours.values())) == 40
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colours.values())
