@@ -5,7 +5,8 @@ Backends, all with the signature of :func:`diag_scan`:
 - ``"sequential"``: a Python loop over T, differentiated by autograd; the oracle.
 - ``"chunked"``: two-level chunked scan in PyTorch with a fused backward; the CPU
   default (see :mod:`kernels.scan.compare` for the measurements behind that choice).
-- ``"triton"``: Triton forward and backward kernels; the CUDA default, complex64 only.
+- ``"triton"``: Triton forward and backward kernels (one pass over the data); the CUDA
+  default, complex64 only.
 """
 
 from __future__ import annotations
@@ -103,7 +104,9 @@ def diag_scan(
         h0: optional complex ``(B, N)``: the state before the first step (zeros if None).
         reverse: scan from t = T-1 down to 0: ``h_t = lam_t * h_{t+1} + b_t``.
         backend: ``"auto"``, ``"sequential"``, ``"chunked"`` or ``"triton"``.
-        chunk: time-chunk length of the chunked and Triton backends (None: default).
+        chunk: time-chunk length of the chunked and Triton backends (None: by size). For
+            Triton a chunk of at least T is the single pass; a shorter one is rounded
+            down to a power of two, at most 128 (one register tile per program).
 
     Returns:
         ``h``, complex ``(B, T, N)`` with b's dtype, differentiable in lam, b and h0
