@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from kernels.machine import default_device, device_name, machine_label, synchronize
-from kernels.optim.triton_optim import adamw_bytes_per_param, ngn_bytes_per_param
+from kernels.optim.traffic import adamw_bytes_per_param, ngn_bytes_per_param, sgd_bytes_per_param
 from kernels.scan import bytes_moved as scan_bytes_moved
 
 SCAN_KERNELS = ("scan_fwd", "scan_fwdbwd")
@@ -85,7 +85,7 @@ def bytes_moved(case: Case) -> int:
     if case.kernel == "ngn":
         return ngn_bytes_per_param() * case.elements
     if case.kernel == "sgd":
-        return 12 * case.elements  # read p, g; write p
+        return sgd_bytes_per_param() * case.elements
     raise ValueError(f"unknown kernel {case.kernel!r}")
 
 

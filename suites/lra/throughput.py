@@ -30,7 +30,7 @@ from kernels.scan import ENV_VAR as SCAN_ENV_VAR
 from suites import registry
 from suites.atomic import atomic_open
 from suites.lra.problem import default_device
-from suites.runner import environment, optimizer_param_groups, warm_up
+from suites.training import environment, optimizer_param_groups, warm_up
 
 #: Thesis Table 8: LRU training steps/s on an A100 at the full (Table 9) configurations.
 TABLE_8_A100 = {

@@ -51,11 +51,15 @@ def check_against_oracle(backend, lam, b, h0=None, *, reverse=False, chunk=None,
     grad = torch.randn(b.shape, dtype=C128)
     got = run_with_grads(
         lambda l_, b_, h_: diag_scan(l_, b_, h_, reverse=reverse, backend=backend, chunk=chunk),
-        lam, b, h0, grad,
+        lam,
+        b,
+        h0,
+        grad,
     )
     want = run_with_grads(
         lambda l_, b_, h_: sequential_scan(l_, b_, h_, reverse),
-        *(x.to(C128) if x is not None else None for x in (lam, b, h0)), grad,
+        *(x.to(C128) if x is not None else None for x in (lam, b, h0)),
+        grad,
     )
     names = ["h", "grad_lam", "grad_b", "grad_h0"]
     for name, g, w in zip(names, got, want, strict=False):
