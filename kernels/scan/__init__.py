@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from kernels.backend import SCAN, check_choice, env_choice, triton_available, triton_interpreted
+from kernels.backend import SCAN
+from kernels.backend import resolve_scan_backend as resolve_backend
 from kernels.scan.op import diag_scan_op
 from kernels.scan.reference import sequential_scan
 from kernels.scan.traffic import (
@@ -34,29 +35,6 @@ __all__ = [
 BACKENDS = SCAN.backends
 ENV_VAR = SCAN.variable
 _COMPLEX = (torch.complex64, torch.complex128)
-
-
-def _triton_runs_on(device: torch.device) -> bool:
-    return triton_available() and (device.type == "cuda" or triton_interpreted())
-
-
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """The concrete backend for ``backend`` on ``device``.
-
-    ``"auto"`` is the ``LSB_SCAN_BACKEND`` environment variable when set (see
-    :mod:`kernels.backend`), else Triton on CUDA (when installed) and the chunked scan
-    elsewhere.
-    """
-    if check_choice(SCAN, backend) == "auto":
-        backend = env_choice(SCAN)
-    if backend == "auto":
-        return "triton" if device.type == "cuda" and _triton_runs_on(device) else "chunked"
-    if backend == "triton" and not _triton_runs_on(device):
-        raise ValueError(
-            f"backend='triton' needs triton and CUDA tensors (got device {device}), or "
-            "TRITON_INTERPRET=1 set before triton is imported; use backend='chunked'"
-        )
-    return backend
 
 
 def _check(lam: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, chunk: int | None):
