@@ -348,7 +348,10 @@ def kernels_page(site: Site, kernels: pd.DataFrame) -> None:
         table["href"] = site.raw_href(table["file"], "")
         table["plot"] = plots.plot_bandwidth(table["rows"], table["device"],
                                              salt=f"kernels-{number}")
-    site.render("kernels.html", "kernels.html", tables=tables)
+    reports, _ = site_data.static_reports(site.results.root / "kernels")
+    for report in reports:
+        report["href"] = site.raw_href(report["file"], "")
+    site.render("kernels.html", "kernels.html", tables=tables, static_reports=reports)
 
 
 def submit_page(site: Site) -> None:
