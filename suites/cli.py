@@ -102,13 +102,7 @@ def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
 
     root = _results_root(args)
     time_limit = args.time_limit if args.time_limit is not None else TIME_LIMITS[budget]
-    if not (math.isfinite(time_limit) and time_limit > 0):
-        raise UsageError(f"--time-limit {time_limit:g}: give a finite number of seconds > 0, "
-                         f"e.g. --time-limit {TIME_LIMITS[budget]:g}")
     seeds = getattr(args, "seeds", None)
-    if seeds and min(seeds) < 1:
-        raise UsageError(f"--seeds {seeds[0]} {seeds[1]}: both counts must be at least 1 "
-                         "(one tuning and one evaluation seed at the least), e.g. --seeds 1 2")
     kind = getattr(args, "executor", "local")
     jobs = args.jobs if args.jobs is not None or kind != "local" else _default_jobs()
     configs = sum(len(s.configs()) for s in submissions)
@@ -480,6 +474,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "jobs", None) is not None and args.jobs < 1:
         print("lsb: error: -j must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        _check_sweep_numbers(args)
+    except UsageError as err:
+        print(f"lsb: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM stops as Ctrl-C does
     try:
         return int(args.func(args) or 0)
@@ -492,6 +491,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _check_sweep_numbers(args: argparse.Namespace) -> None:
+    """Time limits and seed counts a sweep can use, checked before anything is validated
+    or run."""
+    limit = getattr(args, "time_limit", None)
+    if limit is not None and not (math.isfinite(limit) and limit > 0):
+        default = TIME_LIMITS[getattr(args, "budget", None) or "quick"]
+        raise UsageError(f"--time-limit {limit:g}: give a finite number of seconds > 0, "
+                         f"e.g. --time-limit {default:g}")
+    seeds = getattr(args, "seeds", None)
+    if seeds and min(seeds) < 1:
+        raise UsageError(f"--seeds {seeds[0]} {seeds[1]}: both counts must be at least 1 "
+                         "(one tuning and one evaluation seed at the least), e.g. --seeds 1 2")
 
 
 def _terminate(signum: int, frame: object) -> None:
