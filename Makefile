@@ -31,7 +31,7 @@ test: $(STAMP) browser
 # Kernel timings (pytest-benchmark) into results/kernels/<machine>-<date>.json.
 bench: $(STAMP)
 	$(PY) -m pytest -q bench --benchmark-only --benchmark-columns=median,iqr,rounds \
-	    --benchmark-json=results/kernels/$$($(PY) bench/cases.py label)-$$(date +%Y%m%d).json
+	    --benchmark-json=results/kernels/$$($(PY) -m bench.cases label)-$$(date +%Y%m%d).json
 
 # A quick asv run of the working tree (timings only; `asv run` without -b adds the
 # GB/s and speedup tracks), then the HTML dashboard into site/build/asv.

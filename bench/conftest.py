@@ -1,8 +1,9 @@
 """pytest-benchmark harness set-up: the device every case runs on."""
 
-import cases
 import pytest
 import torch
+
+from bench import cases
 
 
 @pytest.fixture(scope="session")
