@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench asv lint clean browser
+.PHONY: demo test bench asv asv-history asv-continuous lint clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,16 @@ asv: $(STAMP)
 	$(VENV)/bin/asv machine --yes
 	$(VENV)/bin/asv run --python=same --set-commit-hash=$$(git rev-parse HEAD) --quick -b time_step
 	$(VENV)/bin/asv publish
+
+# asv across commits (bench/asv_run.py checks the input, then calls asv; results into
+# results/asv/<machine>/). First, once per machine: asv machine --machine <label> --yes
+RANGE ?= HEAD~10..HEAD
+BASE ?= main
+asv-history: $(STAMP)
+	$(PY) -m bench.asv_run run $(RANGE)
+
+asv-continuous: $(STAMP)
+	$(PY) -m bench.asv_run continuous $(BASE) HEAD
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check kernels suites tests bench

@@ -8,6 +8,7 @@ Warm-up runs pay compilation, autotuning and first allocations outside the timin
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -16,6 +17,16 @@ import torch
 
 # Larger than any GPU's L2 cache (50 MB on an H100 / H200).
 L2_FLUSH_BYTES = 256 << 20
+#: Intra-op threads of CPU timings, unless ``LSB_BENCH_THREADS`` says otherwise.
+CPU_THREADS = 1
+
+
+def set_cpu_threads(device: torch.device | str) -> None:
+    """Time CPU cases with ``CPU_THREADS`` (``$LSB_BENCH_THREADS``) intra-op threads: on
+    a machine shared with other work, a thread pool waiting for its busiest thread makes
+    a step 10-40x slower from one run to the next; one thread keeps ratios meaningful."""
+    if torch.device(device).type == "cpu":
+        torch.set_num_threads(int(os.environ.get("LSB_BENCH_THREADS", CPU_THREADS)))
 
 
 def median_seconds(

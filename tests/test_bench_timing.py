@@ -47,3 +47,17 @@ def test_cuda_timing_measures_the_queued_work():
     one = median_seconds(lambda: x.mul_(1.0), device="cuda")
     four = median_seconds(lambda: [x.mul_(1.0) for _ in range(4)], device="cuda")
     assert 2.5 * one < four < 6 * one
+
+
+def test_cpu_timings_are_single_threaded_unless_told(monkeypatch):
+    from bench.timing import set_cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        set_cpu_threads("cpu")
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("LSB_BENCH_THREADS", "2")
+        set_cpu_threads("cpu")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
