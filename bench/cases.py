@@ -230,8 +230,11 @@ PEAK_GBPS = (
 
 
 def peak_gbps(device_name: str) -> float | None:
+    """The datasheet bandwidth of a device name (``NVIDIA H200``) or of a machine label
+    (``h200``, ``a100-sxm4-80gb``): case, spaces and hyphens do not matter."""
+    name = device_name.lower().replace("-", " ")
     for fragment, gbps in PEAK_GBPS:
-        if fragment in device_name:
+        if fragment.lower().replace("-", " ") in name:
             return gbps
     return None
 

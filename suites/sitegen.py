@@ -892,11 +892,21 @@ def _optimizer_page(site: _Site, table: pd.DataFrame, name: str) -> None:
 
 
 def _kernels_page(site: _Site, kernels: pd.DataFrame) -> None:
+    from bench import history as kernel_history
+
     tables = site_data.kernel_tables(kernels)
     for number, table in enumerate(tables):
         table["href"] = site.raw_href(table["file"], "")
         table["plot"] = plot_bandwidth(table["rows"], table["device"], salt=f"kernels-{number}")
-    site.render("kernels.html", "kernels.html", tables=tables)
+    past = kernel_history.load(site.results.root)
+    plots = []
+    for kernel in past.kernels():
+        with plt.rc_context(PLOT_STYLE):
+            fig = kernel_history.figure(past, kernel, IMPL_COLOURS)
+            plots.append({"kernel": kernel, "svg": _svg(fig, f"kernel-history-{kernel}")})
+    site.render("kernels.html", "kernels.html", tables=tables, history_plots=plots,
+                history_changes=kernel_history.changes(past), history=past,
+                change_threshold=kernel_history.CHANGE_THRESHOLD, short=kernel_history.short)
 
 
 def _submit_page(site: _Site) -> None:

@@ -63,3 +63,6 @@ def test_peak_bandwidth_lookup():
     assert cases.peak_gbps("NVIDIA H100 80GB HBM3") == 3350.0
     assert cases.peak_gbps("NVIDIA A100-SXM4-80GB") == 2039.0
     assert cases.peak_gbps("Some CPU") is None
+    assert cases.peak_gbps("h200") == 4800.0  # machine labels too
+    assert cases.peak_gbps("a100-sxm4-80gb") == 2039.0
+    assert cases.peak_gbps("cpu-2c") is None
