@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench asv asv-history asv-continuous lint clean browser
+.PHONY: demo test test-asv bench bench-compare asv asv-history asv-continuous lint clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,12 +26,30 @@ browser:
 	    echo "chromium/chromedriver unavailable: the browser test will be skipped"
 
 test: $(STAMP) browser
-	$(PY) -m pytest -q --benchmark-disable
+	$(PY) -m pytest -q --benchmark-disable -m "not asv"
 
-# Kernel timings (pytest-benchmark) into results/kernels/<machine>-<date>.json.
+# asv flags an injected regression across two commits of a throwaway repository (slow:
+# it builds both; the first run on a machine also creates asv's environment).
+test-asv: $(STAMP)
+	$(PY) -m pytest -q -m asv tests/test_asv_regression.py
+
+# Kernel timings (pytest-benchmark) into results/kernels/<machine>-<date>.json; the
+# file records the commit (commit_info) and the machine (machine_info, with its label).
+BENCH_ARGS := -q bench --benchmark-only --benchmark-columns=median,iqr,rounds
 bench: $(STAMP)
-	$(PY) -m pytest -q bench --benchmark-only --benchmark-columns=median,iqr,rounds \
+	$(PY) -m pytest $(BENCH_ARGS) \
 	    --benchmark-json=results/kernels/$$($(PY) -m bench.cases label)-$$(date +%Y%m%d).json
+
+# The working tree against the newest committed JSON of this machine; fails when a
+# case's median is more than 10 % slower.
+bench-compare: $(STAMP)
+	@label=$$($(PY) -m bench.cases label); \
+	base=$$(git ls-files "results/kernels/$$label-*.json" | sort | tail -n 1); \
+	if [ -z "$$base" ]; then \
+	    echo "no committed results/kernels/$$label-*.json to compare with: run make bench on this machine and commit the file it writes" >&2; exit 2; \
+	fi; \
+	echo "comparing with $$base"; \
+	$(PY) -m pytest $(BENCH_ARGS) --benchmark-compare="$$base" --benchmark-compare-fail=median:10%
 
 # A quick asv run of the working tree (timings only; `asv run` without -b adds the
 # GB/s and speedup tracks), then the HTML dashboard into site/build/asv.

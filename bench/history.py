@@ -133,8 +133,9 @@ def read_asv(asv_dir: Path) -> History:
 
 
 def read_pytest_benchmark(kernels_dir: Path) -> History:
-    """Points of the pytest-benchmark files of ``kernels_dir`` that name a clean commit
-    (``<machine>-<date>.json``, as ``make bench`` and ``bench/gpu.sh`` write them)."""
+    """Points of the pytest-benchmark files of ``kernels_dir`` that name a clean commit;
+    the machine is ``machine_info.label`` (``bench/conftest.py``), else the file name's
+    ``<machine>-<date>.json`` (as ``make bench`` and ``bench/gpu.sh`` name them)."""
     history = History()
     for path in sorted(kernels_dir.glob("*.json")) if kernels_dir.is_dir() else []:
         try:
@@ -148,7 +149,7 @@ def read_pytest_benchmark(kernels_dir: Path) -> History:
         if not commit or not when or commit_info.get("dirty"):
             continue  # no commit, or a working tree with changes: not a point in history
         date = datetime.fromisoformat(when).timestamp()
-        machine = path.stem.rsplit("-", 1)[0]
+        machine = (data.get("machine_info") or {}).get("label") or path.stem.rsplit("-", 1)[0]
         for bench in benchmarks:
             extra, stats = bench.get("extra_info") or {}, bench.get("stats") or {}
             seconds = stats.get("median")
