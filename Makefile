@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-asv bench bench-compare asv asv-history asv-continuous lint clean browser
+.PHONY: demo test test-asv bench bench-compare kernel-report asv asv-history asv-continuous \
+	lint clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,10 +34,16 @@ test: $(STAMP) browser
 test-asv: $(STAMP)
 	$(PY) -m pytest -q -m asv tests/test_asv_regression.py
 
-# Kernel timings (pytest-benchmark) into results/kernels/<machine>-<date>.json; the
-# file records the commit (commit_info) and the machine (machine_info, with its label).
+# The static GPU report, made without a GPU: bytes each kernel moves (counted under the
+# Triton interpreter) and its sm_90/sm_80 compile, into results/kernels/static-<triton>.json.
+kernel-report: $(STAMP)
+	$(PY) -m kernels.report
+
+# Kernel timings (pytest-benchmark) into results/kernels/<machine>-<date>.json, and the
+# static report; the JSON records the commit (commit_info) and the machine (machine_info,
+# with its label).
 BENCH_ARGS := -q bench --benchmark-only --benchmark-columns=median,iqr,rounds
-bench: $(STAMP)
+bench: $(STAMP) kernel-report
 	$(PY) -m pytest $(BENCH_ARGS) \
 	    --benchmark-json=results/kernels/$$($(PY) -m bench.cases label)-$$(date +%Y%m%d).json
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one script to run on a lent GPU machine: the kernel tests on real CUDA (the gpu
-# marker included), then the full benchmark cases, a summary table, and the LRA tasks'
-# training steps/s per scan backend (Triton vs the reference scans).
+# marker included, no interpreter), then the full benchmark cases, a summary table, the
+# static report (bytes counted under the interpreter, sm_90/sm_80 compiles) beside them,
+# and the LRA tasks' training steps/s per scan backend (Triton vs the reference scans).
 #   bench/gpu.sh [RESULTS_DIR]      (default results, or $OUT when set; JSON into its kernels/)
 # Runs from a plain checkout with the machine's own python3, torch and triton; Python
 # packages missing there can travel as wheels in .whl/ and are installed first.
@@ -24,6 +25,7 @@ label=$("$py" bench/cases.py label)
 stamp=$(date +%Y%m%d)
 
 # Every kernel test runs on CUDA here (no interpreter), plus the gpu-only ones.
+unset TRITON_INTERPRET
 "$py" -m pytest -q -p no:cacheprovider tests/kernels 2>&1 | tee "$out/$label-$stamp-tests.log"
 tests_rc=${PIPESTATUS[0]}
 
@@ -33,6 +35,11 @@ LSB_BENCH=full "$py" -m pytest -q -p no:cacheprovider bench --benchmark-only \
 bench_rc=${PIPESTATUS[0]}
 
 "$py" -m suites.cli show --kernels --results "$root"
+
+# The static report needs the interpreter, in its own process.
+triton_version=$("$py" -c 'import triton; print(triton.__version__)')
+TRITON_INTERPRET=1 "$py" -m kernels.report --out "$out/static-$triton_version.json" | tail -n 30
+report_rc=${PIPESTATUS[0]}
 
 LSB_DATA_DIR=/tmp/lsb-data "$py" -m suites.lra.throughput --steps 20 \
     --out "$root/throughput/$label-$stamp.json"
@@ -49,6 +56,6 @@ if "$py" -c "import asv" 2>/dev/null && git rev-parse -q --verify HEAD >/dev/nul
     if [ "$root" != results ]; then mkdir -p "$root/asv" && cp -r "results/asv/$label" "$root/asv/"; fi
 fi
 echo "asv exit $asv_rc (skipped without asv or git)"
-echo "kernel tests exit $tests_rc, benchmarks exit $bench_rc, throughput exit $throughput_rc;" \
-    "JSON: $out/$label-$stamp.json"
-[ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ] && [ "$throughput_rc" = 0 ]
+echo "kernel tests exit $tests_rc, benchmarks exit $bench_rc, static report exit $report_rc," \
+    "throughput exit $throughput_rc; JSON: $out/$label-$stamp.json"
+[ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ] && [ "$report_rc" = 0 ] && [ "$throughput_rc" = 0 ]

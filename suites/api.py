@@ -1,25 +1,43 @@
 """Contracts between the leaderboard engine, the task suites and submissions.
 
+This module imports nothing from the rest of the engine: it is what every other module
+agrees on. It holds
+
+- the budgets (steps per task; seeds, evaluation-seed offset and time limits per level);
+- ``Metric``, the number a task ranks optimizers by, and with it every rule of "which
+  score is better": orientation, the failure score, the ratio to the best and "near
+  best". The runner, the tuning protocol, the leaderboard and the site call these
+  methods and write none of them out again;
+- ``Problem`` and ``Task`` (what a suite provides), ``SuiteModule`` (what a suite's
+  package exports to be discovered), ``Submission`` (a loaded submission file) and the
+  run records ``RunSpec`` and ``RunResult``.
+
 A *submission* is a Python file (see ``suites/optimizers/`` for the built-ins) that
 defines ``name``, ``search_space``, ``lr_key`` and ``build(param_groups, **hparams)``;
 its module docstring is its description on the site.
-
-A *task* builds a *problem* for a seed and a budget; the runner trains the problem with
-the optimizer that the submission builds, through the one loop in ``suites.runner``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 
 BudgetName = Literal["smoke", "quick", "full"]
-BUDGET_NAMES: tuple[str, ...] = ("smoke", "quick", "full")
+BUDGET_NAMES: tuple[BudgetName, ...] = ("smoke", "quick", "full")
+#: (tuning seeds, evaluation seeds) per budget.
+SEEDS_PER_BUDGET: dict[str, tuple[int, int]] = {"smoke": (1, 1), "quick": (1, 2), "full": (2, 5)}
+#: Evaluation seeds start here, so they never coincide with tuning seeds.
+EVAL_SEED_OFFSET = 1000
+#: Seconds a run may take, per budget, unless the caller sets a limit.
+TIME_LIMITS: dict[str, float] = {"smoke": 120.0, "quick": 600.0, "full": 6 * 3600.0}
+
 RunStatus = Literal["ok", "diverged", "timeout", "error"]
-RUN_STATUSES: tuple[str, ...] = ("ok", "diverged", "timeout", "error")
+#: Statuses of runs that produced no measurement (divergence is a measured outcome).
+FAILED_STATUSES: tuple[RunStatus, ...] = ("error", "timeout")
 
 #: A submission's grid may hold at most this many configurations unless it says otherwise.
 MAX_CONFIGS = 8
@@ -39,17 +57,28 @@ class Budget:
         return int(getattr(self, budget))
 
 
+def tuning_seeds(count: int) -> list[int]:
+    return list(range(count))
+
+
+def evaluation_seeds(count: int) -> list[int]:
+    return list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + count))
+
+
 @dataclass(frozen=True)
 class Metric:
-    """The number a task ranks optimizers by.
+    """The number a task ranks optimizers by, and the rules that compare its values.
 
     ``target``: a training-loss threshold; the runner records ``steps_to_target``, the
     number of steps until the minibatch loss first reached it.
-    ``tolerance``: relative distance to an optimizer's best score within which another
-    config counts as "near its best" for the tuning-robustness score.
+    ``tolerance``: relative distance to a best score within which another score counts
+    as "near best" (``near_best``).
     ``select_by``: a metric the task reports besides its score (e.g. ``val_accuracy``,
     oriented like the score) by which the tuning phase picks the best configuration, so
     the reported score is measured on data that did not pick it. ``None``: the score.
+
+    Scores are assumed positive (steps, losses, traces, accuracies) where ratios are
+    taken; a failed run scores ``failed_score`` (worse than every number).
     """
 
     name: str
@@ -59,9 +88,57 @@ class Metric:
     unit: str = ""
     select_by: str | None = None
 
+    @property
+    def failed_score(self) -> float:
+        """The score of a run that produced no number: ``-inf`` or ``+inf``, the worst."""
+        return -math.inf if self.higher_is_better else math.inf
+
+    def oriented(self, score: float, succeeded: bool = True) -> float:
+        """``score`` as lower-is-better; NaN (no score) and a failure are ``+inf``."""
+        if not succeeded or math.isnan(score):
+            return math.inf
+        return -score if self.higher_is_better else score
+
     def better(self, a: float, b: float) -> bool:
         """True when score ``a`` beats score ``b``."""
-        return a > b if self.higher_is_better else a < b
+        return self.oriented(a) < self.oriented(b)
+
+    def best(self, scores: Iterable[float]) -> float:
+        """The best finite score of ``scores``; NaN when none is finite."""
+        finite = [float(s) for s in scores if math.isfinite(float(s))]
+        if not finite:
+            return math.nan
+        return max(finite) if self.higher_is_better else min(finite)
+
+    def ratio(self, score: float, best: float) -> float:
+        """How many times worse than ``best`` ``score`` is: ≥ 1, ``inf`` when either is not
+        a finite number (the performance profile's ratio). With a non-positive best, a tie
+        with it is 1 and anything else ``inf``."""
+        if not (math.isfinite(score) and math.isfinite(best)):
+            return math.inf
+        numerator, denominator = (best, score) if self.higher_is_better else (score, best)
+        if denominator > 0:
+            return max(1.0, numerator / denominator)
+        return 1.0 if score == best else math.inf
+
+    def near_best(self, score: float, best: float) -> bool:
+        """``score`` lies within ``tolerance`` (relative) of ``best``; both must be finite."""
+        if not (math.isfinite(score) and math.isfinite(best)):
+            return False
+        return abs(score - best) <= self.tolerance * abs(best)
+
+    def score_of(self, metrics: Mapping[str, float], status: str) -> float:
+        """A run's score: its metric when it finished ``ok`` with a finite value, else the
+        failure score."""
+        value = metrics.get(self.name, math.nan)
+        if status != "ok" or not math.isfinite(value):
+            return self.failed_score
+        return float(value)
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any] | None) -> Metric | None:
+        """The metric a run file stored (``dataclasses.asdict`` of one), or ``None``."""
+        return cls(**record) if record else None
 
 
 @dataclass
@@ -100,27 +177,61 @@ class Task(Protocol):
     def setup(self, seed: int, budget: str) -> Problem: ...
 
     def score(self, metrics: Mapping[str, float], steps_run: int, status: str) -> float:
-        """Turn a run's final metrics into the task's score (``inf``/``-inf`` when failed)."""
+        """Turn a run's final metrics into the task's score (``metric.failed_score`` when
+        the run failed)."""
         ...
+
+
+class SuiteModule(Protocol):
+    """What a suite's package (``suites/<suite>/__init__.py``, or the module an
+    ``lsb.suites`` entry point names) exports. Only ``tasks`` is required.
+
+    - ``tasks() -> list[Task]``: the suite's tasks; their names start with ``<suite>/``.
+    - ``PLOT_LABELS: dict[str, str]``: axis labels of the quantities its tasks record
+      (``{"hessian_trace": "Hessian trace Tr ∇²f"}``).
+    - ``task_axis(task_name) -> (axis, value, panel) | None``: where a task sits on a
+      scaling axis (``("depth", 8, "const")``); the suite page then plots the score
+      against that axis, one panel per ``panel`` value.
+    - ``add_options(parser)`` / ``apply_options(args)``: options of the ``lsb`` command
+      itself (e.g. where the suite's data are), read before any command runs.
+    - ``add_commands(subparsers)``: subcommands of ``lsb`` (e.g. data generators).
+    - ``DEMO_TASKS`` / ``DEMO_OPTIMIZERS``: the task selectors that ``lsb demo`` runs, and
+      with which built-in optimizers (``None``: all of them).
+    - ``POSITION: int``: where the suite comes in lists and on the site (default 100).
+    """
+
+    def tasks(self) -> list[Task]: ...
 
 
 @dataclass(frozen=True)
 class Submission:
-    """A loaded submission file."""
+    """A loaded submission file; ``grid`` is its search space expanded into configurations.
+
+    ``build`` is ``None`` in a process that only described the file (the sweep's driver,
+    ``suites.submission.inspect_in_subprocess``): runs load the file in their worker.
+    """
 
     name: str
     description: str
     search_space: dict[str, Any]
     lr_key: str | None
-    build: Callable[..., torch.optim.Optimizer]
+    build: Callable[..., torch.optim.Optimizer] | None
     path: str
     source_hash: str
+    grid: tuple[dict[str, Any], ...] = ()
     max_configs: int = MAX_CONFIGS
+    #: The closure's ``backward`` builds a graph of the gradients (``create_graph = True``
+    #: in the file): Hessian-vector products in ``step``.
+    create_graph: bool = False
+    #: ``requires`` of the file (PEP 508 strings), checked when it was loaded.
+    requires: tuple[str, ...] = ()
+    #: Resolved versions of the distributions it requires or imports at top level (the
+    #: platform's own, torch and numpy, aside): part of its runs' keys.
+    packages: dict[str, str] = field(default_factory=dict)
 
     def configs(self) -> list[dict[str, Any]]:
-        from suites.submission import expand_search_space
-
-        return expand_search_space(self.search_space, self.max_configs)
+        """The configurations the tuning protocol runs, in the search space's order."""
+        return [dict(config) for config in self.grid]
 
 
 @dataclass
@@ -135,6 +246,8 @@ class RunSpec:
     hparams: dict[str, Any]
     seed: int
     phase: Literal["tune", "eval"] = "tune"
+    #: ``Submission.packages``: a new version of a required package makes new runs.
+    packages: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -142,7 +255,7 @@ class RunResult:
     """What one run produced; stored as one JSON file by ``suites.results``."""
 
     spec: RunSpec
-    status: str
+    status: RunStatus
     metrics: dict[str, float]
     score: float
     steps_run: int
@@ -150,6 +263,8 @@ class RunResult:
     time_per_step: float
     wall_time: float
     state_bytes: int
+    #: Seconds of the first steps (compilation, first allocations), not in ``time_per_step``.
+    warmup_time: float = math.nan
     steps_to_target: int | None = None
     error: str | None = None
     env: dict[str, Any] = field(default_factory=dict)
@@ -158,3 +273,8 @@ class RunResult:
     metric: Metric | None = None
     #: Bytes of the trained parameters: the scale for ``state_bytes``.
     param_bytes: int = 0
+
+    @property
+    def failed(self) -> bool:
+        """No measurement (``error``, ``timeout``); a diverged run is a measured outcome."""
+        return self.status in FAILED_STATUSES

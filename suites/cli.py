@@ -10,23 +10,18 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import platform
 import re
+import signal
 import sys
 import time
 from pathlib import Path
 
 from suites import __version__
-from suites.api import BUDGET_NAMES
+from suites.api import BUDGET_NAMES, SEEDS_PER_BUDGET, TIME_LIMITS
 
 EXIT_OK, EXIT_RUNS_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
-#: Suites that ``lsb demo`` runs with every built-in optimizer.
-DEMO_SUITES = ("chain", "valley")
-#: LRA tasks that ``lsb demo`` runs (minutes each) with a few built-ins only.
-DEMO_LRA_TASKS = ("lra/listops", "lra/pathfinder")
-DEMO_LRA_OPTIMIZERS = ("adamw", "ngn", "sgd")
 
 
 class UsageError(Exception):
@@ -43,15 +38,30 @@ def _results_root(args: argparse.Namespace) -> Path:
 
 
 def _load_submissions(paths: list[Path]):
-    """Validate files in a subprocess, then load them here; ``UsageError`` if invalid."""
-    from suites.submission import load_submission, validate_in_subprocess
+    """Validate the files in subprocesses and keep their descriptions (their code never
+    runs in this process); ``UsageError`` naming the invalid files.
 
-    problems = validate_in_subprocess(paths)
+    Each submission file gets an interpreter of its own; the built-in optimizers, the
+    project's own files, share one.
+    """
+    from suites import registry
+    from suites.submission import inspect_in_subprocess
+
+    builtin = {p.resolve() for p in registry.builtin_optimizer_paths().values()}
+    groups = [[p for p in paths if p.resolve() in builtin]]
+    groups += [[p] for p in paths if p.resolve() not in builtin]
+    described = {}
+    problems = []
+    for group in filter(None, groups):
+        for path, (submission, found) in zip(group, inspect_in_subprocess(group), strict=False):
+            problems += found
+            if submission is not None:
+                described[path] = submission
+    submissions = [described[p] for p in paths if p in described]
     if problems:
         raise UsageError(
             "invalid submission:\n" + "\n".join(f"  {p}" for p in problems)
         )
-    submissions = [load_submission(p) for p in paths]
     names = [s.name for s in submissions]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -87,11 +97,18 @@ def _tasks_with_data(tasks, budget: str):
 
 def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
     from suites.executors import ClusterLost
-    from suites.results import ResultStore
-    from suites.runner import TIME_LIMITS, run_sweep
+    from suites.results import ResultStore, StoreError
+    from suites.tuning import run_sweep
 
     root = _results_root(args)
     time_limit = args.time_limit if args.time_limit is not None else TIME_LIMITS[budget]
+    if not (math.isfinite(time_limit) and time_limit > 0):
+        raise UsageError(f"--time-limit {time_limit:g}: give a finite number of seconds > 0, "
+                         f"e.g. --time-limit {TIME_LIMITS[budget]:g}")
+    seeds = getattr(args, "seeds", None)
+    if seeds and min(seeds) < 1:
+        raise UsageError(f"--seeds {seeds[0]} {seeds[1]}: both counts must be at least 1 "
+                         "(one tuning and one evaluation seed at the least), e.g. --seeds 1 2")
     kind = getattr(args, "executor", "local")
     jobs = args.jobs if args.jobs is not None or kind != "local" else _default_jobs()
     configs = sum(len(s.configs()) for s in submissions)
@@ -107,8 +124,11 @@ def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
                 tasks, submissions, budget,
                 store=ResultStore(root),
                 executor=executor,
-                seeds=tuple(args.seeds) if getattr(args, "seeds", None) else None,
+                seeds=tuple(seeds) if seeds else None,
+                retry_failed=getattr(args, "retry_failed", False),
             )
+        except StoreError as err:
+            raise UsageError(str(err)) from err
         except ClusterLost as err:
             print(f"lsb: error: {err}\nfinished runs are saved; the same command resumes the "
                   "sweep", file=sys.stderr)
@@ -159,29 +179,48 @@ def _executor(args: argparse.Namespace, kind: str, jobs: int | None, time_limit:
             )
     except (executors.MissingExtra, RuntimeError, ConnectionError) as err:
         raise UsageError(str(err)) from err
+    if getattr(args, "in_process", False):
+        print("lsb: warning: --in-process makes every run in this process, one after "
+              "another: nothing isolates one optimizer's runs from another's, and a run that "
+              "hangs or ends the process stops the sweep. Use it to debug, not to rank.",
+              file=sys.stderr)
+        return executors.LocalExecutor(1, time_limit, in_process=True)
     return executors.LocalExecutor(jobs, time_limit)
 
 
 def _default_jobs() -> int:
-    from suites.executors import default_jobs
+    from suites.executors.local import default_jobs
 
     return default_jobs()
 
 
-def _report_failures(failed) -> int:
-    """List the runs that ended in ``error`` or ``timeout``; the exit code."""
+def _report_failures(failed, argv: list[str] | None = None) -> int:
+    """List the runs that ended in ``error`` or ``timeout`` with their root cause (the
+    first line of the recorded error), and the command that makes them again; the exit
+    code."""
     if not failed:
         return EXIT_OK
     print(f"\n{len(failed)} runs failed:", file=sys.stderr)
     for r in failed:
         lines = [line for line in (r.error or "").strip().splitlines() if line.strip()]
-        reason = lines[-1].strip() if lines else "(no message)"
+        reason = lines[0].strip() if lines else "(no message)"
         print(
             f"  {r.spec.task}  {r.spec.optimizer}  {r.spec.hparams}  seed {r.spec.seed}  "
             f"{r.status}: {reason}",
             file=sys.stderr,
         )
+    print("the whole tracebacks are in the run files (\"error\"); to make these runs again:\n"
+          f"  {_retry_command(argv)}", file=sys.stderr)
     return EXIT_RUNS_FAILED
+
+
+def _retry_command(argv: list[str] | None) -> str:
+    import shlex
+
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--retry-failed" not in words:
+        words.append("--retry-failed")
+    return shlex.join(["lsb", *words])
 
 
 def _format(frame) -> str:
@@ -265,7 +304,7 @@ def _headline(description: str) -> str:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     import torch
 
-    from kernels.scan import resolve_backend
+    from kernels.backend import backend_settings
 
     print(f"lsb          {__version__}")
     print(f"python       {platform.python_version()} ({platform.machine()})")
@@ -278,9 +317,17 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
         print("triton       not installed (the Triton backends are unavailable)")
     cuda = torch.cuda.is_available()
     print(f"cuda         {'yes: ' + torch.cuda.get_device_name(0) if cuda else 'no'}")
-    for dev in ["cpu"] + (["cuda"] if cuda else []):
-        print(f"scan auto    {dev}: {resolve_backend('auto', torch.device(dev))}")
-    return 0
+    failed = False
+    for family, setting in backend_settings().items():
+        value = setting["value"] or "unset (auto)"
+        print(f"{family + ' backend':14s}${setting['variable']} = {value}; valid: "
+              f"{', '.join(setting['valid'])}")
+        if setting.get("error"):
+            failed = True
+            print(f"{'':14s}error: {setting['error']}")
+        else:
+            print(f"{'':14s}on {setting['device']} tensors this runs: {setting['auto']}")
+    return EXIT_USAGE if failed else EXIT_OK
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -329,7 +376,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     tasks = _tasks_with_data(tasks, args.budget)
     report = _sweep(args, tasks, submissions, args.budget)
     _print_leaderboard(_results_root(args), args.budget, sorted({t.suite for t in tasks}))
-    return _report_failures(report.failures)
+    return _report_failures(report.failures, args.argv)
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -342,7 +389,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{path}: the name {submission.name!r} belongs to a built-in optimizer: rename yours"
         )
-    tasks = registry.all_tasks()
+    tasks = _select_tasks(args.selectors) if args.selectors else registry.all_tasks()
     if not tasks:
         raise UsageError("no task suites are installed")
     report = _sweep(args, _tasks_with_data(tasks, args.budget), [submission], args.budget)
@@ -355,21 +402,27 @@ def _cmd_submit(args: argparse.Namespace) -> int:
                                                                     strict=True)]
     )
     print(f"\n== {submission.name} ({submission.source_hash}) per task, budget {args.budget} ==")
-    print(_format(mine[["task", "config", "score_mean", "score_std", "success_rate", "rank"]]))
+    print(_format(mine[["task", "config_key", "score_mean", "score_std", "success_rate", "rank"]]))
     overall = leaderboard.overall_table(runs, args.budget)
     row = overall[overall["optimizer"] == submission.name]
     print(f"\n== {submission.name} overall: rank {int(row['rank'].iloc[0])}/{len(overall)} ==")
     print(_format(row))
     _print_coverage(table)
-    return _report_failures(report.failures)
+    root = _results_root(args)
+    print(f"\nsee it on the site: lsb site build --results {root} --budget {args.budget}, "
+          "then open site/build/index.html")
+    return _report_failures(report.failures, args.argv)
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
+    from suites import leaderboard, site_data
+
     root = _results_root(args)
     if args.kernels:
         return _print_kernels(root)
-    if not _print_leaderboard(root, args.budget, args.suite):
-        print(f"no {args.budget!r} evaluation runs in {root}/: run `lsb demo` or `lsb run`")
+    budget = args.budget or site_data.site_budget(leaderboard.load_runs(root)) or "quick"
+    if not _print_leaderboard(root, budget, args.suite):
+        print(f"no {budget!r} evaluation runs in {root}/: run `lsb demo` or `lsb run`")
     return EXIT_OK
 
 
@@ -398,15 +451,17 @@ def _print_kernels(root: Path) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from suites import registry, sitegen
 
-    present = [s for s in DEMO_SUITES if s in registry.available_suites()]
-    if not present:
-        raise UsageError(f"the demo needs the suites {DEMO_SUITES}; none is installed")
     builtins = registry.builtin_optimizer_paths()
-    known = {t.name for t in registry.all_tasks()}
-    sweeps = [(registry.tasks_for(present), list(builtins.values()))]
-    lra = [name for name in DEMO_LRA_TASKS if name in known]
-    if lra:
-        sweeps.append((registry.tasks_for(lra), [builtins[o] for o in DEMO_LRA_OPTIMIZERS]))
+    known = {t.name for t in registry.all_tasks()} | set(registry.available_suites())
+    sweeps = []
+    for selectors, optimizers in registry.demo_plan():
+        present = [s for s in selectors if s in known]
+        if present:
+            paths = list(builtins.values()) if optimizers is None else \
+                [builtins[o] for o in optimizers if o in builtins]
+            sweeps.append((registry.tasks_for(present), paths))
+    if not sweeps:
+        raise UsageError("no installed suite names demo tasks (DEMO_TASKS)")
     args.seeds = None
     failed = []
     for tasks, paths in sweeps:
@@ -414,9 +469,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         failed += report.failures
     root = _results_root(args)
     _print_leaderboard(root, "quick", None)
-    index = sitegen.build_site(root)
+    try:
+        index = sitegen.build_site(root)
+    except sitegen.SiteError as err:
+        raise UsageError(str(err)) from err
     print(f"\nsite: open file://{index.resolve()}")
-    return _report_failures(failed)
+    return _report_failures(failed, args.argv)
 
 
 # --------------------------------------------------------------------------- parser
@@ -429,12 +487,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"lsb {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help="where generated data sets are cached (sets $LSB_DATA_DIR; "
-                             "default ~/.cache/lsb)")
-    parser.add_argument("--lra-root", default=None, metavar="DIR",
-                        help="where the LRA release's files are (sets $LSB_LRA_ROOT; "
-                             "default ./data)")
+    from suites import registry
+
+    for _, add_options in registry.hooks("add_options"):
+        add_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def sweep_options(p: argparse.ArgumentParser) -> None:
@@ -443,11 +499,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-j", "--jobs", type=int, default=None,
                        help="parallel runs (default: number of cores; 1 runs in-process)")
         p.add_argument("--time-limit", type=float, default=None, metavar="S",
-                       help="seconds per run (default: 120 smoke, 600 quick, 21600 full)")
+                       help=f"seconds per run (default: {_per_budget(TIME_LIMITS)})")
         results_option(p)
         g = p.add_argument_group(
             "executors", "where runs execute; ray and slurm need pip install '.[ray]' or "
             "'.[slurm]', and the results directory on a file system every worker shares")
+        p.add_argument("--retry-failed", action="store_true",
+                       help="make the runs stored as error or timeout again (others are reused)")
+        p.add_argument("--in-process", action="store_true",
+                       help="debugging: make every run in this process, one after another, "
+                            "with no isolation between optimizers (a warning says so)")
         g.add_argument("--executor", choices=("local", "ray", "slurm"), default="local",
                        help="local: a process pool (default); ray: one Ray task per run; "
                             "slurm: one Slurm job per run, a job array per sweep phase "
@@ -475,44 +536,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_list)
     p = sub.add_parser("run", help="run suites or tasks for optimizers (tuning protocol)")
     p.add_argument("selectors", nargs="+", metavar="SUITE|TASK",
-                   help="suite names, task names or globs such as 'chain/depth-*'")
+                   help="suite names, task names or globs over task names (`lsb list` shows them)")
     p.add_argument("--optimizer", action="append", metavar="NAME|PATH",
                    help="a built-in optimizer or a submission file (repeatable; default: "
                         "all built-ins)")
     p.add_argument("--seeds", type=int, nargs=2, metavar=("TUNE", "EVAL"),
                    help="numbers of tuning and evaluation seeds (default per budget: "
-                        "smoke 1 1, quick 1 2, full 2 5)")
+                        f"{_per_budget(SEEDS_PER_BUDGET)})")
     sweep_options(p)
     p.set_defaults(func=_cmd_run)
-    p = sub.add_parser("submit", help="validate a submission, run every suite, show its ranks")
+    p = sub.add_parser("submit", help="validate a submission, run suites (all by default), "
+                                      "show its ranks")
     p.add_argument("path", metavar="PATH", help="the submission file (.py)")
+    p.add_argument("selectors", nargs="*", metavar="SUITE|TASK",
+                   help="suite names, task names or globs over task names (default: every task)")
     sweep_options(p)
     p.set_defaults(func=_cmd_submit)
     p = sub.add_parser("show", help="print the leaderboard from the results directory")
     p.add_argument("--suite", action="append", metavar="SUITE", help="only these suites")
-    p.add_argument("--budget", choices=BUDGET_NAMES, default="quick")
+    p.add_argument("--budget", choices=BUDGET_NAMES, default=None,
+                   help="default: the largest budget with evaluation runs (the site's)")
     p.add_argument("--kernels", action="store_true",
                    help="print the kernel benchmark tables instead (results/kernels/)")
     results_option(p)
     p.set_defaults(func=_cmd_show)
-    p = sub.add_parser("demo", help="quick budget: chain and valley for every built-in, "
-                       "ListOps and Pathfinder for adamw, ngn and sgd; then the site")
+    p = sub.add_parser("demo", help="quick budget: each suite's demo tasks (DEMO_TASKS) for "
+                       "its demo optimizers; then the site")
     p.add_argument("-j", "--jobs", type=int, default=None, help="parallel runs")
     p.add_argument("--time-limit", type=float, default=None, metavar="S")
     results_option(p)
     p.set_defaults(func=_cmd_demo)
-    from suites import sitegen
-    from suites.lra import data as lra_data
+    from suites.sitegen import commands
 
-    sitegen.add_commands(sub)
-    p = sub.add_parser("data", help="generate LRA data sets in the official release layout")
-    lra_data.add_commands(p.add_subparsers(dest="dataset", metavar="DATASET", required=True))
+    commands.add_commands(sub)
+    for _, add_commands in registry.hooks("add_commands"):
+        add_commands(sub)
     return parser
+
+
+def _per_budget(values: dict) -> str:
+    """``{"smoke": (1, 1), ...}`` as "smoke 1 1, quick 1 2, full 2 5" for help texts."""
+    def text(value) -> str:
+        return " ".join(f"{v:g}" for v in value) if isinstance(value, tuple) else f"{value:g}"
+
+    return ", ".join(f"{budget} {text(values[budget])}" for budget in BUDGET_NAMES)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
@@ -520,15 +593,14 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if args.data_dir or args.lra_root:  # as variables, so that every worker process sees them
-        from suites.lra.data.release import CACHE_ENV_VAR, ROOT_ENV_VAR
+    from suites import registry
 
-        for value, variable in ((args.data_dir, CACHE_ENV_VAR), (args.lra_root, ROOT_ENV_VAR)):
-            if value:
-                os.environ[variable] = str(Path(value).resolve())
+    for _, apply_options in registry.hooks("apply_options"):
+        apply_options(args)
     if getattr(args, "jobs", None) is not None and args.jobs < 1:
         print("lsb: error: -j must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM stops as Ctrl-C does
     try:
         return int(args.func(args) or 0)
     except UsageError as err:
@@ -538,6 +610,12 @@ def main(argv: list[str] | None = None) -> int:
         print("\nlsb: interrupted; finished runs are saved, the same command resumes the sweep",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

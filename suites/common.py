@@ -1,8 +1,7 @@
-"""Pieces the task suites share: the task base class and its scoring rule."""
+"""Pieces the task suites share: the task base class."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -14,8 +13,8 @@ class BaseTask:
     """A task of a suite (the ``suites.api.Task`` protocol); subclasses define ``setup``.
 
     The score is the task metric of a run that finished with status ``ok`` and a finite
-    metric; any other run fails and scores worst (``+inf`` when lower is better,
-    ``-inf`` otherwise), so it ranks below every run that produced a number.
+    metric; any other run fails and scores ``metric.failed_score``, below every run that
+    produced a number (``suites.api.Metric.score_of``).
     """
 
     name: str
@@ -39,11 +38,5 @@ class BaseTask:
         """
         return None
 
-    def failed_score(self) -> float:
-        return -math.inf if self.metric.higher_is_better else math.inf
-
     def score(self, metrics: Mapping[str, float], steps_run: int, status: str) -> float:
-        value = metrics.get(self.metric.name, math.nan)
-        if status != "ok" or not math.isfinite(value):
-            return self.failed_score()
-        return float(value)
+        return self.metric.score_of(metrics, status)

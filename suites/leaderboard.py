@@ -6,7 +6,9 @@
   counts as the worst possible score, so the mean is finite only when every seed
   succeeded.
 - ``overall_table``: per optimizer, the AlgoPerf-style performance-profile score, the
-  tuning-robustness score and the per-step overhead relative to SGD.
+  tuning-robustness score and the per-step overhead relative to SGD. Every optimizer of
+  the task table has a row and an integer rank; with no task common to all of them the
+  profile scores are NaN, and NaN scores rank last, tied.
 
 Only the latest version of each optimizer counts: of the source hashes an optimizer
 name has results for, the one with the most recent run (the ``created`` time stamp of
@@ -28,8 +30,13 @@ Tuning robustness: on each task, the share of the optimizer's search space whose
 tuning runs all succeeded and whose mean score lies within the task's relative
 ``tolerance`` of the optimizer's best configuration; averaged over tasks.
 
-Overhead: on each task, the median time per step and the memory (parameters plus
-optimizer state) relative to ``sgd`` on the same task; geometric mean over tasks.
+Every comparison of scores (orientation, failure, ratio, "near best") is a rule of
+``suites.api.Metric``; ``metric_of`` rebuilds a task's metric from its runs' columns.
+
+Overhead: on each task, the median time per step (itself the median over a run's steps
+after its warm-up) and the memory (parameters plus optimizer state) relative to ``sgd`` on
+the same task and the same machine (device and host); geometric mean over the tasks that
+have such a pair, and no number where none has.
 ``state_per_param`` is the optimizer state in bytes per parameter byte (Adam: 2).
 """
 
@@ -43,7 +50,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from suites.results import ResultStore, canonical_json
+from suites.api import Metric
+from suites.results import ResultStore, config_key
 
 #: Performance profiles are integrated for τ in [1, TAU_MAX] (AlgoPerf uses 4).
 TAU_MAX = 4.0
@@ -51,14 +59,20 @@ TAU_MAX = 4.0
 REFERENCE_OPTIMIZER = "sgd"
 
 RUN_COLUMNS = [
-    "task", "suite", "budget", "phase", "optimizer", "source_hash", "config", "seed",
-    "status", "score", "steps_run", "time_per_step", "state_bytes", "param_bytes",
-    "created", "metric", "higher_is_better", "tolerance",
+    "task", "suite", "budget", "phase", "optimizer", "source_hash", "config_key", "seed",
+    "status", "score", "steps_run", "steps_to_target", "time_per_step", "state_bytes",
+    "param_bytes", "created", "metric", "higher_is_better", "tolerance", "machine",
 ]
 
 
+def machine_of(env: dict[str, Any]) -> str:
+    """Where a run was made (device and host): overheads compare runs of one machine."""
+    return f"{env.get('device') or '?'} @ {env.get('hostname') or '?'}"
+
+
 def runs_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """One row per run record; ``config`` is the configuration's canonical JSON."""
+    """One row per run record; ``config_key`` is the configuration's canonical JSON text
+    (``suites.results.config_key`` of the record's ``hparams`` dict)."""
     rows = []
     for r in records:
         metric = r.get("metric") or {}
@@ -69,15 +83,17 @@ def runs_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             "phase": r["phase"],
             "optimizer": r["optimizer"]["name"],
             "source_hash": r["optimizer"]["source_hash"],
-            "config": canonical_json(r["hparams"]),
+            "config_key": config_key(r["hparams"]),
             "seed": r["seed"],
             "status": r["status"],
             "score": _number(r["score"]),
             "steps_run": r.get("steps_run", 0),
+            "steps_to_target": _number(r.get("steps_to_target")),
             "time_per_step": _number(r.get("timing", {}).get("time_per_step_s")),
             "state_bytes": r.get("state_bytes", 0),
             "param_bytes": r.get("param_bytes", 0),
             "created": r.get("created", ""),
+            "machine": machine_of(r.get("env") or {}),
             "metric": metric.get("name"),
             "higher_is_better": metric.get("higher_is_better"),
             "tolerance": metric.get("tolerance", 0.1),
@@ -126,11 +142,21 @@ def _select(runs: pd.DataFrame, budget: str, phase: str, suite: str | None) -> p
     )
 
 
-def _lower_is_better(frame: pd.DataFrame) -> pd.Series:
-    """Scores turned lower-is-better, a failure being ``inf``."""
-    sign = np.where(frame["higher_is_better"].astype(bool), -1.0, 1.0)
-    oriented = frame["score"].astype(float) * sign
-    return oriented.where(frame["success"], math.inf)
+def metric_of(rows: pd.DataFrame) -> Metric:
+    """The metric of a task, rebuilt from the columns of its runs (``runs_frame``)."""
+    first = rows.iloc[0]
+    return Metric(name=str(first["metric"]), higher_is_better=bool(first["higher_is_better"]),
+                  tolerance=float(first["tolerance"]))
+
+
+def _oriented(frame: pd.DataFrame) -> pd.Series:
+    """Each run's score as lower-is-better (``Metric.oriented``), a failure being ``inf``."""
+    values = pd.Series(math.inf, index=frame.index, dtype=float)
+    for _, rows in frame.groupby("task", sort=False):
+        metric = metric_of(rows)
+        values[rows.index] = [metric.oriented(float(score), bool(ok))
+                              for score, ok in zip(rows["score"], rows["success"], strict=True)]
+    return values
 
 
 # --------------------------------------------------------------------------- per task
@@ -142,17 +168,17 @@ def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = No
     When an optimizer was evaluated with several configs on a task (tuning was redone
     with other seeds), the config evaluated most recently counts.
     """
-    columns = ["suite", "task", "optimizer", "config", "score_mean", "score_std", "seeds",
-               "success_rate", "rank", "higher_is_better"]
+    columns = ["suite", "task", "optimizer", "config_key", "score_mean", "score_std", "seeds",
+               "success_rate", "steps_to_target", "rank", "higher_is_better"]
     runs = _select(runs, budget, "eval", suite)
     if runs.empty:
         return pd.DataFrame(columns=columns)
     last_config = (
-        runs.groupby(["task", "optimizer", "config"])["created"].max().reset_index()
+        runs.groupby(["task", "optimizer", "config_key"])["created"].max().reset_index()
         .sort_values("created").groupby(["task", "optimizer"]).tail(1)
     )
-    runs = runs.merge(last_config[["task", "optimizer", "config"]])
-    runs = runs.assign(oriented=_lower_is_better(runs))
+    runs = runs.merge(last_config[["task", "optimizer", "config_key"]])
+    runs = runs.assign(oriented=_oriented(runs))
     rows = []
     for (task, optimizer), group in runs.groupby(["task", "optimizer"], sort=True):
         higher = bool(group["higher_is_better"].iloc[0])
@@ -166,11 +192,13 @@ def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = No
             "suite": group["suite"].iloc[0],
             "task": task,
             "optimizer": optimizer,
-            "config": group["config"].iloc[0],
+            "config_key": group["config_key"].iloc[0],
             "score_mean": -mean if higher else mean,
             "score_std": std,
             "seeds": len(group),
             "success_rate": float(group["success"].mean()),
+            # Mean over the seeds that reached the metric's target (NaN: none, or no target).
+            "steps_to_target": float(group["steps_to_target"].mean()),
             "higher_is_better": higher,
             "_oriented_mean": mean,
         })
@@ -199,21 +227,11 @@ def performance_ratios(table: pd.DataFrame) -> pd.DataFrame:
     optimizers = sorted(table["optimizer"].unique())
     ratios = {}
     for task, group in table.groupby("task", sort=True):
-        higher = bool(group["higher_is_better"].iloc[0])
+        metric = Metric(name=task, higher_is_better=bool(group["higher_is_better"].iloc[0]))
         scores = dict(zip(group["optimizer"], group["score_mean"].astype(float), strict=True))
-        finite = [s for s in scores.values() if math.isfinite(s)]
-        best = (max(finite) if higher else min(finite)) if finite else math.nan
-        ratios[task] = {o: _ratio(scores.get(o, math.nan), best, higher) for o in optimizers}
+        best = metric.best(scores.values())
+        ratios[task] = {o: metric.ratio(scores.get(o, math.nan), best) for o in optimizers}
     return pd.DataFrame.from_dict(ratios, orient="index")[optimizers]
-
-
-def _ratio(score: float, best: float, higher_is_better: bool) -> float:
-    if not (math.isfinite(score) and math.isfinite(best)):
-        return math.inf
-    numerator, denominator = (best, score) if higher_is_better else (score, best)
-    if denominator > 0:
-        return max(1.0, numerator / denominator)
-    return 1.0 if score == best else math.inf
 
 
 def performance_profile(ratios: pd.DataFrame, taus: Iterable[float]) -> pd.DataFrame:
@@ -236,18 +254,18 @@ def robustness(runs: pd.DataFrame, budget: str = "quick", suite: str | None = No
     runs = _select(runs, budget, "tune", suite)
     if runs.empty:
         return pd.Series(dtype=float, name="robustness")
-    runs = runs.assign(oriented=_lower_is_better(runs))
-    per_config = runs.groupby(["task", "optimizer", "config"]).agg(
+    runs = runs.assign(oriented=_oriented(runs))
+    per_config = runs.groupby(["task", "optimizer", "config_key"]).agg(
         converged=("success", "all"), oriented=("oriented", "mean"),
         tolerance=("tolerance", "first"),
     ).reset_index()
     shares = []
     for (_, optimizer), group in per_config.groupby(["task", "optimizer"]):
-        best = group["oriented"].min()
-        if not math.isfinite(best):
-            shares.append((optimizer, 0.0))
-            continue
-        near = (group["oriented"] - best).abs() <= group["tolerance"] * abs(best)
+        # Oriented scores are lower-is-better: "near best" compares them as such.
+        metric = Metric(name="oriented", higher_is_better=False,
+                        tolerance=float(group["tolerance"].iloc[0]))
+        best = metric.best(group["oriented"])
+        near = np.array([metric.near_best(value, best) for value in group["oriented"]], bool)
         shares.append((optimizer, float((group["converged"] & near).mean())))
     frame = pd.DataFrame(shares, columns=["optimizer", "share"])
     return frame.groupby("optimizer")["share"].mean().rename("robustness")
@@ -263,22 +281,25 @@ def overhead(runs: pd.DataFrame, budget: str = "quick", suite: str | None = None
         runs = runs[runs["suite"] == suite]
     if runs.empty:
         return pd.DataFrame(columns=columns)
-    per_task = runs.groupby(["optimizer", "task"])[
+    per_task = runs.groupby(["optimizer", "task", "machine"])[
         ["time_per_step", "state_bytes", "param_bytes"]].median()
     per_task["memory"] = per_task["param_bytes"] + per_task["state_bytes"]
     per_task["state_per_param"] = per_task["state_bytes"] / per_task["param_bytes"].where(
         per_task["param_bytes"] > 0)
     result = per_task.groupby("optimizer")[["state_per_param"]].median()
+    result["time_vs_sgd"] = math.nan
+    result["memory_vs_sgd"] = math.nan
     if reference in per_task.index.get_level_values("optimizer"):
-        base = per_task.loc[reference]
-        relative = per_task[["time_per_step", "memory"]].div(base[["time_per_step", "memory"]],
-                                                             level="task")
-        geometric = np.exp(np.log(relative).groupby("optimizer").mean())
-        result["time_vs_sgd"] = geometric["time_per_step"]
-        result["memory_vs_sgd"] = geometric["memory"]
-    else:
-        result["time_vs_sgd"] = math.nan
-        result["memory_vs_sgd"] = math.nan
+        # Only against the reference's runs on the same task and the same machine.
+        base = per_task.loc[reference][["time_per_step", "memory"]].add_suffix("_reference")
+        mine = per_task[["time_per_step", "memory"]].reset_index("optimizer")
+        paired = mine.join(base, how="inner")
+        if not paired.empty:
+            paired["time"] = paired["time_per_step"] / paired["time_per_step_reference"]
+            paired["mem"] = paired["memory"] / paired["memory_reference"]
+            geometric = np.exp(np.log(paired[["time", "mem"]]).groupby(paired["optimizer"]).mean())
+            result["time_vs_sgd"] = geometric["time"]
+            result["memory_vs_sgd"] = geometric["mem"]
     return result[columns]
 
 
@@ -292,13 +313,16 @@ def overall_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None =
         return pd.DataFrame(columns=columns)
     common = common_tasks(table)
     ratios = performance_ratios(common)
-    overall = profile_score(ratios, tau_max).to_frame()
+    # No task that every optimizer ran (disjoint coverage): no profile, the scores are NaN.
+    optimizers = pd.Index(sorted(table["optimizer"].unique()), name="optimizer")
+    overall = profile_score(ratios, tau_max).reindex(optimizers).to_frame()
     overall["tasks_solved"] = common[common["success_rate"] == 1.0].groupby("optimizer").size()
     overall["tasks_solved"] = overall["tasks_solved"].fillna(0).astype(int)
     overall["tasks"] = len(ratios)
     overall = overall.join(robustness(runs, budget, suite)).join(overhead(runs, budget, suite))
     versions = latest_versions(runs).drop_duplicates("optimizer").set_index("optimizer")
     overall["source_hash"] = versions["source_hash"]
-    overall["rank"] = overall["profile_score"].rank(ascending=False, method="min").astype(int)
+    overall["rank"] = overall["profile_score"].rank(
+        ascending=False, method="min", na_option="bottom").astype(int)
     overall = overall.rename_axis("optimizer").reset_index()
     return overall.sort_values(["rank", "optimizer"]).reset_index(drop=True)[columns]

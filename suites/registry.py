@@ -1,45 +1,160 @@
-"""Where tasks and built-in optimizers come from.
+"""Where suites, tasks and built-in optimizers come from.
 
-Each suite is a package ``suites/<suite>/`` whose ``tasks()`` returns its tasks. A suite
-whose package does not exist is absent from the registry; one that exists but fails to
-import is an error. Built-in optimizers are the files ``suites/optimizers/*.py`` (files
-starting with ``_`` are shared helpers, not optimizers).
+Suites are discovered, never listed: a suite is
+
+- a package under ``suites/`` whose ``__init__.py`` defines ``tasks()`` (the built-ins);
+- a package in a directory named by ``$LSB_SUITE_PATH`` (directories separated by
+  ``os.pathsep``) whose ``__init__.py`` defines ``tasks()``: a suite in progress,
+  outside this checkout;
+- or a module that an installed distribution names under the ``lsb.suites`` entry-point
+  group (``[project.entry-points."lsb.suites"] mysuite = "mysuite"``).
+
+What a suite package exports is ``suites.api.SuiteModule``. Suites are ordered by their
+optional ``POSITION`` (default 100), then by name. A suite that fails to import is an
+error that names it. Built-in optimizers are the files ``suites/optimizers/*.py``
+(files starting with ``_`` are shared helpers, not optimizers).
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import fnmatch
 import functools
 import importlib
-import importlib.util
+import os
+import sys
+from importlib import metadata
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from suites.api import Task
 
-SUITE_NAMES: tuple[str, ...] = ("chain", "valley", "lra")
-OPTIMIZERS_DIR = Path(__file__).resolve().parent / "optimizers"
+SUITES_DIR = Path(__file__).resolve().parent
+OPTIMIZERS_DIR = SUITES_DIR / "optimizers"
+#: Directories of suites outside this checkout (``os.pathsep``-separated).
+SUITE_PATH_ENV = "LSB_SUITE_PATH"
+ENTRY_POINT_GROUP = "lsb.suites"
+DEFAULT_POSITION = 100
+
+
+def _defines_tasks(init: Path) -> bool:
+    """Whether a package's ``__init__.py`` defines ``tasks`` at top level (read, not run)."""
+    try:
+        tree = ast.parse(init.read_bytes(), filename=str(init))
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "tasks":
+            return True
+        if isinstance(node, ast.ImportFrom) and any(a.asname == "tasks" or
+                                                    (a.name == "tasks" and a.asname is None)
+                                                    for a in node.names):
+            return True
+    return False
+
+
+def _packages_with_tasks(directory: Path) -> list[str]:
+    return sorted(
+        child.name for child in directory.iterdir()
+        if child.is_dir() and child.name.isidentifier() and _defines_tasks(child / "__init__.py")
+    ) if directory.is_dir() else []
+
+
+@functools.cache
+def _suite_sources() -> dict[str, str]:
+    """Suite name → the module to import for it."""
+    sources = {name: f"suites.{name}" for name in _packages_with_tasks(SUITES_DIR)}
+    for entry in os.environ.get(SUITE_PATH_ENV, "").split(os.pathsep):
+        if not entry:
+            continue
+        directory = Path(entry).resolve()
+        found = _packages_with_tasks(directory)
+        if found and str(directory) not in sys.path:
+            sys.path.append(str(directory))
+        for name in found:
+            sources.setdefault(name, name)
+    for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        sources.setdefault(point.name, point.value)
+    return sources
+
+
+@functools.cache
+def suite_module(suite: str) -> ModuleType:
+    """The imported package (or module) of ``suite``; ``KeyError`` if there is none."""
+    sources = _suite_sources()
+    if suite not in sources:
+        raise KeyError(f"no suite named {suite!r}; suites: {', '.join(available_suites())}")
+    try:
+        module = importlib.import_module(sources[suite])
+    except Exception as err:
+        raise ImportError(f"suite {suite!r} ({sources[suite]}) failed to import: {err}") from err
+    if not callable(getattr(module, "tasks", None)):
+        raise ImportError(f"suite {suite!r} ({sources[suite]}) defines no tasks() function")
+    return module
+
+
+def discovered_suites() -> list[str]:
+    """The suites that discovery finds, by ``POSITION`` then name."""
+    def position(suite: str) -> tuple[int, str]:
+        return (int(getattr(suite_module(suite), "POSITION", DEFAULT_POSITION)), suite)
+
+    return sorted(_suite_sources(), key=position)
 
 
 def available_suites() -> list[str]:
-    """The suites whose package exists, in the canonical order."""
-    return [s for s in SUITE_NAMES if importlib.util.find_spec(f"suites.{s}") is not None]
+    """The suites whose tasks are run and shown (``discovered_suites``)."""
+    return discovered_suites()
+
+
+def suite_hook(suite: str, name: str, default: Any = None) -> Any:
+    """An optional export of a discovered suite (``suites.api.SuiteModule``), or ``default``
+    (also for a suite name that no package provides)."""
+    if suite not in _suite_sources():
+        return default
+    return getattr(suite_module(suite), name, default)
+
+
+def hooks(name: str) -> list[tuple[str, Any]]:
+    """(suite, export) for every discovered suite that exports ``name``, in suite order."""
+    found = [(suite, suite_hook(suite, name)) for suite in discovered_suites()]
+    return [(suite, hook) for suite, hook in found if hook is not None]
+
+
+def demo_plan() -> list[tuple[list[str], list[str] | None]]:
+    """What ``lsb demo`` runs: per suite that exports ``DEMO_TASKS``, those task selectors
+    with its ``DEMO_OPTIMIZERS`` (``None``: every built-in optimizer)."""
+    return [(list(selectors), suite_hook(suite, "DEMO_OPTIMIZERS"))
+            for suite, selectors in hooks("DEMO_TASKS")]
+
+
+def plot_labels() -> dict[str, str]:
+    """Every suite's ``PLOT_LABELS``: axis labels of the quantities its tasks record."""
+    labels: dict[str, str] = {}
+    for suite in available_suites():
+        labels.update(suite_hook(suite, "PLOT_LABELS", {}))
+    return labels
+
+
+def task_axis(task_name: str) -> tuple[str, float, str] | None:
+    """Where a task sits on its suite's scaling axis (``SuiteModule.task_axis``), if anywhere."""
+    suite = task_name.split("/", 1)[0]
+    if suite not in _suite_sources():
+        return None
+    hook = suite_hook(suite, "task_axis")
+    return hook(task_name) if hook is not None else None
 
 
 @functools.cache
 def all_tasks() -> list[Task]:
-    """Every task of every available suite, suite by suite, in each suite's order."""
+    """Every task of every suite, suite by suite, in each suite's order."""
     tasks: list[Task] = []
     for suite in available_suites():
-        try:
-            module = importlib.import_module(f"suites.{suite}")
-        except Exception as err:
-            raise ImportError(f"suite package suites.{suite} exists but failed to import: {err}") \
-                from err
-        for task in module.tasks():
+        for task in suite_module(suite).tasks():
             if task.suite != suite or not task.name.startswith(f"{suite}/"):
                 raise ValueError(
-                    f"task {task.name!r} of suite package suites.{suite} must have "
+                    f"task {task.name!r} of suite {suite!r} must have "
                     f"suite={suite!r} and a name starting with {suite + '/'!r}"
                 )
             tasks.append(task)
@@ -48,6 +163,12 @@ def all_tasks() -> list[Task]:
     if duplicates:
         raise ValueError(f"task names must be unique; repeated: {duplicates}")
     return tasks
+
+
+def clear_cache() -> None:
+    """Forget discovered suites and tasks (after ``$LSB_SUITE_PATH`` changes)."""
+    for cached in (_suite_sources, suite_module, all_tasks):
+        cached.cache_clear()
 
 
 def missing_data(task: Task, budget: str) -> str | None:

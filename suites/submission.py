@@ -1,11 +1,12 @@
-"""Loading and validating submission files, and expanding their search spaces.
+"""Loading and validating submission files.
 
 A submission is a Python file that defines ``name``, ``search_space``, ``lr_key`` and
 ``build(param_groups, **hparams)`` (see ``suites.api``). ``load_submission`` imports it
 and checks those attributes; ``validate_submission`` additionally builds the optimizer
 for every configuration on a tiny problem and takes one step with it. The CLI runs the
-validation in a subprocess (``python -m suites.submission validate PATH``) so that a
-file that crashes or hangs at import cannot take the sweep down with it.
+validation in a subprocess per file (``inspect_in_subprocess``), so that a file that
+crashes, hangs or changes global state at import touches neither the sweep's process
+nor another submission: the sweep's process never imports a submission.
 
 Every problem is reported as ``file:line: what is wrong. How to fix it.``
 """
@@ -14,29 +15,31 @@ from __future__ import annotations
 
 import argparse
 import ast
-import hashlib
 import importlib.util
 import inspect
-import itertools
 import json
-import math
 import re
 import subprocess
 import sys
+import tempfile
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from suites.api import MAX_CONFIGS, Submission
+from suites.results import file_hash
+from suites.search_space import expand_search_space
+from suites.training import optimizer_param_groups, set_mode
 
 #: A submission's name is a directory name in the results store and a URL part on the site.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-RANGE_SCALES = ("log", "linear")
 #: Seconds ``validate_in_subprocess`` waits for the validating interpreter.
 VALIDATION_TIMEOUT = 120.0
 
@@ -62,97 +65,8 @@ class InvalidSubmission(ValueError):
 
 
 def source_hash(path: str | Path) -> str:
-    """Identity of a submission's code: sha256 of the file's bytes, first 12 hex digits."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
-
-
-# --------------------------------------------------------------------------- search space
-
-
-def expand_search_space(space: Mapping[str, Any], max_configs: int = MAX_CONFIGS) -> list[dict]:
-    """All configurations of a search space, in a deterministic order.
-
-    A value is either a non-empty list of choices or a range
-    ``{"min": a, "max": b, "scale": "log" | "linear"}``. Lists form a grid (cartesian
-    product, keys in sorted order). Ranges are sampled at ``k`` evenly spaced points
-    including both ends (geometrically spaced for ``"log"``; one point, the midpoint,
-    when ``k == 1``), with ``k`` the largest number for which the whole grid holds at
-    most ``max_configs`` configurations. Raises ``ValueError`` when the space is empty,
-    malformed, or its grid alone exceeds ``max_configs``.
-    """
-    if not isinstance(space, Mapping) or not space:
-        raise ValueError(
-            "search_space is empty: give at least one hyperparameter, "
-            'e.g. search_space = {"lr": [1e-3, 1e-2]}'
-        )
-    choices: dict[str, list] = {}
-    ranges: dict[str, tuple[float, float, str]] = {}
-    for key in sorted(space):
-        value = space[key]
-        if not isinstance(key, str):
-            raise ValueError(f"search_space key {key!r} is not a string: name hyperparameters")
-        if isinstance(value, list):
-            if not value:
-                raise ValueError(f"search_space[{key!r}] is an empty list: give at least one value")
-            choices[key] = value
-        elif isinstance(value, Mapping):
-            ranges[key] = _parse_range(key, value)
-        else:
-            raise ValueError(
-                f"search_space[{key!r}] = {value!r} is neither a list of choices nor a range: "
-                f"write a fixed value as a one-element list, [{value!r}], or a range as "
-                '{"min": ..., "max": ..., "scale": "log"}'
-            )
-    grid_size = math.prod(len(v) for v in choices.values())
-    if grid_size > max_configs:
-        raise ValueError(
-            f"search_space has {grid_size} configurations, more than the allowed {max_configs}: "
-            f"shrink the grid, or set max_configs = {grid_size} in the file if the sweep "
-            "is worth its cost"
-        )
-    points_per_range = 1
-    while ranges and grid_size * (points_per_range + 1) ** len(ranges) <= max_configs:
-        points_per_range += 1
-    axes = dict(choices)
-    for key, (low, high, scale) in ranges.items():
-        axes[key] = _range_points(low, high, scale, points_per_range)
-    keys = sorted(axes)
-    grid = itertools.product(*(axes[k] for k in keys))
-    return [dict(zip(keys, values, strict=True)) for values in grid]
-
-
-def _parse_range(key: str, spec: Mapping[str, Any]) -> tuple[float, float, str]:
-    unknown = set(spec) - {"min", "max", "scale"}
-    if unknown or "min" not in spec or "max" not in spec:
-        raise ValueError(
-            f"search_space[{key!r}] = {dict(spec)!r} is not a range: write "
-            '{"min": low, "max": high, "scale": "log" or "linear"}'
-        )
-    low, high, scale = spec["min"], spec["max"], spec.get("scale", "linear")
-    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high))
-    if not numbers or not (math.isfinite(low) and math.isfinite(high)) or low >= high:
-        raise ValueError(
-            f"search_space[{key!r}]: need finite numbers with min < max, got min={low!r}, "
-            f"max={high!r}"
-        )
-    if scale not in RANGE_SCALES:
-        raise ValueError(
-            f"search_space[{key!r}]: scale must be one of {RANGE_SCALES}, got {scale!r}"
-        )
-    if scale == "log" and low <= 0:
-        raise ValueError(
-            f"search_space[{key!r}]: a log range needs min > 0, got {low!r}: "
-            'raise min or use "scale": "linear"'
-        )
-    return float(low), float(high), scale
-
-
-def _range_points(low: float, high: float, scale: str, count: int) -> list[float]:
-    spaced = np.geomspace if scale == "log" else np.linspace
-    # One point is the range's midpoint; more points include both ends.
-    points = spaced(low, high, 3)[1:2] if count == 1 else spaced(low, high, count)
-    # Six significant digits keep configs readable and their JSON (hence run keys) stable.
-    return [float(f"{x:.6g}") for x in points]
+    """Identity of a submission's code (``suites.results.file_hash`` of its bytes)."""
+    return file_hash(Path(path).read_bytes())
 
 
 # --------------------------------------------------------------------------- loading
@@ -161,13 +75,81 @@ def _range_points(low: float, high: float, scale: str, count: int) -> list[float
 def load_submission(path: str | Path) -> Submission:
     """Import a submission file and check its attributes; raises ``InvalidSubmission``."""
     path = Path(path)
+    packages, problems = dependencies(path)
+    if problems:  # before the import, which would fail on a missing package
+        raise InvalidSubmission(problems)
     module, problems = _import_file(path)
     if module is None:
         raise InvalidSubmission(problems)
-    submission, problems = _check_attributes(path, module)
+    submission, problems = _check_attributes(path, module, packages)
     if problems:
         raise InvalidSubmission(problems)
     return submission
+
+
+#: The platform every run has: recorded in each run's environment, not in its key.
+PLATFORM_DISTRIBUTIONS = frozenset({"torch", "numpy", "triton", "landscapebench"})
+
+
+def dependencies(path: Path) -> tuple[dict[str, str], list[SubmissionProblem]]:
+    """The resolved versions of what a file requires (``requires``, PEP 508 strings) and
+    of the installed distributions it imports at top level, read without running it;
+    problems where a requirement is missing or not satisfied, with the pip command.
+    """
+    where = str(path)
+    try:
+        tree = ast.parse(path.read_bytes(), filename=where)
+    except (OSError, SyntaxError, ValueError):
+        return {}, []  # the import reports it, with the line
+    requires, line = (), 0
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "requires" for t in node.targets):
+            line = node.lineno
+            try:
+                requires = ast.literal_eval(node.value)
+            except ValueError:
+                return {}, [SubmissionProblem(where, line, "`requires` must be a literal list "
+                                                           "of strings, e.g. "
+                                                           '["schedulefree==1.4.1"].')]
+    if isinstance(requires, str) or not all(isinstance(r, str) for r in requires):
+        return {}, [SubmissionProblem(where, line, f"`requires` must be a list of PEP 508 "
+                                                   f"strings, got {requires!r}.")]
+    versions: dict[str, str] = {}
+    problems = []
+    for text in requires:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement as err:
+            problems.append(SubmissionProblem(where, line, f"requires {text!r} is not a PEP 508 "
+                                                           f"requirement ({err})."))
+            continue
+        try:
+            installed = metadata.version(requirement.name)
+        except metadata.PackageNotFoundError:
+            installed = None
+        if installed is None or not requirement.specifier.contains(installed, prereleases=True):
+            found = f"{requirement.name} {installed} is installed" if installed else \
+                f"{requirement.name} is not installed"
+            problems.append(SubmissionProblem(
+                where, line, f"requires {text!r}, but {found}. Install it: "
+                             f"pip install '{text}'"))
+            continue
+        versions[canonicalize_name(requirement.name)] = installed
+    distributions = metadata.packages_distributions()
+    for node in tree.body:
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and \
+            not node.level else []
+        for name in names:
+            for dist in distributions.get(name.split(".")[0], []):
+                dist = canonicalize_name(dist)
+                if dist not in PLATFORM_DISTRIBUTIONS and dist not in versions:
+                    try:
+                        versions[dist] = metadata.version(dist)
+                    except metadata.PackageNotFoundError:
+                        pass
+    return dict(sorted(versions.items())), problems
 
 
 def _import_file(path: Path) -> tuple[Any, list[SubmissionProblem]]:
@@ -210,7 +192,8 @@ def _import_file(path: Path) -> tuple[Any, list[SubmissionProblem]]:
     return module, []
 
 
-def _check_attributes(path: Path, module: Any) -> tuple[Submission | None, list[SubmissionProblem]]:
+def _check_attributes(path: Path, module: Any, packages: dict[str, str]
+                      ) -> tuple[Submission | None, list[SubmissionProblem]]:
     lines = _definition_lines(path)
     where = str(path)
     problems: list[SubmissionProblem] = []
@@ -265,6 +248,10 @@ def _check_attributes(path: Path, module: Any) -> tuple[Submission | None, list[
                 "Add it to the search space or set lr_key = None.",
             )
 
+    create_graph = getattr(module, "create_graph", False)
+    if not isinstance(create_graph, bool):
+        problem("create_graph", f"`create_graph` must be True or False, got {create_graph!r}.")
+
     build = getattr(module, "build", missing)
     if build is missing:
         problem("build", "no `build` defined. Add `def build(param_groups, **hparams): ...` "
@@ -296,7 +283,11 @@ def _check_attributes(path: Path, module: Any) -> tuple[Submission | None, list[
             build=build,
             path=str(path),
             source_hash=module.__lsb_source_hash__,
+            grid=tuple(configs),
             max_configs=max_configs,
+            create_graph=create_graph,
+            requires=tuple(getattr(module, "requires", ())),
+            packages=packages,
         ),
         [],
     )
@@ -333,9 +324,10 @@ def _line_in_file(err: BaseException, path: Path) -> int:
 def validate_submission(path: str | Path) -> list[SubmissionProblem]:
     """Everything wrong with a submission file; an empty list means it is ready to run.
 
-    Beyond ``load_submission``'s checks, builds the optimizer for every configuration
-    on a tiny two-group problem (one group with ``lr_scale``), checks it is a
-    ``torch.optim.Optimizer``, and takes one ``step(closure)`` with it.
+    Beyond ``load_submission``'s checks (``requires`` included), builds the optimizer
+    for every configuration on a tiny one-group problem, checks it is a
+    ``torch.optim.Optimizer``, and takes one ``step(closure)`` with it (its closure builds
+    a graph of the gradients where the file sets ``create_graph = True``).
     """
     path = Path(path)
     try:
@@ -353,14 +345,15 @@ def validate_submission(path: str | Path) -> list[SubmissionProblem]:
 def _build_and_step(
     submission: Submission, config: dict[str, Any], build_line: int
 ) -> SubmissionProblem | None:
-    """Build one configuration on a tiny two-group problem and take one step."""
-    from suites.runner import optimizer_param_groups
-
+    """Build one configuration on a tiny one-group problem (named parameters, as most tasks
+    give) and take one step. Tasks that ask for per-group step sizes (``lr_scale``) are
+    checked where they run: an optimizer that refuses them fails those runs, with its
+    own message."""
     path = Path(submission.path)
     generator = torch.Generator().manual_seed(0)
     weight = torch.nn.Parameter(torch.randn(4, 3, generator=generator))
     bias = torch.nn.Parameter(torch.randn(3, generator=generator))
-    groups = [{"params": [weight]}, {"params": [bias], "lr_scale": 0.1}]
+    groups = [{"params": [weight, bias], "param_names": ["weight", "bias"]}]
     try:
         optimizer = submission.build(
             optimizer_param_groups(groups, config, submission.lr_key), **config
@@ -384,10 +377,11 @@ def _build_and_step(
         calls += 1
         optimizer.zero_grad()
         loss = (weight.sum(1) + bias.sum()).pow(2).mean() + 1.0
-        loss.backward()
+        loss.backward(create_graph=submission.create_graph)
         return loss
 
     try:
+        set_mode(optimizer, "train")  # as the runner does (the schedule-free convention)
         optimizer.step(closure)
     except Exception as err:  # noqa: BLE001
         return SubmissionProblem(
@@ -405,39 +399,77 @@ def _build_and_step(
     return None
 
 
-def validate_in_subprocess(
+def inspect_in_subprocess(
     paths: Sequence[str | Path], timeout: float = VALIDATION_TIMEOUT
-) -> list[SubmissionProblem]:
-    """``validate_submission`` of each file in one fresh interpreter.
+) -> list[tuple[Submission | None, list[SubmissionProblem]]]:
+    """``validate_submission`` of files in one fresh interpreter: for each file, its
+    description (a ``Submission`` whose ``build`` is ``None``: its code never runs in the
+    caller's process) or its problems.
 
-    A file that crashes or hangs at import cannot hurt the caller; the subprocess is
-    reported as a problem if it exits without an answer or runs past ``timeout``.
+    Files validated together share that interpreter, so give each untrusted file a call
+    of its own: then whatever it does at import cannot touch another file's validation.
+    The answers come back in a report file, not on standard output, so a file may print
+    what it likes. A file that crashes or hangs at import cannot hurt the caller; the
+    subprocess is reported as a problem of the files if it exits without a report or
+    runs past ``timeout``.
     """
     paths = [str(p) for p in paths]
-    command = [sys.executable, "-m", "suites.submission", "validate", "--json", *paths]
-    where = paths[0] if len(paths) == 1 else ", ".join(paths)
-    try:
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return [
-            SubmissionProblem(
+    where = ", ".join(paths)
+    with tempfile.TemporaryDirectory(prefix="lsb-validate-") as scratch:
+        report = Path(scratch) / "report.json"
+        command = [sys.executable, "-m", "suites.submission", "validate", "--report",
+                   str(report), *paths]
+        try:
+            completed = subprocess.run(command, capture_output=True, text=True,
+                                       timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return [(None, [SubmissionProblem(
                 where, 0,
                 f"validation did not finish within {timeout:.0f} s. Importing the file and "
                 "building the optimizer must be quick; move long work out of module level.",
-            )
-        ]
-    try:
-        return [SubmissionProblem(**p) for p in json.loads(completed.stdout)["problems"]]
-    except (ValueError, KeyError, TypeError):
-        detail = (completed.stderr or completed.stdout).strip().splitlines()
-        return [
-            SubmissionProblem(
+            )])]
+        try:
+            answers = json.loads(report.read_text())["files"]
+        except (OSError, ValueError, KeyError):
+            detail = [line for line in completed.stderr.strip().splitlines() if line.strip()]
+            return [(None, [SubmissionProblem(
                 where, 0,
-                f"the validating process exited with code {completed.returncode} "
-                f"({detail[-1] if detail else 'no output'}). Run "
-                f"`python -m suites.submission validate {' '.join(paths)}` to see the whole error.",
-            )
-        ]
+                f"the validating process exited with code {completed.returncode} before it "
+                f"reported ({detail[-1].strip() if detail else 'no message'}): the file ends "
+                "its interpreter (os._exit, a crash at import). Run "
+                f"`python -m suites.submission validate {' '.join(paths)}` to see the whole "
+                "error.",
+            )])]
+    described = []
+    for answer in answers:
+        problems = [SubmissionProblem(**p) for p in answer["problems"]]
+        info = answer["submission"]
+        if problems or info is None:
+            described.append((None, problems))
+        else:
+            info["grid"], info["requires"] = tuple(info["grid"]), tuple(info["requires"])
+            described.append((Submission(build=None, **info), []))
+    return described
+
+
+def validate_in_subprocess(
+    paths: Sequence[str | Path], timeout: float = VALIDATION_TIMEOUT
+) -> list[SubmissionProblem]:
+    """The problems of each file, each validated in an interpreter of its own."""
+    return [p for path in paths for _, found in inspect_in_subprocess([path], timeout)
+            for p in found]
+
+
+def _description(submission: Submission) -> dict[str, Any]:
+    """What ``inspect_in_subprocess`` sends back: every field but ``build``."""
+    return {
+        "name": submission.name, "description": submission.description,
+        "search_space": submission.search_space, "lr_key": submission.lr_key,
+        "path": submission.path, "source_hash": submission.source_hash,
+        "grid": list(submission.grid), "max_configs": submission.max_configs,
+        "create_graph": submission.create_graph, "requires": list(submission.requires),
+        "packages": submission.packages,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -448,15 +480,22 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     validate = sub.add_parser("validate", help="validate submission files")
     validate.add_argument("paths", nargs="+", metavar="PATH")
-    validate.add_argument("--json", action="store_true", help="print the problems as JSON")
+    validate.add_argument("--report", type=Path, default=None, metavar="FILE",
+                          help="write each file's problems and description as JSON to FILE")
     args = parser.parse_args(argv)
+    if args.report is not None:
+        files = []
+        for path in args.paths:
+            problems = validate_submission(path)
+            described = None if problems else _description(load_submission(path))
+            files.append({"path": path, "problems": [asdict(p) for p in problems],
+                          "submission": described})
+        args.report.write_text(json.dumps({"files": files}))
+        return 2 if any(f["problems"] for f in files) else 0
     problems = [p for path in args.paths for p in validate_submission(path)]
-    if args.json:
-        print(json.dumps({"problems": [asdict(p) for p in problems]}))
-    elif problems:
-        for p in problems:
-            print(p)
-    else:
+    for p in problems:
+        print(p)
+    if not problems:
         for path in args.paths:
             submission = load_submission(path)
             print(

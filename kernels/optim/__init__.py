@@ -2,8 +2,8 @@
 
 ``AdamW``, ``Adam`` and ``NGN`` are ``torch.optim.Optimizer`` classes; ``backend``
 picks the ``torch._foreach_*`` reference (``kernels.optim.reference``) or the fused
-Triton kernels (``kernels.optim.triton_optim``, imported only when used; it also holds
-the bytes-moved model the benchmarks use).
+Triton kernels (``kernels.optim.triton_optim``, imported only when used). The bytes a
+step moves are modelled in ``kernels.optim.traffic`` (no torch, no Triton).
 """
 
 from kernels.optim.optimizers import NGN, Adam, AdamW

@@ -1,18 +1,16 @@
 """Choosing between the reference (``"torch"``) and fused (``"triton"``) optimizer steps."""
 
-import os
 from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from kernels.backend import OPTIM, check_choice, env_choice, triton_interpreted
 from kernels.optim.reference import adamw_step_ref, grad_sq_norms_ref, ngn_update_ref
 
-BACKENDS = ("auto", "torch", "triton")
+BACKENDS = OPTIM.choices
 TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-# LSB_BACKEND is shared with the scan kernel, whose pure-PyTorch backends have these names.
-_REFERENCE_ALIASES = ("torch", "sequential", "chunked")
 
 
 class StepKernels(NamedTuple):
@@ -24,28 +22,18 @@ class StepKernels(NamedTuple):
 
 
 def env_backend() -> str:
-    """The backend forced by ``LSB_BACKEND`` for ``backend="auto"``: auto, torch or triton."""
-    value = os.environ.get("LSB_BACKEND", "auto").strip().lower() or "auto"
-    if value in ("auto", "triton"):
-        return value
-    if value in _REFERENCE_ALIASES:
-        return "torch"
-    raise ValueError(
-        f"LSB_BACKEND={value!r} is not a backend; expected one of "
-        f"auto, triton, {', '.join(_REFERENCE_ALIASES)}"
-    )
+    """The backend ``LSB_OPTIM_BACKEND`` forces for ``backend="auto"``: auto, torch or triton."""
+    return env_choice(OPTIM)
 
 
 def check_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    return backend
+    return check_choice(OPTIM, backend)
 
 
 def resolve_backend(backend: str, tensors: list[Tensor]) -> str:
     """``"torch"`` or ``"triton"`` for these (real) tensors.
 
-    ``"auto"`` (after ``LSB_BACKEND``) picks Triton when every tensor is on CUDA in a
+    ``"auto"`` (after ``LSB_OPTIM_BACKEND``) picks Triton when every tensor is on CUDA in a
     dtype the kernels support, else the reference. An explicit ``"triton"`` raises
     ``ValueError`` for tensors it cannot run on (CPU tensors run only under the Triton
     interpreter, ``TRITON_INTERPRET=1``).
@@ -55,7 +43,7 @@ def resolve_backend(backend: str, tensors: list[Tensor]) -> str:
         fused = all(t.is_cuda and t.dtype in TRITON_DTYPES for t in tensors)
         return "triton" if fused else "torch"
     if choice == "triton":
-        interpreted = os.environ.get("TRITON_INTERPRET") == "1"
+        interpreted = triton_interpreted()
         for t in tensors:
             if t.dtype not in TRITON_DTYPES:
                 raise ValueError(

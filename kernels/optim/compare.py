@@ -1,13 +1,16 @@
-"""CPU timings of the reference optimizer steps against torch.optim, in one run.
+"""CPU timings of this package's optimizer steps against torch.optim's fused ones, in one run.
 
     python -m kernels.optim.compare [--numel 16777216] [--tensors 1000] [--repeats 7]
 
 Times, at ``numel`` fp32 parameters held in one tensor and in ``tensors`` equal tensors:
-the reference AdamW (``kernels.optim.AdamW(backend="torch")``) against
-``torch.optim.AdamW(foreach=True)``, and the reference NGN step against
-``torch.optim.SGD(foreach=True)``. Also the host cost of the fused path's per-step
-pointer table. Each figure is the median over ``repeats`` steps, the two optimizers of a
-pair interleaved so that drift in machine load hits both alike. Single-threaded by
+``kernels.optim.AdamW(backend="auto")`` against ``torch.optim.AdamW(fused=True)``
+(target: ratio <= 1), and ``kernels.optim.NGN(backend="auto")`` against
+``torch.optim.SGD(fused=True)`` (target: <= 1.5): two-pass (gradients set by hand), and
+one-pass (``one_pass=True``, each step after a backward that wrote the gradients; the
+hooks' cost in that backward is shown on its own line).
+Also the host cost of the Triton path's per-step pointer table. Each figure is the
+median over ``repeats`` steps, the two optimizers of a pair interleaved so that drift in
+machine load hits both alike; the machine is printed with them. Single-threaded by
 default (``--threads``): on a shared machine, thread pools make CPU timings noise.
 """
 
@@ -19,6 +22,7 @@ import time
 
 import torch
 
+from kernels.machine import device_name
 from kernels.optim import NGN, AdamW
 
 
@@ -30,15 +34,49 @@ def _params(numel: int, tensors: int) -> list[torch.nn.Parameter]:
     return params
 
 
-def _median_pair(step_a, step_b, repeats: int) -> tuple[float, float]:
+def _median_pair(step_a, step_b, repeats: int, before=None) -> tuple[float, float]:
+    """Median seconds of each step; ``before(step)`` runs untimed ahead of each."""
     step_a(), step_b()  # allocate state outside the timed steps
     times_a, times_b = [], []
     for _ in range(repeats):
         for step, times in ((step_a, times_a), (step_b, times_b)):
+            if before is not None:
+                before(step)
             start = time.perf_counter()
             step()
             times.append(time.perf_counter() - start)
     return statistics.median(times_a), statistics.median(times_b)
+
+
+def _one_pass_rows(numel: int, count: int, repeats: int) -> list[dict]:
+    """NGN(one_pass=True) after a backward against SGD(fused) after the same backward
+    (each on its own copy of the parameters), and what the hooks add to the backward."""
+    ngn_params, sgd_params = _params(numel, count), _params(numel, count)
+    inputs = [torch.randn_like(p) for p in ngn_params]
+    ngn = NGN(ngn_params, sigma=1.0, backend="auto", one_pass=True)
+    sgd = torch.optim.SGD(sgd_params, lr=1e-3, fused=True)
+
+    def backward_of(params):
+        def backward():
+            for p in params:
+                p.grad = None
+            # d/dp (p·x) = x: the backward writes each gradient once, like a layer's.
+            dots = [p.flatten() @ x.flatten() for p, x in zip(params, inputs, strict=True)]
+            torch.stack(dots).sum().backward()
+
+        return backward
+
+    ngn_backward, sgd_backward = backward_of(ngn_params), backward_of(sgd_params)
+    ngn_step = functools.partial(ngn.step, loss=torch.tensor(1.0))
+    before = {ngn_step: ngn_backward, sgd.step: sgd_backward}
+    t_ngn, t_sgd = _median_pair(ngn_step, sgd.step, repeats, lambda step: before[step]())
+    if not ngn.last_step_one_pass:
+        raise RuntimeError("NGN(one_pass=True) fell back to the two-pass norm")
+    t_hooked, t_plain = _median_pair(ngn_backward, sgd_backward, repeats)
+    return [
+        dict(case="ngn1/sgd", tensors=count, ours_ms=1e3 * t_ngn, torch_ms=1e3 * t_sgd),
+        dict(case="hooks", tensors=count, ours_ms=1e3 * (t_hooked - t_plain)),
+    ]
 
 
 def _table_seconds(params: list[torch.Tensor], repeats: int) -> float:
@@ -47,29 +85,30 @@ def _table_seconds(params: list[torch.Tensor], repeats: int) -> float:
     from kernels.optim.triton_optim import CHUNK, _table
 
     steps = [torch.zeros(()) for _ in params]
-    columns = [params, [p.grad for p in params], params, params, steps]
+    columns = [params, [p.grad for p in params], params, params]
     times = []
     for _ in range(repeats):
         start = time.process_time()
         for _ in range(10):
-            _table(columns, torch.device("cpu"), CHUNK)
+            _table(columns, torch.device("cpu"), CHUNK, (steps,))
         times.append((time.process_time() - start) / 10)
     return statistics.median(times)
 
 
 def _compare_case(numel: int, count: int, repeats: int) -> list[dict]:
     params = _params(numel, count)
-    ours = AdamW(params, lr=1e-3, backend="torch")
-    theirs = torch.optim.AdamW(params, lr=1e-3, foreach=True)
+    ours = AdamW(params, lr=1e-3, backend="auto")
+    theirs = torch.optim.AdamW(params, lr=1e-3, fused=True)
     t_ours, t_theirs = _median_pair(ours.step, theirs.step, repeats)
-    ngn = NGN(params, sigma=1.0, backend="torch")
-    sgd = torch.optim.SGD(params, lr=1e-3, foreach=True)
+    ngn = NGN(params, sigma=1.0, backend="auto")
+    sgd = torch.optim.SGD(params, lr=1e-3, fused=True)
     ngn_step = functools.partial(ngn.step, loss=torch.tensor(1.0))
     t_ngn, t_sgd = _median_pair(ngn_step, sgd.step, repeats)
     return [
         dict(case="adamw", tensors=count, ours_ms=1e3 * t_ours, torch_ms=1e3 * t_theirs),
         dict(case="ngn/sgd", tensors=count, ours_ms=1e3 * t_ngn, torch_ms=1e3 * t_sgd),
         dict(case="table", tensors=count, ours_ms=1e3 * _table_seconds(params, repeats)),
+        *_one_pass_rows(numel, count, repeats),
     ]
 
 
@@ -87,11 +126,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = compare(args.numel, args.tensors, args.repeats)
-    print(f"{args.numel:,} fp32 parameters, {args.threads} thread(s), torch {torch.__version__}")
+    machine = device_name(torch.device("cpu"))
+    print(
+        f"{machine}, {args.numel:,} fp32 parameters, {args.threads} thread(s), "
+        f"torch {torch.__version__}, median of {args.repeats} steps"
+    )
     labels = {
-        "adamw": "reference AdamW vs torch AdamW(foreach)",
-        "ngn/sgd": "reference NGN vs torch SGD(foreach)",
-        "table": "fused-path pointer table (host CPU time)",
+        "adamw": "AdamW(auto) vs torch AdamW(fused)",
+        "ngn/sgd": "NGN(auto) vs torch SGD(fused)",
+        "ngn1/sgd": "NGN(auto, one_pass) vs torch SGD(fused), after a backward",
+        "hooks": "one_pass hooks' cost in that backward",
+        "table": "Triton-path pointer table (host CPU time)",
     }
     for row in rows:
         name = f"{labels[row['case']]}, {row['tensors']} tensor(s)"
@@ -102,7 +147,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:62s} {row['ours_ms']:9.3f} ms")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"numel": args.numel, "threads": args.threads, "rows": rows}, f, indent=1)
+            record = dict(machine=machine, torch=torch.__version__, numel=args.numel)
+            record.update(threads=args.threads, repeats=args.repeats, rows=rows)
+            json.dump(record, f, indent=1)
 
 
 if __name__ == "__main__":

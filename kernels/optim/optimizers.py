@@ -8,8 +8,10 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from kernels.optim.backend import check_backend, resolve_backend, step_kernels
-from kernels.optim.reference import ngn_scale
+from kernels.optim.backend import StepKernels, check_backend, resolve_backend, step_kernels
+from kernels.optim.cpu_fused import adamw_step_cpu, ngn_update_cpu
+from kernels.optim.hooks import GradNormSlots, sq_norms_with_slots
+from kernels.optim.reference import grad_sq_norms_ref, ngn_scale
 
 _LOW_PRECISION = (torch.bfloat16, torch.float16)
 
@@ -26,6 +28,17 @@ def _zeros_state(p: Tensor) -> Tensor:
 def _real(t: Tensor) -> Tensor:
     """Complex tensors are updated as (real, imag) pairs, as ``torch.optim`` does."""
     return torch.view_as_real(t) if t.is_complex() else t
+
+
+# The torch backend on the CPU: PyTorch's fused CPU kernels where they apply.
+_CPU_KERNELS = StepKernels(adamw_step_cpu, grad_sq_norms_ref, ngn_update_cpu)
+
+
+def _kernels(backend: str, tensors: list[Tensor]) -> StepKernels:
+    resolved = resolve_backend(backend, tensors)
+    if resolved == "torch" and tensors[0].device.type == "cpu":
+        return _CPU_KERNELS  # which passes any tensor it cannot fuse to the reference
+    return step_kernels(resolved)
 
 
 class _StepOptimizer(Optimizer):
@@ -140,7 +153,7 @@ class AdamW(_StepOptimizer):
             if not params:
                 continue
             beta1, beta2 = group["betas"]
-            kernels = step_kernels(resolve_backend(self.backend, params))
+            kernels = _kernels(self.backend, params)
             kernels.adamw_step(
                 params, grads, exp_avgs, exp_avg_sqs, steps,
                 lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
@@ -199,6 +212,18 @@ class NGN(_StepOptimizer):
     are handled as (real, imag) pairs; state (``momentum_buffer`` when β > 0) is fp32
     for bf16/fp16 parameters. ``backend`` as in :class:`AdamW`; the fused path is one
     ‖g‖² reduction over all groups plus one update launch per group and dtype.
+
+    ``one_pass=True`` computes ‖g‖² during the backward instead
+    (:mod:`kernels.optim.hooks`): a gradient hook records each parameter's norm as
+    autograd accumulates it, and the step reads only p and g once, as SGD does (12 B
+    per fp32 parameter instead of 16). Groups whose gradients did not come from a
+    backward as they are now (set by hand, clipped, rescaled) take the two-pass norm;
+    :attr:`last_step_one_pass` says whether every group took the hooks' norms. Every
+    backward then pays one read of each gradient, also backwards not followed by a
+    step, and one small reduction per tensor (10–20 µs of host time each): with many
+    small tensors the two-pass step's single fused reduction can cost less. Writes that
+    bypass autograd's version counters go unseen (DDP with
+    ``gradient_as_bucket_view=True``): keep the two-pass default there.
     """
 
     _state_keys = ("momentum_buffer",)
@@ -211,9 +236,17 @@ class NGN(_StepOptimizer):
         momentum: float = 0.0,
         *,
         backend: str = "auto",
+        one_pass: bool = False,
     ):
         defaults = dict(sigma=sigma, weight_decay=weight_decay, momentum=momentum)
+        self._norm_slots = GradNormSlots(self) if one_pass else None
+        self.last_step_one_pass = False
         super().__init__(params, defaults, backend)
+
+    def add_param_group(self, param_group: dict) -> None:
+        super().add_param_group(param_group)
+        if self._norm_slots is not None:
+            self._norm_slots.register(self.param_groups[-1]["params"])
 
     def _check_group(self, group: dict) -> None:
         if not group["sigma"] > 0.0:
@@ -297,8 +330,13 @@ class NGN(_StepOptimizer):
             return loss
 
         active = [entry for entry in groups if entry[1]]
-        kernels = step_kernels(resolve_backend(self.backend, all_params))
-        sq_norms = kernels.grad_sq_norms([grads for _, _, grads, _ in active])
+        kernels = _kernels(self.backend, all_params)
+        slots = getattr(self, "_norm_slots", None)  # absent in optimizers unpickled
+        sq_norms, from_slots = sq_norms_with_slots(
+            slots, [(group["params"], grads) for group, _, grads, _ in active],
+            kernels.grad_sq_norms,
+        )  # fmt: skip
+        self.last_step_one_pass = from_slots == len(active)
         weighted = sum(group["sigma"] * n for (group, *_), n in zip(active, sq_norms, strict=True))
         scale = ngn_scale(f, weighted)
         if valid is not None:
@@ -308,6 +346,8 @@ class NGN(_StepOptimizer):
         for group, params, grads, buffers in active:
             gamma, decay, beta = group["last_gamma"], group["weight_decay"], group["momentum"]
             kernels.ngn_update(params, grads, buffers, gamma, decay, beta)
+        if slots is not None:
+            slots.clear()
         return loss
 
     def last_step_sizes(self) -> list[float]:

@@ -17,9 +17,14 @@ cost 1,000 Triton launches, each several µs of host time plus the GPU's launch 
 
 Step counts, bias corrections, the NGN loss and γ stay on the device: no host syncs.
 
-Bytes moved per parameter (what a step must read and write at least), for the
-benchmarks' achieved-bandwidth figures: :func:`adamw_bytes_per_param`,
-:func:`ngn_bytes_per_param`.
+Access widths: a program's range splits into whole blocks, loaded and stored without a
+mask, and a masked tail (only a tensor's last program has one). When every address of
+a launch is 16-byte aligned (checked on the host; views at an element offset are not)
+the kernels are told so (``ALIGNED``), and each thread moves 16 bytes of an operand in
+one 128-bit access; otherwise they run the same code with 32-bit accesses.
+``python -m kernels.report`` shows the widths, registers and occupancy on sm_90/sm_80.
+
+The bytes a step must move per parameter are modelled in ``kernels.optim.traffic``.
 """
 
 import collections
@@ -30,134 +35,172 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from kernels.optim.layout import is_dense, like
 from kernels.optim.reference import log_beta, ngn_scale
 
-# Elements per program: 8 blocks amortise the table reads and the bias corrections,
-# and 16M parameters still give 2,048 programs to spread over the GPU's SMs.
+# Elements per program: several blocks amortise the table reads and the bias
+# corrections, and 16M parameters still give 2,048 programs to spread over the SMs.
 CHUNK = 1 << 13
-BLOCK = 1024  # elements per loop iteration inside a program
+NUM_WARPS = 8
 
 LAUNCHES: collections.Counter = collections.Counter()
 """Kernel launches by name (``"adamw"``, ``"sq_norm"``, ``"ngn"``), for tests."""
 
-_TL_DTYPES = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
+
+@triton.jit
+def _program_range(numels, chunk_tensor, chunk_start, CHUNK: tl.constexpr, BLOCK: tl.constexpr):
+    """This program's tensor ``t`` and elements ``[start, end)``, split at ``body_end``
+    into whole blocks (loaded unmasked) and a masked tail of under one block."""
+    c = tl.program_id(0)
+    t = tl.load(chunk_tensor + c)
+    start = tl.multiple_of(tl.load(chunk_start + c), CHUNK)  # the table holds k * CHUNK
+    end = tl.minimum(start + CHUNK, tl.load(numels + t))
+    body_end = start + (end - start) // BLOCK * BLOCK
+    return t, start, body_end, end
 
 
-def adamw_bytes_per_param(param_dtype: torch.dtype = torch.float32) -> int:
-    """AdamW: read p, g, m, v; write p, m, v (state fp32). 28 B for fp32 parameters."""
-    p = torch.empty((), dtype=param_dtype).element_size()
-    return 3 * p + 4 * 4
+@triton.jit
+def _address(column, t, POINTER: tl.constexpr, ALIGNED: tl.constexpr):
+    """Tensor ``t``'s address from a table column, as a ``POINTER``; ``ALIGNED`` (checked
+    on the host) tells the compiler it is 16-byte aligned, so whole blocks move in
+    128-bit accesses."""
+    ptr = tl.load(column + t).to(POINTER)
+    if ALIGNED:
+        ptr = tl.multiple_of(ptr, 16)
+    return ptr
 
 
-def ngn_bytes_per_param(param_dtype: torch.dtype = torch.float32, momentum: bool = False) -> int:
-    """NGN: the ‖g‖² pass reads g; the update reads p, g and writes p (plus m read and
-    written with momentum, fp32). 12 + 4 = 16 B for fp32 parameters without momentum."""
-    p = torch.empty((), dtype=param_dtype).element_size()
-    return p + 3 * p + (2 * 4 if momentum else 0)
-
-
-ADAMW_BYTES_PER_PARAM = adamw_bytes_per_param()
-NGN_BYTES_PER_PARAM = ngn_bytes_per_param()
+@triton.jit
+def _adamw_block(
+    p_ptr, g_ptr, m_ptr, v_ptr, offs, mask,
+    one_minus_beta1, beta2, one_minus_beta2, eps, decay, step_size, bias_correction2_sqrt,
+):  # fmt: skip
+    p = tl.load(p_ptr + offs, mask=mask).to(tl.float32)
+    g = tl.load(g_ptr + offs, mask=mask).to(tl.float32)
+    m = tl.load(m_ptr + offs, mask=mask)
+    v = tl.load(v_ptr + offs, mask=mask)
+    m = m + one_minus_beta1 * (g - m)
+    v = v * beta2 + one_minus_beta2 * g * g
+    denom = tl.div_rn(tl.sqrt_rn(v), bias_correction2_sqrt) + eps
+    p = p * decay - step_size * tl.div_rn(m, denom)
+    tl.store(m_ptr + offs, m, mask=mask)
+    tl.store(v_ptr + offs, v, mask=mask)
+    tl.store(p_ptr + offs, p.to(p_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
 def _adamw_kernel(
     p_ptrs, g_ptrs, m_ptrs, v_ptrs, step_ptrs, numels, chunk_tensor, chunk_start,
     lr, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, decay, log_beta1, log_beta2,
-    P_DTYPE: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+    p_ref, CHUNK: tl.constexpr, BLOCK: tl.constexpr, ALIGNED: tl.constexpr,
 ):  # fmt: skip
-    c = tl.program_id(0)
-    t = tl.load(chunk_tensor + c)
-    start = tl.load(chunk_start + c)
-    end = tl.minimum(start + CHUNK, tl.load(numels + t))
-    p_ptr = tl.load(p_ptrs + t).to(tl.pointer_type(P_DTYPE))
-    g_ptr = tl.load(g_ptrs + t).to(tl.pointer_type(P_DTYPE))
-    m_ptr = tl.load(m_ptrs + t).to(tl.pointer_type(tl.float32))
-    v_ptr = tl.load(v_ptrs + t).to(tl.pointer_type(tl.float32))
+    # p_ref: one of the parameters, passed only for its pointer type.
+    t, start, body_end, end = _program_range(numels, chunk_tensor, chunk_start, CHUNK, BLOCK)
+    p_ptr = _address(p_ptrs, t, p_ref.dtype, ALIGNED)
+    g_ptr = _address(g_ptrs, t, p_ref.dtype, ALIGNED)
+    m_ptr = _address(m_ptrs, t, tl.pointer_type(tl.float32), ALIGNED)
+    v_ptr = _address(v_ptrs, t, tl.pointer_type(tl.float32), ALIGNED)
     step = tl.load(tl.load(step_ptrs + t).to(tl.pointer_type(tl.float32))).to(tl.float64)
     # 1 - beta**t in fp64: in fp32 it loses relative accuracy while beta**t is near 1.
     bias_correction1 = 1.0 - tl.exp(step * log_beta1)
     bias_correction2 = 1.0 - tl.exp(step * log_beta2)
     step_size = (lr / bias_correction1).to(tl.float32)
     bias_correction2_sqrt = tl.sqrt(bias_correction2).to(tl.float32)
-    for off in range(start, end, BLOCK):
-        offs = off + tl.arange(0, BLOCK)
-        mask = offs < end
-        p = tl.load(p_ptr + offs, mask=mask).to(tl.float32)
-        g = tl.load(g_ptr + offs, mask=mask).to(tl.float32)
-        m = tl.load(m_ptr + offs, mask=mask)
-        v = tl.load(v_ptr + offs, mask=mask)
-        m = m + one_minus_beta1 * (g - m)
-        v = v * beta2 + one_minus_beta2 * g * g
-        denom = tl.div_rn(tl.sqrt_rn(v), bias_correction2_sqrt) + eps
-        p = p * decay - step_size * tl.div_rn(m, denom)
-        tl.store(m_ptr + offs, m, mask=mask)
-        tl.store(v_ptr + offs, v, mask=mask)
-        tl.store(p_ptr + offs, p.to(P_DTYPE), mask=mask)
+    for off in range(start, body_end, BLOCK):
+        _adamw_block(
+            p_ptr, g_ptr, m_ptr, v_ptr, off + tl.arange(0, BLOCK), None,
+            one_minus_beta1, beta2, one_minus_beta2, eps, decay, step_size,
+            bias_correction2_sqrt,
+        )  # fmt: skip
+    if body_end < end:
+        offs = body_end + tl.arange(0, BLOCK)
+        _adamw_block(
+            p_ptr, g_ptr, m_ptr, v_ptr, offs, offs < end,
+            one_minus_beta1, beta2, one_minus_beta2, eps, decay, step_size,
+            bias_correction2_sqrt,
+        )  # fmt: skip
 
 
 @triton.jit
 def _sq_norm_kernel(
     g_ptrs, numels, chunk_tensor, chunk_start, partials,
-    G_DTYPE: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+    g_ref, CHUNK: tl.constexpr, BLOCK: tl.constexpr, ALIGNED: tl.constexpr,
 ):  # fmt: skip
-    c = tl.program_id(0)
-    t = tl.load(chunk_tensor + c)
-    start = tl.load(chunk_start + c)
-    end = tl.minimum(start + CHUNK, tl.load(numels + t))
-    g_ptr = tl.load(g_ptrs + t).to(tl.pointer_type(G_DTYPE))
+    t, start, body_end, end = _program_range(numels, chunk_tensor, chunk_start, CHUNK, BLOCK)
+    g_ptr = _address(g_ptrs, t, g_ref.dtype, ALIGNED)
     acc = tl.zeros([BLOCK], dtype=tl.float32)
-    for off in range(start, end, BLOCK):
-        offs = off + tl.arange(0, BLOCK)
-        g = tl.load(g_ptr + offs, mask=offs < end).to(tl.float32)
+    for off in range(start, body_end, BLOCK):
+        g = tl.load(g_ptr + off + tl.arange(0, BLOCK)).to(tl.float32)
         acc += g * g
-    tl.store(partials + c, tl.sum(acc, axis=0))
+    offs = body_end + tl.arange(0, BLOCK)
+    g = tl.load(g_ptr + offs, mask=offs < end).to(tl.float32)  # the tail; none when empty
+    acc += g * g
+    tl.store(partials + tl.program_id(0), tl.sum(acc, axis=0))
+
+
+@triton.jit
+def _ngn_block(
+    p_ptr, g_ptr, buf_ptr, offs, mask, gamma, decay, momentum, one_minus_momentum,
+    HAS_MOMENTUM: tl.constexpr,
+):  # fmt: skip
+    p = tl.load(p_ptr + offs, mask=mask).to(tl.float32)
+    g = tl.load(g_ptr + offs, mask=mask).to(tl.float32)
+    if HAS_MOMENTUM:
+        buf = tl.load(buf_ptr + offs, mask=mask)
+        buf = buf * momentum + (one_minus_momentum * gamma) * g
+        tl.store(buf_ptr + offs, buf, mask=mask)
+        p = p * decay - buf
+    else:
+        p = p * decay - gamma * g
+    tl.store(p_ptr + offs, p.to(p_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
 def _ngn_kernel(
     p_ptrs, g_ptrs, buf_ptrs, numels, chunk_tensor, chunk_start, gamma_ptr,
     weight_decay, momentum, one_minus_momentum,
-    P_DTYPE: tl.constexpr, HAS_MOMENTUM: tl.constexpr, CHUNK: tl.constexpr,
-    BLOCK: tl.constexpr,
+    p_ref, HAS_MOMENTUM: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+    ALIGNED: tl.constexpr,
 ):  # fmt: skip
-    c = tl.program_id(0)
-    t = tl.load(chunk_tensor + c)
-    start = tl.load(chunk_start + c)
-    end = tl.minimum(start + CHUNK, tl.load(numels + t))
-    p_ptr = tl.load(p_ptrs + t).to(tl.pointer_type(P_DTYPE))
-    g_ptr = tl.load(g_ptrs + t).to(tl.pointer_type(P_DTYPE))
+    t, start, body_end, end = _program_range(numels, chunk_tensor, chunk_start, CHUNK, BLOCK)
+    p_ptr = _address(p_ptrs, t, p_ref.dtype, ALIGNED)
+    g_ptr = _address(g_ptrs, t, p_ref.dtype, ALIGNED)
+    buf_ptr = _address(buf_ptrs, t, tl.pointer_type(tl.float32), ALIGNED)
     gamma = tl.load(gamma_ptr)
     decay = 1.0 - gamma * weight_decay
-    for off in range(start, end, BLOCK):
-        offs = off + tl.arange(0, BLOCK)
-        mask = offs < end
-        p = tl.load(p_ptr + offs, mask=mask).to(tl.float32)
-        g = tl.load(g_ptr + offs, mask=mask).to(tl.float32)
-        if HAS_MOMENTUM:
-            buf_ptr = tl.load(buf_ptrs + t).to(tl.pointer_type(tl.float32))
-            buf = tl.load(buf_ptr + offs, mask=mask)
-            buf = buf * momentum + (one_minus_momentum * gamma) * g
-            tl.store(buf_ptr + offs, buf, mask=mask)
-            p = p * decay - buf
-        else:
-            p = p * decay - gamma * g
-        tl.store(p_ptr + offs, p.to(P_DTYPE), mask=mask)
+    for off in range(start, body_end, BLOCK):
+        _ngn_block(
+            p_ptr, g_ptr, buf_ptr, off + tl.arange(0, BLOCK), None, gamma, decay,
+            momentum, one_minus_momentum, HAS_MOMENTUM,
+        )  # fmt: skip
+    if body_end < end:
+        offs = body_end + tl.arange(0, BLOCK)
+        _ngn_block(
+            p_ptr, g_ptr, buf_ptr, offs, offs < end, gamma, decay, momentum,
+            one_minus_momentum, HAS_MOMENTUM,
+        )  # fmt: skip
 
 
-def _is_dense(t: Tensor) -> bool:
-    """True when the elements fill one block of memory with no gaps or overlaps."""
-    expected = 1
-    for stride, size in sorted((s, n) for s, n in zip(t.stride(), t.shape, strict=True) if n > 1):
-        if stride != expected:
-            return False
-        expected *= size
-    return True
+def block_size(kernel: str, dtype: torch.dtype) -> int:
+    """Elements per loop iteration of ``kernel`` (``"adamw"``, ``"sq_norm"``, ``"ngn"``)
+    on ``dtype`` parameters, with ``NUM_WARPS`` warps.
+
+    Each thread moves 16 bytes of every parameter-sized operand per iteration, one
+    128-bit access (4 fp32 or 8 bf16/fp16 elements), at no more than 64 registers
+    (50 % occupancy on sm_90). AdamW on 2-byte parameters is the exception: 8 elements
+    per thread, with their fp32 moments, take 88 registers (25 %), so it moves 4 (64-bit
+    parameter and gradient accesses, 128-bit moments) and stays at 45 registers.
+    """
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    per_thread = 16 // itemsize
+    if kernel == "adamw" and itemsize < 4:
+        per_thread = 4
+    return per_thread * 32 * NUM_WARPS
 
 
 def _check_layout(params: list[Tensor], *states: list[Tensor]) -> None:
     for i, p in enumerate(params):
-        if not _is_dense(p):
+        if not is_dense(p):
             raise ValueError(
                 f"the triton backend needs dense parameters; parameter {i} has shape "
                 f"{tuple(p.shape)} and strides {p.stride()} (use backend='torch')"
@@ -171,13 +214,6 @@ def _check_layout(params: list[Tensor], *states: list[Tensor]) -> None:
                 )
 
 
-def _like(g: Tensor, p: Tensor) -> Tensor:
-    """``g`` with ``p``'s strides and dtype, so both can be walked as one flat range."""
-    if g.stride() == p.stride() and g.dtype == p.dtype:
-        return g
-    return torch.empty_like(p).copy_(g)
-
-
 def _partitions(params: list[Tensor]) -> dict[tuple, list[int]]:
     """Indices of ``params`` grouped by (device, dtype): one launch each."""
     parts: dict[tuple, list[int]] = collections.defaultdict(list)
@@ -187,11 +223,13 @@ def _partitions(params: list[Tensor]) -> dict[tuple, list[int]]:
 
 
 def _table(
-    columns: list[list[Tensor]], device: torch.device, chunk: int
-) -> tuple[list[Tensor], np.ndarray]:
-    """The launch table on ``device``: one address column per tensor list, the lengths
-    (of ``columns[0]``), then each program's tensor index and start element. Returns
-    the column views and the number of programs of each tensor.
+    columns: list[list[Tensor]], device: torch.device, chunk: int, scalars: tuple = ()
+) -> tuple[list[Tensor], np.ndarray, bool]:
+    """The launch table on ``device``: one address column per tensor list (``columns``,
+    walked element by element, then ``scalars``, read once), the lengths (of
+    ``columns[0]``), then each program's tensor index and start element. Returns the
+    column views, the number of programs of each tensor and whether every address in
+    ``columns`` is 16-byte aligned (the kernels' ``ALIGNED``).
 
     Built with numpy, since its host time is the fused step's per-tensor cost."""
     n = len(columns[0])
@@ -201,11 +239,20 @@ def _table(
     first_program = np.cumsum(programs) - programs
     chunk_start = (np.arange(len(chunk_tensor)) - first_program[chunk_tensor]) * chunk
     addresses = [np.fromiter(map(Tensor.data_ptr, col), np.int64, n) for col in columns]
+    aligned = all(not (a % 16).any() for a in addresses)
+    addresses += [np.fromiter(map(Tensor.data_ptr, col), np.int64, n) for col in scalars]
     rows = [*addresses, numels, chunk_tensor, chunk_start]
     table = torch.from_numpy(np.concatenate(rows))
     if device.type == "cuda":
         table = table.pin_memory().to(device, non_blocking=True)
-    return list(table.split([len(r) for r in rows])), programs
+    return list(table.split([len(r) for r in rows])), programs, aligned
+
+
+def _launch_options(kernel: str, dtype: torch.dtype, chunk: int, aligned: bool) -> dict:
+    block = block_size(kernel, dtype)
+    if chunk % block:
+        raise ValueError(f"chunk must be a multiple of {kernel}'s block of {block}, got {chunk}")
+    return dict(CHUNK=chunk, BLOCK=block, ALIGNED=aligned, num_warps=NUM_WARPS)
 
 
 def adamw_step_triton(
@@ -233,17 +280,16 @@ def adamw_step_triton(
     torch._foreach_add_(steps, 1)
     for (device, dtype), index in _partitions(params).items():
         ps = [params[i] for i in index]
-        gs = [_like(grads[i], params[i]) for i in index]
+        gs = [like(grads[i], params[i]) for i in index]
         columns = [ps, gs, [exp_avgs[i] for i in index], [exp_avg_sqs[i] for i in index]]
-        columns.append([steps[i] for i in index])
-        table, programs = _table(columns, device, chunk)
+        table, programs, aligned = _table(columns, device, chunk, ([steps[i] for i in index],))
         if programs.sum() == 0:
             continue
         _adamw_kernel[(int(programs.sum()),)](
             *table,
             float(lr), float(beta1), 1.0 - beta1, float(beta2), 1.0 - beta2, float(eps),
             1.0 - lr * weight_decay, log_beta(beta1), log_beta(beta2),
-            P_DTYPE=_TL_DTYPES[dtype], CHUNK=chunk, BLOCK=BLOCK,
+            ps[0], **_launch_options("adamw", dtype, chunk, aligned),
         )  # fmt: skip
         LAUNCHES["adamw"] += 1
 
@@ -255,13 +301,14 @@ def grad_sq_norms_triton(grad_lists: list[list[Tensor]], *, chunk: int = CHUNK) 
     sums: list[Tensor | None] = [None] * len(grad_lists)
     for (device, dtype), index in _partitions([g for _, g in flat]).items():
         gs = [flat[i][1] for i in index]
-        table, programs = _table([gs], device, chunk)
+        table, programs, aligned = _table([gs], device, chunk)
         total = int(programs.sum())
         partials = torch.zeros(max(total, 1), dtype=torch.float32, device=device)
         if total:
             _sq_norm_kernel[(total,)](
-                *table, partials, G_DTYPE=_TL_DTYPES[dtype], CHUNK=chunk, BLOCK=BLOCK
-            )
+                *table, partials, gs[0],
+                **_launch_options("sq_norm", dtype, chunk, aligned),
+            )  # fmt: skip
             LAUNCHES["sq_norm"] += 1
         # Programs follow tensor order and lists are contiguous in it, so each list's
         # partial sums are one run of ``partials``.
@@ -297,15 +344,16 @@ def ngn_update_triton(
         _check_layout(params)
     for (device, dtype), index in _partitions(params).items():
         ps = [params[i] for i in index]
-        gs = [_like(grads[i], params[i]) for i in index]
+        gs = [like(grads[i], params[i]) for i in index]
         bufs = [momentum_buffers[i] for i in index] if has_momentum else ps
-        table, programs = _table([ps, gs, bufs], device, chunk)
+        table, programs, aligned = _table([ps, gs, bufs], device, chunk)
         if programs.sum() == 0:
             continue
         _ngn_kernel[(int(programs.sum()),)](
             *table, gamma.to(device=device, dtype=torch.float32),
             float(weight_decay), float(momentum), 1.0 - momentum,
-            P_DTYPE=_TL_DTYPES[dtype], HAS_MOMENTUM=has_momentum, CHUNK=chunk, BLOCK=BLOCK,
+            ps[0], HAS_MOMENTUM=has_momentum,
+            **_launch_options("ngn", dtype, chunk, aligned),
         )  # fmt: skip
         LAUNCHES["ngn"] += 1
 

@@ -10,11 +10,9 @@ Backends, all with the signature of :func:`diag_scan`:
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import torch
 
+from kernels.backend import SCAN, check_choice, env_choice, triton_available, triton_interpreted
 from kernels.scan.op import diag_scan_op
 from kernels.scan.reference import sequential_scan
 from kernels.scan.traffic import (
@@ -32,32 +30,24 @@ __all__ = [
     "resolve_backend",
 ]
 
-BACKENDS = ("sequential", "chunked", "triton")
-ENV_VAR = "LSB_BACKEND"
+BACKENDS = SCAN.backends
+ENV_VAR = SCAN.variable
 _COMPLEX = (torch.complex64, torch.complex128)
 
 
 def _triton_runs_on(device: torch.device) -> bool:
-    if importlib.util.find_spec("triton") is None:
-        return False
-    return device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
+    return triton_available() and (device.type == "cuda" or triton_interpreted())
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
     """The concrete backend for ``backend`` on ``device``.
 
-    ``"auto"`` is the ``LSB_BACKEND`` environment variable when set, else Triton on CUDA
-    (when installed) and the chunked scan elsewhere.
+    ``"auto"`` is the ``LSB_SCAN_BACKEND`` environment variable when set (see
+    :mod:`kernels.backend`), else Triton on CUDA (when installed) and the chunked scan
+    elsewhere.
     """
-    choices = ("auto",) + BACKENDS
-    if backend not in choices:
-        raise ValueError(f"backend must be one of {choices}, got {backend!r}")
-    if backend == "auto":
-        backend = os.environ.get(ENV_VAR) or "auto"
-        if backend not in choices:
-            raise ValueError(
-                f"environment variable {ENV_VAR} must be one of {choices}, got {backend!r}"
-            )
+    if check_choice(SCAN, backend) == "auto":
+        backend = env_choice(SCAN)
     if backend == "auto":
         return "triton" if device.type == "cuda" and _triton_runs_on(device) else "chunked"
     if backend == "triton" and not _triton_runs_on(device):

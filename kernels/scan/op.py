@@ -4,13 +4,24 @@ Registering the fused backends as opaque ops gives them one autograd formula (th
 backward is itself a scan, so no graph of T steps is recorded) and lets
 ``torch.compile(fullgraph=True)`` trace models that call them, using the fake kernels
 for shapes.
+
+The fused backward op is not differentiable. When a graph of the backward is asked for
+(``create_graph=True``, as Hessian-vector products do), the backward is instead composed
+of differentiable pieces: the adjoint scan is ``lsb::diag_scan`` itself, and the
+gradients of lam and h0 are torch ops on its result. So the scan is differentiable any
+number of times, each time at the cost of one more scan.
 """
 
 from __future__ import annotations
 
 import torch
 
-from kernels.scan.reference import chunked_scan_backward, chunked_scan_forward
+from kernels.scan.reference import (
+    adjoint_lam,
+    chunked_scan_backward,
+    chunked_scan_forward,
+    lam_and_h0_grads,
+)
 
 
 def _forward_impl(backend: str):
@@ -76,9 +87,15 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad_h):
     lam, h, h0 = ctx.saved_tensors
-    grad_lam, grad_b, grad_h0 = diag_scan_backward_op(
-        lam, h, h0, grad_h, ctx.reverse, ctx.backend, ctx.chunk
-    )
+    if torch.is_grad_enabled():  # create_graph=True: a differentiable backward
+        grad_b = diag_scan_op(
+            adjoint_lam(lam, ctx.reverse), grad_h, None, not ctx.reverse, ctx.backend, ctx.chunk
+        )
+        grad_lam, grad_h0 = lam_and_h0_grads(lam, h, h0, grad_b, ctx.reverse)
+    else:
+        grad_lam, grad_b, grad_h0 = diag_scan_backward_op(
+            lam, h, h0, grad_h, ctx.reverse, ctx.backend, ctx.chunk
+        )
     return grad_lam, grad_b, grad_h0 if h0 is not None else None, None, None, None
 
 

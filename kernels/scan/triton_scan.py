@@ -1,32 +1,42 @@
 """Triton forward and backward kernels for the diagonal complex scan.
 
 Complex tensors are read through ``torch.view_as_real`` as interleaved fp32 (real,
-imag) pairs with their own strides, so non-contiguous inputs need no copy. State and
-accumulation are fp32.
+imag) pairs; strides are passed in complex elements, so every access loads or stores a
+(real, imag) pair in one 64-bit access (a ``[..., 2]`` tile split with ``tl.split``), and
+non-contiguous inputs need no copy. State and accumulation are fp32.
 
-Three launches per scan, with parallelism over batch, channel blocks and time chunks:
+Two schedules, chosen by size (:func:`plan_scan`):
 
-1. ``_chunk_summary_kernel``: each program scans one time chunk of one batch element
-   for a block of channels from a zero state, keeping only the chunk's end state and
-   the product of its coefficients (no write of h).
-2. ``_carry_kernel``: a sequential scan over the chunk summaries gives the state
-   entering every chunk (h0 for the first one).
-3. ``_chunk_scan_kernel``: each program rescans its chunk from that carry and writes h.
-   Rescanning reads b once more (8 bytes per element) instead of the fix-up's read and
-   rewrite of h (16 bytes).
+- **Single pass** (one time chunk covering all of T): one program per (batch element,
+  channel block) walks the whole sequence, so ``b`` is read once and ``h`` written once
+  (16 bytes per element, the model). Used when batch and channels alone give enough
+  programs to fill a large GPU (``FILL_PROGRAMS``), and whenever ``chunk >= T``.
+- **Three passes** over time chunks, for more parallelism when B·N is small:
+
+  1. ``_chunk_summary_kernel``: each program scans one time chunk from a zero state,
+     keeping only the chunk's end state and the product of its coefficients;
+  2. ``_carry_kernel``: a sequential scan over the chunk summaries gives the state
+     entering every chunk (h0 for the first one);
+  3. ``_chunk_scan_kernel``: each program rescans its chunk from that carry and writes h
+     (the single pass is this kernel alone, its carry being h0).
+
+  Rescanning reads b once more (8 bytes per element) instead of the fix-up's read and
+  rewrite of h (16 bytes).
 
 Inside a chunk, tiles of ``BLOCK_T`` steps are scanned in registers with
 ``tl.associative_scan`` over the affine maps ``s -> mu*s + x`` and chained tile by tile.
 
 The backward pass is the same scan run the other way over ``grad_h`` with
-``conj(lam)`` (shifted one step when lam varies in time); its third kernel also forms
+``conj(lam)`` (shifted one step when lam varies in time); its last kernel also forms
 ``grad_lam_t = grad_b_t * conj(h_prev_t)``: per element when lam varies in time, else
-as per-program partial sums that a torch ``sum`` reduces (no atomics).
+as per-program partial sums that a torch ``sum`` reduces (no atomics). Bytes per
+element: :mod:`kernels.scan.traffic`.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 import torch
 import triton
@@ -35,11 +45,30 @@ import triton.language as tl
 # Launches of Triton kernels in this process; tests read it to prove the Triton path ran.
 LAUNCHES = 0
 
-MAX_CHUNK = 256  # time steps per program
+MAX_CHUNK = 256  # time steps per program of the three-pass schedule
 MIN_CHUNK = 32
 MIN_PROGRAMS = 1024  # enough to fill a large GPU several times over
+# (batch, channel block) programs from which the single pass alone fills an H100/H200:
+# about four resident programs of 4 warps per SM on 132 SMs.
+FILL_PROGRAMS = 512
 MAX_BLOCK_T = 32  # time steps per register tile
-MAX_BLOCK_N = 64  # channels per program
+MAX_BLOCK_N = 16  # channels per program: a 16-channel row is one 128-byte line
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    """How one scan is launched: time chunks (one chunk is the single pass), tile sizes
+    and warps per program."""
+
+    chunk: int
+    n_chunks: int
+    block_t: int
+    block_n: int
+    num_warps: int
+
+    @property
+    def single_pass(self) -> bool:
+        return self.n_chunks == 1
 
 
 @triton.jit
@@ -54,8 +83,30 @@ def _compose(ar, ai, xr, xi, br, bi, yr, yi):
 
 
 @triton.jit
+def _load_complex(ptr, off, mask):
+    # off counts complex elements: each (real, imag) pair is one 64-bit access.
+    pairs = tl.expand_dims(off * 2, len(off.shape)) + tl.arange(0, 2)
+    return tl.split(tl.load(ptr + pairs, mask=tl.expand_dims(mask, len(mask.shape)), other=0.0))
+
+
+@triton.jit
+def _store_complex(ptr, off, re, im, mask):
+    pairs = tl.expand_dims(off * 2, len(off.shape)) + tl.arange(0, 2)
+    tl.store(ptr + pairs, tl.join(re, im), mask=tl.expand_dims(mask, len(mask.shape)))
+
+
+@triton.jit
+def _shared_lam(lam_ptr, offs_n, mask_n, s_ln, ADJOINT: tl.constexpr):
+    # lam shared over batch and time: loaded once per program (conj for the backward).
+    lr, li = _load_complex(lam_ptr, offs_n * s_ln, mask_n)
+    if ADJOINT:
+        li = -li
+    return lr, li
+
+
+@triton.jit
 def _scan_tile(
-    x_ptr, lam_ptr, pid_b, t0, t_end, T, offs_n, mask_n,
+    x_ptr, lam_ptr, lr, li, pid_b, t0, t_end, T, offs_n, mask_n,
     s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
     BLOCK_T: tl.constexpr, VARYING: tl.constexpr, ADJOINT: tl.constexpr,
     REVERSE: tl.constexpr,
@@ -64,14 +115,13 @@ def _scan_tile(
 
     Returns (product of coefficients, state) at every row, both accumulated in scan
     order; rows past t_end are identity maps so they leave the scan unchanged. ADJOINT
-    uses the backward scan's coefficients conj(lam), shifted when lam varies in time.
+    uses the backward scan's coefficients conj(lam), shifted when lam varies in time;
+    (lr, li) is the shared lam when it does not vary.
     """
     t = t0 + tl.arange(0, BLOCK_T)[:, None]
     in_time = t < t_end
     valid = in_time & mask_n[None, :]
-    x_off = pid_b * s_xb + t * s_xt + offs_n[None, :] * s_xn
-    xr = tl.load(x_ptr + x_off, mask=valid, other=0.0)
-    xi = tl.load(x_ptr + x_off + 1, mask=valid, other=0.0)
+    xr, xi = _load_complex(x_ptr, pid_b * s_xb + t * s_xt + offs_n[None, :] * s_xn, valid)
     if VARYING:
         # The backward scan's coefficient at step t is lam of the step processed just
         # before it (t+1 for a reverse scan); off the ends it multiplies a zero state.
@@ -84,16 +134,13 @@ def _scan_tile(
             t_lam = t
         lam_ok = valid & (t_lam >= 0) & (t_lam < T)
         l_off = pid_b * s_lb + t_lam * s_lt + offs_n[None, :] * s_ln
-        mr = tl.load(lam_ptr + l_off, mask=lam_ok, other=0.0)
-        mi = tl.load(lam_ptr + l_off + 1, mask=lam_ok, other=0.0)
+        mr, mi = _load_complex(lam_ptr, l_off, lam_ok)
+        if ADJOINT:
+            mi = -mi
     else:
-        lr = tl.load(lam_ptr + offs_n * s_ln, mask=mask_n, other=0.0)
-        li = tl.load(lam_ptr + offs_n * s_ln + 1, mask=mask_n, other=0.0)
         rows = tl.zeros((BLOCK_T, 1), tl.float32)
         mr = lr[None, :] + rows
         mi = li[None, :] + rows
-    if ADJOINT:
-        mi = -mi
     mr = tl.where(in_time, mr, 1.0)
     mi = tl.where(in_time, mi, 0.0)
     return tl.associative_scan((mr, mi, xr, xi), 0, _compose, reverse=REVERSE)
@@ -115,12 +162,12 @@ def _last_row(v, BLOCK_T: tl.constexpr, REVERSE: tl.constexpr):
     return tl.sum(tl.where(rows == last, v, 0.0), axis=0)
 
 
-@triton.jit(do_not_specialize=["T", "s_xb", "s_xt", "s_lb", "s_lt"])
+@triton.jit(do_not_specialize=["T", "chunk", "s_xb", "s_xt", "s_lb", "s_lt"])
 def _chunk_summary_kernel(
     x_ptr, lam_ptr, end_ptr, prod_ptr,
-    T, N,
+    T, N, chunk,
     s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
-    CHUNK: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr,
     VARYING: tl.constexpr, ADJOINT: tl.constexpr, REVERSE: tl.constexpr,
 ):
     # int64 offsets: B*T*N*2 can exceed 2**31.
@@ -129,9 +176,13 @@ def _chunk_summary_kernel(
     n_chunks = tl.num_programs(1)
     offs_n = tl.program_id(2) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < N
-    lo = pid_c * CHUNK
-    hi = tl.minimum(lo + CHUNK, T)
+    lo = pid_c * chunk
+    hi = tl.minimum(lo + chunk, T)
     n_tiles = tl.cdiv(hi - lo, BLOCK_T)
+    lr = tl.zeros((BLOCK_N,), tl.float32)  # unused when lam varies
+    li = tl.zeros((BLOCK_N,), tl.float32)
+    if not VARYING:
+        lr, li = _shared_lam(lam_ptr, offs_n, mask_n, s_ln, ADJOINT)
 
     sr = tl.zeros((BLOCK_N,), tl.float32)
     si = tl.zeros((BLOCK_N,), tl.float32)
@@ -140,7 +191,7 @@ def _chunk_summary_kernel(
     for j in range(0, n_tiles):
         t0 = _tile_start(lo, j, n_tiles, BLOCK_T, REVERSE)
         ar, ai, xr, xi = _scan_tile(
-            x_ptr, lam_ptr, pid_b, t0, hi, T, offs_n, mask_n,
+            x_ptr, lam_ptr, lr, li, pid_b, t0, hi, T, offs_n, mask_n,
             s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
             BLOCK_T, VARYING, ADJOINT, REVERSE,
         )
@@ -150,11 +201,9 @@ def _chunk_summary_kernel(
         xi = _last_row(xi, BLOCK_T, REVERSE)
         pr, pi, sr, si = _compose(pr, pi, sr, si, ar, ai, xr, xi)
 
-    off = ((pid_b * n_chunks + pid_c) * N + offs_n) * 2
-    tl.store(end_ptr + off, sr, mask=mask_n)
-    tl.store(end_ptr + off + 1, si, mask=mask_n)
-    tl.store(prod_ptr + off, pr, mask=mask_n)
-    tl.store(prod_ptr + off + 1, pi, mask=mask_n)
+    off = (pid_b * n_chunks + pid_c) * N + offs_n
+    _store_complex(end_ptr, off, sr, si, mask_n)
+    _store_complex(prod_ptr, off, pr, pi, mask_n)
 
 
 @triton.jit(do_not_specialize=["n_chunks"])
@@ -168,8 +217,7 @@ def _carry_kernel(
     offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < N
     if HAS_INIT:
-        sr = tl.load(init_ptr + pid_b * s_ib + offs_n * s_in, mask=mask_n, other=0.0)
-        si = tl.load(init_ptr + pid_b * s_ib + offs_n * s_in + 1, mask=mask_n, other=0.0)
+        sr, si = _load_complex(init_ptr, pid_b * s_ib + offs_n * s_in, mask_n)
     else:
         sr = tl.zeros((BLOCK_N,), tl.float32)
         si = tl.zeros((BLOCK_N,), tl.float32)
@@ -178,26 +226,28 @@ def _carry_kernel(
             c = n_chunks - 1 - j
         else:
             c = j
-        off = ((pid_b * n_chunks + c) * N + offs_n) * 2
-        er = tl.load(end_ptr + off, mask=mask_n, other=0.0)
-        ei = tl.load(end_ptr + off + 1, mask=mask_n, other=0.0)
-        pr = tl.load(prod_ptr + off, mask=mask_n, other=0.0)
-        pi = tl.load(prod_ptr + off + 1, mask=mask_n, other=0.0)
-        tl.store(end_ptr + off, sr, mask=mask_n)
-        tl.store(end_ptr + off + 1, si, mask=mask_n)
+        off = (pid_b * n_chunks + c) * N + offs_n
+        er, ei = _load_complex(end_ptr, off, mask_n)
+        pr, pi = _load_complex(prod_ptr, off, mask_n)
+        _store_complex(end_ptr, off, sr, si, mask_n)
         sr, si = pr * sr - pi * si + er, pr * si + pi * sr + ei
 
 
-@triton.jit(do_not_specialize=["T", "s_xb", "s_xt", "s_lb", "s_lt", "s_hb", "s_ht"])
+@triton.jit(
+    do_not_specialize=["T", "chunk", "s_xb", "s_xt", "s_lb", "s_lt", "s_hb", "s_ht", "s_cb"]
+)
 def _chunk_scan_kernel(
     x_ptr, lam_ptr, carry_ptr, out_ptr, h_ptr, h0_ptr, grad_lam_ptr,
-    T, N,
-    s_xb, s_xt, s_xn, s_lb, s_lt, s_ln, s_hb, s_ht, s_hn, s_0b, s_0n,
-    CHUNK: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr,
+    T, N, chunk,
+    s_xb, s_xt, s_xn, s_lb, s_lt, s_ln, s_hb, s_ht, s_hn, s_0b, s_0n, s_cb, s_cc, s_cn,
+    BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr,
     VARYING: tl.constexpr, ADJOINT: tl.constexpr, REVERSE: tl.constexpr,
-    HAS_H0: tl.constexpr,
+    HAS_H0: tl.constexpr, HAS_CARRY: tl.constexpr,
 ):
     """Scans a chunk from its carry and writes the states to out (contiguous).
+
+    The carry of chunk c is at ``carry_ptr + b*s_cb + c*s_cc + n*s_cn`` (the carry
+    pass's buffer, or h0 itself in the single pass); zero without HAS_CARRY.
 
     With ADJOINT (the backward pass, x = grad_h and out = grad_b) it also forms
     grad_b_t * conj(h_prev_t), where h_prev_t is the forward state at the step the
@@ -210,22 +260,27 @@ def _chunk_scan_kernel(
     n_chunks = tl.num_programs(1)
     offs_n = tl.program_id(2) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < N
-    lo = pid_c * CHUNK
-    hi = tl.minimum(lo + CHUNK, T)
+    lo = pid_c * chunk
+    hi = tl.minimum(lo + chunk, T)
     n_tiles = tl.cdiv(hi - lo, BLOCK_T)
+    lr = tl.zeros((BLOCK_N,), tl.float32)  # unused when lam varies
+    li = tl.zeros((BLOCK_N,), tl.float32)
+    if not VARYING:
+        lr, li = _shared_lam(lam_ptr, offs_n, mask_n, s_ln, ADJOINT)
 
-    c_off = ((pid_b * n_chunks + pid_c) * N + offs_n) * 2
-    sr = tl.load(carry_ptr + c_off, mask=mask_n, other=0.0)
-    si = tl.load(carry_ptr + c_off + 1, mask=mask_n, other=0.0)
+    if HAS_CARRY:
+        sr, si = _load_complex(carry_ptr, pid_b * s_cb + pid_c * s_cc + offs_n * s_cn, mask_n)
+    else:
+        sr = tl.zeros((BLOCK_N,), tl.float32)
+        si = tl.zeros((BLOCK_N,), tl.float32)
     acc_r = tl.zeros((BLOCK_N,), tl.float32)
     acc_i = tl.zeros((BLOCK_N,), tl.float32)
     if ADJOINT and HAS_H0:
-        h0r = tl.load(h0_ptr + pid_b * s_0b + offs_n * s_0n, mask=mask_n, other=0.0)
-        h0i = tl.load(h0_ptr + pid_b * s_0b + offs_n * s_0n + 1, mask=mask_n, other=0.0)
+        h0r, h0i = _load_complex(h0_ptr, pid_b * s_0b + offs_n * s_0n, mask_n)
     for j in range(0, n_tiles):
         t0 = _tile_start(lo, j, n_tiles, BLOCK_T, REVERSE)
         ar, ai, xr, xi = _scan_tile(
-            x_ptr, lam_ptr, pid_b, t0, hi, T, offs_n, mask_n,
+            x_ptr, lam_ptr, lr, li, pid_b, t0, hi, T, offs_n, mask_n,
             s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
             BLOCK_T, VARYING, ADJOINT, REVERSE,
         )
@@ -233,9 +288,8 @@ def _chunk_scan_kernel(
         yi = ar * si[None, :] + ai * sr[None, :] + xi
         t = t0 + tl.arange(0, BLOCK_T)[:, None]
         valid = (t < hi) & mask_n[None, :]
-        o_off = (pid_b * T + t) * (N * 2) + offs_n[None, :] * 2
-        tl.store(out_ptr + o_off, yr, mask=valid)
-        tl.store(out_ptr + o_off + 1, yi, mask=valid)
+        o_off = (pid_b * T + t) * N + offs_n[None, :]
+        _store_complex(out_ptr, o_off, yr, yi, valid)
         sr = _last_row(yr, BLOCK_T, REVERSE)
         si = _last_row(yi, BLOCK_T, REVERSE)
 
@@ -246,8 +300,7 @@ def _chunk_scan_kernel(
                 t_prev = t + 1
             inside = (t_prev >= 0) & (t_prev < T)
             p_off = pid_b * s_hb + t_prev * s_ht + offs_n[None, :] * s_hn
-            pr = tl.load(h_ptr + p_off, mask=valid & inside, other=0.0)
-            pi = tl.load(h_ptr + p_off + 1, mask=valid & inside, other=0.0)
+            pr, pi = _load_complex(h_ptr, p_off, valid & inside)
             if HAS_H0:
                 pr = tl.where(inside, pr, h0r[None, :])
                 pi = tl.where(inside, pi, h0i[None, :])
@@ -255,15 +308,13 @@ def _chunk_scan_kernel(
             gr = yr * pr + yi * pi
             gi = yi * pr - yr * pi
             if VARYING:
-                tl.store(grad_lam_ptr + o_off, gr, mask=valid)
-                tl.store(grad_lam_ptr + o_off + 1, gi, mask=valid)
+                _store_complex(grad_lam_ptr, o_off, gr, gi, valid)
             else:
                 acc_r += tl.sum(tl.where(valid, gr, 0.0), axis=0)
                 acc_i += tl.sum(tl.where(valid, gi, 0.0), axis=0)
 
     if ADJOINT and not VARYING:
-        tl.store(grad_lam_ptr + c_off, acc_r, mask=mask_n)
-        tl.store(grad_lam_ptr + c_off + 1, acc_i, mask=mask_n)
+        _store_complex(grad_lam_ptr, (pid_b * n_chunks + pid_c) * N + offs_n, acc_r, acc_i, mask_n)
 
 
 def _block_t(chunk: int, T: int) -> int:
@@ -275,10 +326,24 @@ def _block_t(chunk: int, T: int) -> int:
 def _default_chunk(B: int, T: int, n_blocks: int) -> int:
     # Long chunks keep the sequential carry pass short; shorter ones add programs when
     # batch and channels alone cannot fill the GPU.
+    if B * n_blocks >= FILL_PROGRAMS:
+        return T
     chunk = MAX_CHUNK
     while chunk > MIN_CHUNK and B * n_blocks * triton.cdiv(T, chunk) < MIN_PROGRAMS:
         chunk //= 2
     return chunk
+
+
+def plan_scan(B: int, T: int, N: int, chunk: int = 0) -> ScanPlan:
+    """The launch plan of a ``(B, T, N)`` scan; ``chunk`` 0 picks the chunk by size, and a
+    chunk of at least T is the single pass."""
+    block_n = min(MAX_BLOCK_N, triton.next_power_of_2(N))
+    chunk = min(chunk or _default_chunk(B, T, triton.cdiv(N, block_n)), T)
+    block_t = _block_t(chunk if chunk < T else MAX_BLOCK_T, T)
+    # About 4 tile elements per thread: the (re, im) pairs of the four scan values then
+    # stay well under 64 registers.
+    num_warps = max(1, min(8, block_t * block_n // 128))
+    return ScanPlan(chunk, triton.cdiv(T, chunk), block_t, block_n, num_warps)
 
 
 def _scan(
@@ -292,55 +357,61 @@ def _scan(
     h: torch.Tensor | None = None,
     h0: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Runs the three kernels; with ``adjoint`` it is the backward scan (conj(lam),
+    """Runs the scan's kernels; with ``adjoint`` it is the backward scan (conj(lam),
     shifted coefficients for time-varying lam, fused grad_lam). Returns the states as an
     fp32 ``(B, T, N, 2)`` tensor and, with ``adjoint``, the raw grad_lam buffer."""
     global LAUNCHES
     B, T, N = x.shape
     varying = lam.dim() == 3
-    block_n = min(MAX_BLOCK_N, triton.next_power_of_2(N))
-    n_blocks = triton.cdiv(N, block_n)
-    chunk = chunk or _default_chunk(B, T, n_blocks)
-    block_t = _block_t(chunk, T)
-    n_chunks = triton.cdiv(T, chunk)
-    grid = (B, n_chunks, n_blocks)
+    plan = plan_scan(B, T, N, chunk)
+    n_blocks = triton.cdiv(N, plan.block_n)
+    grid = (B, plan.n_chunks, n_blocks)
 
-    xr = torch.view_as_real(x)
-    lr = torch.view_as_real(lam)
-    lam_strides = lr.stride()[:3] if varying else (0, 0, lr.stride(0))
+    lam_strides = lam.stride() if varying else (0, 0, lam.stride(0))
     f32 = dict(dtype=torch.float32, device=x.device)
     out = torch.empty((B, T, N, 2), **f32)
-    end = torch.empty((B, n_chunks, N, 2), **f32)
-    prod = torch.empty((B, n_chunks, N, 2), **f32)
     flags = dict(
-        CHUNK=chunk, BLOCK_T=block_t, BLOCK_N=block_n,
-        VARYING=varying, ADJOINT=adjoint, REVERSE=reverse,
+        BLOCK_T=plan.block_t, BLOCK_N=plan.block_n,
+        VARYING=varying, ADJOINT=adjoint, REVERSE=reverse, num_warps=plan.num_warps,
     )
-
-    init_r = torch.view_as_real(init) if init is not None else end
+    xr, lr, out_r = torch.view_as_real(x), torch.view_as_real(lam), out
     grad_lam = None
     h_r = h0_r = out  # placeholders where unused
+    h_strides, h0_strides = (0, 0, 0), (0, 0)
     if adjoint:
-        h_r = torch.view_as_real(h)
-        h0_r = torch.view_as_real(h0) if h0 is not None else out
-        grad_lam = torch.empty((B, T, N, 2) if varying else (B, n_chunks, N, 2), **f32)
+        h_r, h_strides = torch.view_as_real(h), h.stride()
+        if h0 is not None:
+            h0_r, h0_strides = torch.view_as_real(h0), h0.stride()
+        partial = (B, T, N, 2) if varying else (B, plan.n_chunks, N, 2)
+        grad_lam = torch.empty(partial, **f32)
 
     # Triton launches on the current CUDA device, so make it the tensors' device.
     on_device = torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
     with on_device:
-        _chunk_summary_kernel[grid](
-            xr, lr, end, prod, T, N, *xr.stride()[:3], *lam_strides, **flags
-        )
-        _carry_kernel[grid[0], grid[2]](
-            end, prod, init_r, n_chunks, N, *init_r.stride()[:2],
-            BLOCK_N=block_n, HAS_INIT=init is not None, REVERSE=reverse,
-        )
+        if plan.single_pass:
+            # The carry of the one chunk is the initial state itself.
+            carry = torch.view_as_real(init) if init is not None else out
+            carry_strides = (init.stride(0), 0, init.stride(1)) if init is not None else (0, 0, 0)
+        else:
+            end = torch.empty((B, plan.n_chunks, N, 2), **f32)
+            prod = torch.empty((B, plan.n_chunks, N, 2), **f32)
+            _chunk_summary_kernel[grid](
+                xr, lr, end, prod, T, N, plan.chunk, *x.stride(), *lam_strides, **flags
+            )
+            init_r = torch.view_as_real(init) if init is not None else end
+            _carry_kernel[grid[0], grid[2]](
+                end, prod, init_r, plan.n_chunks, N,
+                *(init.stride() if init is not None else (0, 0)),
+                BLOCK_N=plan.block_n, HAS_INIT=init is not None, REVERSE=reverse,
+            )
+            carry, carry_strides = end, (plan.n_chunks * N, N, 1)
+            LAUNCHES += 2
         _chunk_scan_kernel[grid](
-            xr, lr, end, out, h_r, h0_r, grad_lam if adjoint else out,
-            T, N, *xr.stride()[:3], *lam_strides, *h_r.stride()[:3], *h0_r.stride()[:2],
-            HAS_H0=h0 is not None, **flags,
+            xr, lr, carry, out_r, h_r, h0_r, grad_lam if adjoint else out,
+            T, N, plan.chunk, *x.stride(), *lam_strides, *h_strides, *h0_strides, *carry_strides,
+            HAS_H0=h0 is not None, HAS_CARRY=init is not None or not plan.single_pass, **flags,
         )
-    LAUNCHES += 3
+    LAUNCHES += 1
     return out, grad_lam
 
 

@@ -5,10 +5,15 @@ Neural chains ``½(1 − w_L⋯w_1)²`` of depth 4–64 from a constant and a un
 train loss after the budget).
 """
 
+import re
+
 from suites.api import Budget, Metric
 from suites.chain.deep_mlp import DeepMLPTask
 from suites.chain.neural_chain import METRIC, ChainTask, chain_description
 
+DEMO_TASKS = ("chain",)
+POSITION = 10
+PLOT_LABELS = {"steps_to_escape": "steps to escape"}
 DEPTHS = (4, 8, 16, 32, 64)
 INITS = ("const", "uniform")
 #: At quick, gradient descent leaves the constant chain at depths 4 and 8 (about 60 steps)
@@ -45,3 +50,9 @@ def tasks() -> list:
         metric=Metric(name="train_loss", higher_is_better=False, unit="nats"),
     )
     return chains + [mlp]
+
+
+def task_axis(task_name: str) -> tuple[str, float, str] | None:
+    """The chains' depth, one panel per initialisation: ``("depth", 8, "init: const")``."""
+    match = re.fullmatch(r"chain/depth-(\d+)-(\w+)", task_name)
+    return ("depth", int(match.group(1)), f"init: {match.group(2)}") if match else None

@@ -99,7 +99,8 @@ class DeepMLPTask(BaseTask):
             }
 
         return Problem(
-            param_groups=[{"params": params}],
+            param_groups=[{"params": params, "param_names": [
+                f"layer{i // 2}.{('weight', 'bias')[i % 2]}" for i in range(len(params))]}],
             loss=loss,
             evaluate=evaluate,
             steps=steps,

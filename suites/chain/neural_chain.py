@@ -69,7 +69,7 @@ class ChainTask(BaseTask):
             return {"steps_to_escape": escaped_at[0], "loss": current_loss()}
 
         return Problem(
-            param_groups=[{"params": [w]}],
+            param_groups=[{"params": [w], "param_names": ["w"]}],
             loss=lambda step: chain_loss(w),
             evaluate=evaluate,
             steps=self.budgets.steps(budget),

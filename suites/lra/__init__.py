@@ -10,9 +10,17 @@ or read from the LRA release; Text, Retrieval and Image need the release's files
 
 from suites.api import Budget
 from suites.lra import files, listops
+from suites.lra.cli import add_commands, add_options, apply_options
 from suites.lra.pathfinder import pathfinder_tasks
 from suites.lra.task import SCORE_NOTE, TEST_ACCURACY
 
+__all__ = ["DEMO_OPTIMIZERS", "DEMO_TASKS", "POSITION", "add_commands", "add_options",
+           "apply_options", "tasks"]
+
+POSITION = 30
+#: ``lsb demo`` trains the LRU on these tasks (minutes each) with a few built-ins only.
+DEMO_TASKS = ("lra/listops", "lra/pathfinder")
+DEMO_OPTIMIZERS = ("adamw", "ngn", "sgd")
 _SCORE = SCORE_NOTE
 _TABLE_9 = "full: Table 9's model, weight decay 0.05. "
 

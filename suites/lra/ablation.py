@@ -20,8 +20,8 @@ from pathlib import Path
 from suites import registry
 from suites.atomic import atomic_open
 from suites.lra.model import DESIGN_STEPS
-from suites.runner import execute, warm_up
 from suites.submission import load_submission
+from suites.training import execute, warm_up
 
 
 def with_design_step(task, budget: str, step: str):

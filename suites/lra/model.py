@@ -504,11 +504,13 @@ def lru_param_groups(
         owner, _, leaf = name.rpartition(".")
         layer = model.get_submodule(owner)
         is_recurrent = isinstance(layer, (LRU, DenseRNN)) and leaf in RECURRENT_PARAMETERS
-        (recurrent if is_recurrent else other).append(param)
-    rest: dict[str, Any] = {"name": "other", "params": other}
+        (recurrent if is_recurrent else other).append((name, param))
+    rest: dict[str, Any] = {"name": "other", "params": [p for _, p in other],
+                            "param_names": [n for n, _ in other]}
     if weight_decay is not None:
         rest["weight_decay"] = weight_decay
     return [
-        {"name": "recurrent", "params": recurrent, "lr_scale": lr_factor, "weight_decay": 0.0},
+        {"name": "recurrent", "params": [p for _, p in recurrent],
+         "param_names": [n for n, _ in recurrent], "lr_scale": lr_factor, "weight_decay": 0.0},
         rest,
     ]

@@ -11,6 +11,14 @@ from suites.valley.linear_net import LinearNetTask
 from suites.valley.widening import METRIC as VALLEY_METRIC
 from suites.valley.widening import WideningValleyTask
 
+DEMO_TASKS = ("valley",)
+POSITION = 20
+PLOT_LABELS = {
+    "hessian_trace": "Hessian trace Tr ∇²f",
+    "u_sq_norm": "‖u‖²",
+    "v_sq": "v²",
+    "effective_loss": "effective loss f_σ^eff",
+}
 #: Anti-PGD in the exact setting of Thm 6.3.2 (η = α/(2D)) needs about 5,000 steps to
 #: leave through the flat side; with an 8× larger step it takes about 450.
 VALLEY_BUDGET = Budget(smoke=100, quick=600, full=10_000)

@@ -71,7 +71,7 @@ class LinearNetTask(BaseTask):
             }
 
         return Problem(
-            param_groups=[{"params": [w1, w2]}],
+            param_groups=[{"params": [w1, w2], "param_names": ["w1", "w2"]}],
             loss=lambda step: effective_loss(w1, w2, x, y, 0.0),
             evaluate=evaluate,
             steps=self.budgets.steps(budget),

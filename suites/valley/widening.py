@@ -78,7 +78,7 @@ class WideningValleyTask(BaseTask):
                 }
 
         return Problem(
-            param_groups=[{"params": [x]}],
+            param_groups=[{"params": [x], "param_names": ["x"]}],
             loss=lambda step: valley_loss(x),
             evaluate=evaluate,
             steps=self.budgets.steps(budget),
@@ -87,5 +87,5 @@ class WideningValleyTask(BaseTask):
 
     def score(self, metrics, steps_run, status):
         if metrics.get("loss", math.inf) > self.loss_tolerance:
-            return self.failed_score()
+            return self.metric.failed_score
         return super().score(metrics, steps_run, status)

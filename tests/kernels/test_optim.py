@@ -12,73 +12,26 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from optim_helpers import (
+    ATOL_FP16,
+    ATOL_FP32,
+    BACKENDS,
+    Net,
+    adamw_state,
+    assert_close_fp32,
+    awkward_tensors,
+    chunk_for,
+    clone_all,
+    closure_for,
+    data,
+    launches,
+    one_thread,  # noqa: F401 (an autouse fixture)
+    train,
+)
 
 from kernels.optim import NGN, Adam, AdamW, adamw_step_ref, ngn_step_ref
 from kernels.optim import triton_optim as T
 from kernels.optim.reference import grad_sq_norms_ref, ngn_update_ref
-
-BACKENDS = ["torch", "triton"]
-
-# fp32 round-off bound after hundreds of steps: |Δp| <= ATOL_FP32 * (1 + |p|).
-ATOL_FP32 = 2e-6
-# fp16 parameters: fp32 round-off may move a result across an fp16 rounding boundary,
-# so the two backends may differ by one fp16 ulp (<= 2^-10 |p|).
-ATOL_FP16 = 2.0**-10
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These tensors are tiny: on a shared 2-core machine, torch's thread pool only
-    # oversubscribes the cores (a 100x slowdown here), so run single-threaded.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def assert_close_fp32(actual, expected, bound=ATOL_FP32):
-    for a, e in zip(actual, expected, strict=True):
-        if a.numel() == 0:
-            continue
-        a = torch.view_as_real(a) if a.is_complex() else a
-        e = torch.view_as_real(e) if e.is_complex() else e
-        err = ((a.detach() - e.detach()).abs() / (1 + e.detach().abs())).max().item()
-        assert err <= bound, f"max |Δ|/(1+|p|) = {err:.3g} > {bound:.3g}"
-
-
-class Net(torch.nn.Module):
-    """A small MLP with awkward shapes, one layer spanning two 1024-blocks, and a
-    complex parameter (handled as real pairs, as in the LRU)."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc1 = torch.nn.Linear(13, 37)
-        self.fc2 = torch.nn.Linear(37, 41)
-        self.fc3 = torch.nn.Linear(41, 1)
-        self.z = torch.nn.Parameter(0.3 * torch.randn(4, 3, dtype=torch.complex64))
-
-    def forward(self, x):
-        h = torch.tanh(self.fc2(torch.tanh(self.fc1(x))))
-        mix = (x[:, :4].to(torch.complex64) @ self.z).abs().pow(2).sum(1, keepdim=True)
-        return self.fc3(h) + 0.1 * mix
-
-    def groups(self):
-        """Per-group lr and weight decay; the last group has no decay."""
-        return [
-            {"params": self.fc1.parameters(), "lr": 3e-3, "weight_decay": 0.1},
-            {"params": self.fc2.parameters()},
-            {"params": [*self.fc3.parameters(), self.z], "lr": 5e-3, "weight_decay": 0.0},
-        ]
-
-
-def data(n=32):
-    x = torch.randn(n, 13)
-    return x, torch.sin(x[:, :1]) + 0.1 * x[:, 1:2]
-
-
-def launches(name):
-    return T.LAUNCHES[name]
-
 
 # --------------------------------------------------------------------------- AdamW
 
@@ -125,22 +78,6 @@ def test_adamw_with_zero_lr_moves_only_the_moments(backend):
     assert opt.state[p]["exp_avg"].tolist() == pytest.approx([0.0, 0.1, -0.3])
 
 
-def awkward_tensors(dtype=torch.float32):
-    """Odd lengths, one tensor over several programs (with chunk=2048), an empty one,
-    a transposed (dense, non-contiguous) one and 100 tiny ones."""
-    shapes = [(1,), (3,), (1023,), (1025,), (5003,), (0,), (17, 3)]
-    shapes += [(int(n),) for n in torch.randint(1, 40, (100,))]
-    params = [torch.randn(s).to(dtype) for s in shapes]
-    params.append(torch.randn(7, 5).to(dtype).t())
-    grads = [torch.randn(p.shape).to(dtype) for p in params]  # the last has other strides
-    return params, grads
-
-
-def clone_all(tensors):
-    """Copies with the same strides (``clone`` preserves a dense layout)."""
-    return [t.clone() for t in tensors]
-
-
 @pytest.mark.parametrize(
     "dtype,betas",
     [(torch.float32, (0.9, 0.999)), (torch.float32, (0.0, 0.99)), (torch.float16, (0.9, 0.999))],
@@ -148,18 +85,13 @@ def clone_all(tensors):
 )
 def test_fused_adamw_matches_reference_on_awkward_tensors(dtype, betas):
     params, grads = awkward_tensors(dtype)
-    state = lambda: (
-        [torch.zeros_like(p, dtype=torch.float32) for p in params],
-        [torch.zeros_like(p, dtype=torch.float32) for p in params],
-        [torch.zeros(()) for _ in params],
-    )
     ref_params, fused_params = clone_all(params), clone_all(params)
-    ref_state, fused_state = state(), state()
+    ref_state, fused_state = adamw_state(params), adamw_state(params)
     hp = dict(lr=1e-2, beta1=betas[0], beta2=betas[1], eps=1e-8, weight_decay=0.1)
     before = launches("adamw")
     for _ in range(2):
         adamw_step_ref(ref_params, grads, *ref_state, **hp)
-        T.adamw_step_triton(fused_params, grads, *fused_state, **hp, chunk=2048)
+        T.adamw_step_triton(fused_params, grads, *fused_state, **hp, chunk=chunk_for(dtype))
     assert launches("adamw") - before == 2
     assert_close_fp32(fused_params, ref_params, ATOL_FP32 if dtype == torch.float32 else ATOL_FP16)
     for fused, ref in zip(fused_state, ref_state, strict=True):
@@ -182,16 +114,6 @@ def ngn_transcription(params, loss_fn, sigma, steps):
                 p -= gamma * g
         gammas.append(gamma.item())
     return gammas
-
-
-def closure_for(model, opt, x, y):
-    def closure():
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        loss.backward()
-        return loss
-
-    return closure
 
 
 @pytest.mark.parametrize("c", [0.0, 0.25])
@@ -349,7 +271,8 @@ def test_fused_ngn_matches_reference_on_awkward_tensors(dtype, momentum):
     params, grads = awkward_tensors(dtype)
     halves = [grads[: len(grads) // 2], grads[len(grads) // 2 :]]
     before = launches("sq_norm")
-    fused_norms = T.grad_sq_norms_triton(halves, chunk=2048)
+    chunk = chunk_for(dtype)
+    fused_norms = T.grad_sq_norms_triton(halves, chunk=chunk)
     assert launches("sq_norm") - before == 1  # one reduction over both lists
     for fused, ref in zip(fused_norms, grad_sq_norms_ref(halves), strict=True):
         assert fused.item() == pytest.approx(ref.item(), rel=1e-5)
@@ -360,7 +283,7 @@ def test_fused_ngn_matches_reference_on_awkward_tensors(dtype, momentum):
     gamma = torch.tensor(0.37)
     for _ in range(2):
         ngn_update_ref(ref_params, grads, ref_bufs, gamma, 0.1, momentum)
-        T.ngn_update_triton(fused_params, grads, fused_bufs, gamma, 0.1, momentum, chunk=2048)
+        T.ngn_update_triton(fused_params, grads, fused_bufs, gamma, 0.1, momentum, chunk=chunk)
     assert_close_fp32(fused_params, ref_params, ATOL_FP32 if dtype == torch.float32 else ATOL_FP16)
     if momentum:
         assert_close_fp32(fused_bufs, ref_bufs)
@@ -377,12 +300,6 @@ def test_ngn_step_functions_agree():
 
 
 # --------------------------------------------------------------------------- state
-
-
-def train(model, opt, steps, x, y):
-    closure = closure_for(model, opt, x, y)
-    for _ in range(steps):
-        opt.step(closure)
 
 
 OPTIMIZERS = {
@@ -459,23 +376,23 @@ def test_low_precision_parameters_are_rounded_once(make, dtype):
 # --------------------------------------------------------------------------- backends
 
 
-def test_lsb_backend_overrides_auto(monkeypatch):
+def test_lsb_optim_backend_overrides_auto(monkeypatch):
     p = torch.nn.Parameter(torch.randn(5))
     p.grad = torch.randn(5)
-    monkeypatch.setenv("LSB_BACKEND", "triton")
+    monkeypatch.setenv("LSB_OPTIM_BACKEND", "triton")
     before = launches("adamw")
     AdamW([p]).step()
     assert launches("adamw") - before == 1
-    monkeypatch.setenv("LSB_BACKEND", "chunked")  # the scan's reference backend: torch
+    monkeypatch.setenv("LSB_OPTIM_BACKEND", "torch")
     AdamW([p]).step()
     assert launches("adamw") - before == 1
-    monkeypatch.setenv("LSB_BACKEND", "cuda")
-    with pytest.raises(ValueError, match="LSB_BACKEND"):
+    monkeypatch.setenv("LSB_OPTIM_BACKEND", "chunked")  # the scan's word, not the optimizers'
+    with pytest.raises(ValueError, match="LSB_OPTIM_BACKEND='chunked'.*auto, torch, triton"):
         AdamW([p]).step()
 
 
 def test_auto_uses_torch_on_cpu(monkeypatch):
-    monkeypatch.delenv("LSB_BACKEND", raising=False)
+    monkeypatch.delenv("LSB_OPTIM_BACKEND", raising=False)
     p = torch.nn.Parameter(torch.randn(5))
     p.grad = torch.randn(5)
     before = launches("adamw") + launches("ngn")
@@ -601,13 +518,8 @@ def test_fused_adamw_on_cuda(dtype):
     shapes = [(1 << 22,), (4097, 33)] + [(int(n),) for n in torch.randint(1, 5000, (1000,))]
     params = [torch.randn(s, device="cuda").to(dtype) for s in shapes]
     grads = [torch.randn(s, device="cuda").to(dtype) for s in shapes]
-    state = lambda: (
-        [torch.zeros_like(p, dtype=torch.float32) for p in params],
-        [torch.zeros_like(p, dtype=torch.float32) for p in params],
-        [torch.zeros((), device="cuda") for _ in params],
-    )
     ref_params, fused_params = clone_all(params), clone_all(params)
-    ref_state, fused_state = state(), state()
+    ref_state, fused_state = adamw_state(params), adamw_state(params)
     hp = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1)
     for _ in range(10):
         adamw_step_ref(ref_params, grads, *ref_state, **hp)

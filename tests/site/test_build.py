@@ -20,8 +20,9 @@ from suites.api import Budget, Metric, Problem
 from suites.common import BaseTask
 from suites.executors import LocalExecutor
 from suites.results import ResultStore
-from suites.runner import run_sweep
+from suites.sitegen import pages
 from suites.submission import load_submission, validate_submission
+from suites.tuning import run_sweep
 
 
 class _Links(HTMLParser):
@@ -161,6 +162,7 @@ def test_two_builds_are_byte_identical(built_site, results_dir, tmp_path):
 
 
 def test_empty_results_directory(tmp_path):
+    (tmp_path / "no-results").mkdir()
     index = sitegen.build_site(tmp_path / "no-results", tmp_path / "site")
     text = index.read_text()
     assert "No results yet" in text
@@ -171,21 +173,25 @@ def test_empty_results_directory(tmp_path):
 
 def test_failed_build_keeps_the_previous_site(tmp_path, monkeypatch):
     out = tmp_path / "site"
+    (tmp_path / "results").mkdir()
     sitegen.build_site(tmp_path / "results", out)
     before = (out / "index.html").read_bytes()
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(sitegen, "_kernels_page", broken)
+    monkeypatch.setattr(pages, "kernels_page", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         sitegen.build_site(tmp_path / "results", out)
     assert (out / "index.html").read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # no staging left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results", "site"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".lsb-staging")]
 
 
 def test_rebuild_keeps_the_asv_dashboard(tmp_path):
     out = tmp_path / "site"
+    (tmp_path / "results").mkdir()
+    sitegen.build_site(tmp_path / "results", out)
     (out / "asv").mkdir(parents=True)
     (out / "asv" / "index.html").write_text("<html>asv</html>")
     (out / "stale.html").write_text("from an older build")
@@ -199,6 +205,7 @@ def test_rebuild_keeps_the_asv_dashboard(tmp_path):
 
 
 def test_site_commands_on_a_parser(tmp_path, capsys):
+    (tmp_path / "r").mkdir()
     parser = argparse.ArgumentParser(prog="lsb")
     sitegen.add_commands(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["site", "build", "--results", str(tmp_path / "r"),
@@ -216,6 +223,7 @@ def test_lsb_site_build(tmp_path, capsys):
     from suites.cli import main
 
     out = tmp_path / "out"
+    (tmp_path / "r").mkdir()
     assert main(["site", "build", "--results", str(tmp_path / "r"), "--out", str(out)]) == 0
     assert (out / "index.html").is_file()
     assert "site: open file://" in capsys.readouterr().out

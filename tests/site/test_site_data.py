@@ -39,7 +39,7 @@ def test_malformed_record_is_a_problem_not_a_crash(tmp_path, results_dir):
     loaded = site_data.load_results(tmp_path)
     assert loaded.runs.empty
     assert [p.path for p in loaded.problems] == ["runs/valley/widening/x/bad.json"]
-    assert "TypeError" in loaded.problems[0].reason
+    assert "field optimizer: Input should be a valid dictionary" in loaded.problems[0].reason
 
 
 def test_empty_results(tmp_path):
@@ -79,7 +79,7 @@ def test_profile_curves_are_monotone_and_end_at_solved_share(results):
 
 def test_sweep_frame_marks_the_diverged_config(results):
     sweep = site_data.sweep_frame(results.runs, "quick", "sgd")
-    valley = sweep[sweep["task"] == "valley/widening"].set_index("config")
+    valley = sweep[sweep["task"] == "valley/widening"].set_index("config_key")
     diverged = valley.loc['{"lr":0.1}']
     assert diverged["statuses"] == "diverged 1"
     assert math.isinf(diverged["ratio"]) and not diverged["near_best"]
@@ -87,7 +87,7 @@ def test_sweep_frame_marks_the_diverged_config(results):
     assert best["ratio"] == 1.0 and best["near_best"] and best["succeeded"] == 1
     assert all(f.startswith("runs/valley/widening/sgd/") for f in best["files"])
     # higher-is-better ratios are best / score
-    lra = sweep[sweep["task"] == "lra/listops"].set_index("config")
+    lra = sweep[sweep["task"] == "lra/listops"].set_index("config_key")
     assert lra.loc['{"lr":0.01}', "ratio"] == pytest.approx(0.35 / 0.30)
 
 

@@ -126,15 +126,14 @@ def test_tasks_without_their_data_are_listed_and_skipped(fake_registry, results,
 def test_demo_runs_its_suites_for_all_and_the_lra_tasks_for_a_few(
     fake_registry, write_submission, results, monkeypatch, capsys, tmp_path
 ):
-    from suites import cli, registry, sitegen
+    from suites import registry, sitegen
 
     fake_registry[:] = [QuadraticTask(), QuadraticTask(name="extra/quadratic", suite="extra")]
     lion = write_submission(LION_SOURCE, "lion.py")
     gd = registry.builtin_optimizer_paths()["gd"]
     monkeypatch.setattr(registry, "builtin_optimizer_paths", lambda: {"gd": gd, "lion": lion})
-    monkeypatch.setattr(cli, "DEMO_SUITES", ("fake",))
-    monkeypatch.setattr(cli, "DEMO_LRA_TASKS", ("extra/quadratic", "extra/absent"))
-    monkeypatch.setattr(cli, "DEMO_LRA_OPTIMIZERS", ("gd",))
+    monkeypatch.setattr(registry, "demo_plan", lambda: [
+        (["fake"], None), (["extra/quadratic", "extra/absent"], ["gd"])])
     built = {}
     monkeypatch.setattr(sitegen, "build_site",
                         lambda root: built.setdefault("index", tmp_path / "site/index.html"))
@@ -159,3 +158,15 @@ def test_data_directories_reach_the_tasks_through_the_environment(fake_registry,
                  "list"]) == 0
     assert cache_dir() == tmp_path / "cache" and default_root() == tmp_path / "lra"
     assert os.environ["LSB_DATA_DIR"] == str(tmp_path / "cache")  # undone by monkeypatch
+
+
+def test_doctor_prints_both_kernel_backends_and_names_the_valid_values(monkeypatch, capsys):
+    monkeypatch.delenv("LSB_SCAN_BACKEND", raising=False)
+    monkeypatch.delenv("LSB_OPTIM_BACKEND", raising=False)
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "$LSB_SCAN_BACKEND = unset (auto); valid: auto, sequential, chunked, triton" in out
+    assert "$LSB_OPTIM_BACKEND = unset (auto); valid: auto, torch, triton" in out
+    monkeypatch.setenv("LSB_OPTIM_BACKEND", "cuda")
+    assert main(["doctor"]) == 2
+    assert "LSB_OPTIM_BACKEND='cuda'" in capsys.readouterr().out

@@ -11,23 +11,13 @@ import torch
 from engine_fakes import GD_SOURCE, LION_SOURCE, FailingTask, QuadraticTask, SlowTask
 
 from suites import registry
-from suites.api import Problem
+from suites.api import EVAL_SEED_OFFSET, Problem
 from suites.executors import LocalExecutor
 from suites.results import SCHEMA_VERSION, ResultStore, run_key
-from suites.runner import (
-    EVAL_SEED_OFFSET,
-    execute,
-    optimizer_param_groups,
-    optimizer_state_bytes,
-    run_sweep,
-    select_best_config,
-)
-from suites.submission import (
-    InvalidSubmission,
-    expand_search_space,
-    load_submission,
-    validate_submission,
-)
+from suites.search_space import expand_search_space
+from suites.submission import InvalidSubmission, load_submission, validate_submission
+from suites.training import execute, optimizer_param_groups, optimizer_state_bytes
+from suites.tuning import run_sweep, select_best_config
 
 # --------------------------------------------------------------------------- search spaces
 
@@ -396,10 +386,67 @@ def test_builtin_optimizers_are_the_public_files_of_the_optimizers_package():
     assert all(p.parent == registry.OPTIMIZERS_DIR and p.suffix == ".py" for p in paths.values())
 
 
-def test_run_processes_flush_subnormals():
-    """The chunked scan's λ^k of small eigenvalues underflow; subnormals are 10-100x slower."""
-    from suites.runner import warm_up
+def test_run_processes_keep_pytorchs_floating_point_defaults():
+    """No process-wide flush-to-zero: a submission's numerics are its own."""
+    from suites.training import warm_up
 
     warm_up()
-    assert (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0
-    assert (torch.tensor([1e-30], dtype=torch.float32) * 1.0).item() == pytest.approx(1e-30)
+    assert (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == pytest.approx(1e-39)
+
+
+FLOAT32_STATE_SOURCE = '''
+import torch
+
+name = "f32-momentum"
+search_space = {"lr": [0.05]}
+lr_key = "lr"
+
+
+class Float32Momentum(torch.optim.Optimizer):
+    """Heavy ball whose buffer is float32 whatever the parameters are."""
+
+    def __init__(self, params, lr):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure):
+        with torch.enable_grad():
+            loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                buf = self.state[p].setdefault("buf", torch.zeros_like(p, dtype=torch.float32))
+                buf.mul_(0.9).add_(p.grad.float())
+                p.sub_(group["lr"] * buf.to(p.dtype))
+        return loss
+
+
+def build(param_groups, lr):
+    return Float32Momentum(param_groups, lr)
+'''
+
+
+def test_a_float32_state_optimizer_on_a_float64_chain_runs_as_it_does_outside(write_submission):
+    """The same steps by hand and through the runner give the same losses, bit for bit:
+    the runner sets no floating-point mode of its own."""
+    from suites.chain.neural_chain import chain_loss
+    from suites.training import seed_everything
+
+    submission = load_submission(write_submission(FLOAT32_STATE_SOURCE))
+    task = registry.get_task("chain/depth-16-uniform")
+    result = execute(task, submission, {"lr": 0.05}, 0, "quick")
+    assert result.status == "ok" and result.steps_run == task.budgets.quick
+
+    seed_everything(task.name, 0)
+    (w,) = task.setup(0, "quick").param_groups[0]["params"]
+    optimizer = submission.build([{"params": [w]}], lr=0.05)
+    losses = []
+
+    def closure():
+        optimizer.zero_grad()
+        loss = chain_loss(w)
+        loss.backward()
+        return loss
+
+    for _ in range(result.steps_run):
+        losses.append(float(optimizer.step(closure)))
+    assert result.curve["loss"] == losses  # 300 steps: the curve keeps every one

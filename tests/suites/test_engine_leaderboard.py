@@ -98,7 +98,7 @@ def test_task_table_mean_std_success_and_rank(runs):
     assert list(accuracy.sort_values("rank").index) == ["adam", "sgd", "lion"]
     assert accuracy.loc["lion", "success_rate"] == 0.5
     assert accuracy.loc["lion", "score_mean"] == -math.inf
-    assert accuracy.loc["adam", "config"] == '{"lr":0.01}'
+    assert accuracy.loc["adam", "config_key"] == '{"lr":0.01}'
 
 
 def test_performance_ratios_and_profile_score(runs):
@@ -149,3 +149,24 @@ def test_overall_table(runs):
     assert overall.loc["adam", "tasks_solved"] == 2 and overall.loc["lion", "tasks_solved"] == 1
     assert overall.loc["adam", "robustness"] == pytest.approx(0.75)
     assert (overall["tasks"] == 2).all()
+
+
+def test_overhead_compares_only_with_sgd_on_the_same_machine():
+    from suites import leaderboard
+
+    def run(optimizer, task, machine, seconds):
+        return {"task": task, "budget": "quick", "phase": "eval", "status": "ok",
+                "optimizer": {"name": optimizer, "source_hash": optimizer},
+                "hparams": {"lr": 0.1}, "seed": 1000, "score": 1.0, "steps_run": 10,
+                "timing": {"time_per_step_s": seconds}, "state_bytes": 8, "param_bytes": 8,
+                "created": "2026-12-01T00:00:00+00:00", "env": {"device": "cpu: x",
+                                                                "hostname": machine}}
+
+    runs = leaderboard.runs_frame([
+        run("sgd", "t/a", "here", 1.0), run("adam", "t/a", "here", 3.0),
+        run("sgd", "t/b", "here", 1.0), run("adam", "t/b", "elsewhere", 100.0),
+        run("lion", "t/a", "elsewhere", 2.0),
+    ])
+    table = leaderboard.overhead(runs)
+    assert table.loc["adam", "time_vs_sgd"] == pytest.approx(3.0)  # t/b ran on another host
+    assert math.isnan(table.loc["lion", "time_vs_sgd"])  # no sgd run shares its machine

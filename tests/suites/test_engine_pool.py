@@ -13,8 +13,8 @@ from engine_fakes import GD_SOURCE, QuadraticTask
 from suites.api import Problem, RunSpec
 from suites.executors import LocalExecutor
 from suites.results import ResultStore
-from suites.runner import run_sweep
 from suites.submission import load_submission
+from suites.tuning import run_sweep
 
 
 @dataclass

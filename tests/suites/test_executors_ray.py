@@ -29,8 +29,8 @@ from test_engine_pool import HangingTask
 from suites.cli import UsageError, _executor, build_parser, main
 from suites.executors import LocalExecutor, RayExecutor
 from suites.results import ResultStore
-from suites.runner import run_sweep
 from suites.submission import load_submission
+from suites.tuning import run_sweep
 
 QUADRATICS = (QuadraticTask(), QuadraticTask(name="fake/quadratic-2"))
 

@@ -19,8 +19,8 @@ from suites.lra.model import LRUConfig
 from suites.lra.problem import warmup_cosine
 from suites.lra.task import FULL_WEIGHT_DECAY, Scale
 from suites.registry import builtin_optimizer_paths
-from suites.runner import execute
 from suites.submission import load_submission
+from suites.training import execute
 
 TINY = pathfinder.PathfinderSettings(resolution=16, contour_length=3, distractors=0)
 

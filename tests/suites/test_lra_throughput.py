@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -45,3 +46,27 @@ def test_bad_arguments_are_usage_errors(tmp_path):
         throughput.main(["--tasks", "lra/no-such-task", "--out", str(tmp_path / "x.json")])
     with pytest.raises(SystemExit):
         throughput.main(["--steps", "0"])
+
+
+def test_every_row_takes_the_same_optimizer_step(monkeypatch, one_thread):
+    # Only the scan backend varies; the optimizer backend is resolved once, and the scan's
+    # variable is the one set (never the optimizers').
+    seen = []
+
+    def spy(task, budget, backend, steps, warmup, optimizer_backend="torch"):
+        seen.append((backend, optimizer_backend, os.environ.get("LSB_OPTIM_BACKEND")))
+        return 1.0
+
+    monkeypatch.delenv("LSB_OPTIM_BACKEND", raising=False)
+    monkeypatch.setattr(throughput, "steps_per_second", spy)
+    report = throughput.measure(["lra/listops"], "smoke", ["sequential", "chunked"], 1, 0)
+    assert [s[0] for s in seen] == ["sequential", "chunked"]
+    assert {s[1] for s in seen} == {"torch"} and {s[2] for s in seen} == {None}
+    assert report["optimizer"] == "kernels.optim.AdamW(backend='torch')"
+
+
+def test_the_scan_variable_is_set_only_while_timing(monkeypatch, one_thread):
+    monkeypatch.delenv("LSB_SCAN_BACKEND", raising=False)
+    task = throughput.registry.get_task("lra/listops")
+    throughput.steps_per_second(task, "smoke", "chunked", steps=1, warmup=0)
+    assert "LSB_SCAN_BACKEND" not in os.environ

@@ -9,8 +9,8 @@ import torch
 
 from suites.optimizers._noise import GRASP, LGRASP, PGD, AntiPGD
 from suites.optimizers._scalar_step import AdaGradNorm, DecSPS, SPSMax
-from suites.runner import optimizer_param_groups
 from suites.submission import load_submission
+from suites.training import optimizer_param_groups
 
 OPTIMIZERS_DIR = Path(__file__).resolve().parents[2] / "suites" / "optimizers"
 BUILT_INS = sorted(p.stem for p in OPTIMIZERS_DIR.glob("[a-z]*.py"))

@@ -1,4 +1,4 @@
-"""The thesis' results, reproduced through the real training loop (``suites.runner``).
+"""The thesis' results, reproduced through the real training loop (``suites.training``).
 
 - §3.2, Prop. 3.2.4: gradient descent's escape time from the chain's plateau grows
   exponentially with depth, RMSprop's and Adam's barely grows.
@@ -14,8 +14,8 @@ import pytest
 
 from suites.api import Budget
 from suites.registry import get_task
-from suites.runner import execute
 from suites.submission import load_submission
+from suites.training import execute
 
 OPTIMIZERS_DIR = Path(__file__).resolve().parents[2] / "suites" / "optimizers"
 GD_STEPS_CAP = 20_000
@@ -87,7 +87,7 @@ def test_leaderboard_ranks_adaptive_over_gd_and_anti_pgd_over_pgd(tmp_path):
     from suites import leaderboard
     from suites.executors import LocalExecutor
     from suites.results import ResultStore
-    from suites.runner import run_sweep
+    from suites.tuning import run_sweep
 
     tasks = [get_task("chain/depth-16-const"), get_task("valley/widening")]
     subs = [submission(n) for n in ("sgd", "rmsprop", "pgd", "anti_pgd")]
@@ -96,6 +96,6 @@ def test_leaderboard_ranks_adaptive_over_gd_and_anti_pgd_over_pgd(tmp_path):
                   seeds=(1, 1))
     table = leaderboard.task_table(leaderboard.load_runs(tmp_path), "smoke")
     rank = table.set_index(["task", "optimizer"])["rank"]
-    print(table[["task", "optimizer", "config", "score_mean", "rank"]].to_string())
+    print(table[["task", "optimizer", "config_key", "score_mean", "rank"]].to_string())
     assert rank["chain/depth-16-const", "rmsprop"] < rank["chain/depth-16-const", "sgd"]
     assert rank["valley/widening", "anti_pgd"] < rank["valley/widening", "pgd"]

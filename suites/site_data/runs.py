@@ -1,4 +1,4 @@
-"""The site's page data: pandas frames and small records built from a results directory.
+"""The site's run data: the runs of a results directory as frames, tables and curves.
 
 Everything the site shows as a number comes from here, and everything here comes from
 the files of a results directory: ``runs/**.json`` (one run each, ``suites.results``)
@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
 import json
-import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,19 +23,8 @@ import pandas as pd
 
 from suites import leaderboard
 from suites.api import BUDGET_NAMES
-from suites.registry import SUITE_NAMES
-from suites.results import CorruptRecord, from_record, read_record
-
-#: Names of the fused implementations on the kernels page.
-FUSED_IMPLS = ("triton",)
-
-
-@dataclass(frozen=True)
-class FileProblem:
-    """A results file that the site skipped, and why."""
-
-    path: str  # relative to the results directory, with forward slashes
-    reason: str
+from suites.results import ResultStore, file_hash
+from suites.site_data.common import FileProblem, natural_key
 
 
 @dataclass
@@ -61,25 +47,15 @@ class Results:
 
 
 def load_results(root: str | Path) -> Results:
-    """Read every run file under ``root/runs``; invalid ones become ``FileProblem``s."""
+    """Read every run file under ``root/runs``; invalid ones become ``FileProblem``s.
+
+    Symbolic links and files over ``suites.results.MAX_FILE_BYTES`` are problems too
+    (never followed, not read, not copied into the site)."""
     root = Path(root)
-    records: dict[str, dict[str, Any]] = {}
-    problems: list[FileProblem] = []
-    runs_dir = root / "runs"
-    paths = sorted(runs_dir.rglob("*.json")) if runs_dir.is_dir() else []
-    for path in paths:
-        relative = path.relative_to(root).as_posix()
-        try:
-            record = read_record(path)
-            from_record(record)  # every field the schema promises is there and typed
-        except CorruptRecord as err:
-            problems.append(FileProblem(relative, str(err).removeprefix(f"{path}: ")))
-            continue
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            reason = f"malformed record ({type(err).__name__}: {err})"
-            problems.append(FileProblem(relative, reason))
-            continue
-        records[relative] = record
+    found, skipped = ResultStore(root).scan()
+    records = {path.relative_to(root).as_posix(): record for path, record in found}
+    problems = [FileProblem(s.path.relative_to(root).as_posix(), s.reason, copied=not s.unread)
+                for s in skipped]
     runs = leaderboard.runs_frame(records.values())
     runs["file"] = pd.Series(list(records), index=runs.index, dtype=object)
     return Results(root, runs, records, problems)
@@ -97,15 +73,10 @@ def budget_counts(runs: pd.DataFrame) -> dict[str, int]:
     return {b: int(counts[b]) for b in BUDGET_NAMES if b in counts}
 
 
-def natural_key(text: str) -> list[Any]:
-    """Sort key that orders "depth-8" before "depth-16"."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
-
-
-def suite_order(suites: Iterable[str]) -> list[str]:
-    """Suites in the canonical order, unknown ones after them alphabetically."""
+def suite_order(suites: Iterable[str], registry_order: Sequence[str] = ()) -> list[str]:
+    """Suites in the registry's order, unknown ones after them alphabetically."""
     suites = set(suites)
-    known = [s for s in SUITE_NAMES if s in suites]
+    known = [s for s in registry_order if s in suites]
     return known + sorted(suites - set(known))
 
 
@@ -135,12 +106,13 @@ def _format_value(value: Any) -> str:
 # --------------------------------------------------------------------------- leaderboard
 
 
-def suite_tables(runs: pd.DataFrame, budget: str) -> dict[str, pd.DataFrame]:
+def suite_tables(runs: pd.DataFrame, budget: str,
+                 registry_order: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
     """``leaderboard.overall_table`` of each suite with evaluation runs, in suite order."""
     current = leaderboard.latest_versions(runs)
     evaluated = current[(current["budget"] == budget) & (current["phase"] == "eval")]
     return {s: leaderboard.overall_table(runs, budget, s)
-            for s in suite_order(evaluated["suite"])}
+            for s in suite_order(evaluated["suite"], registry_order)}
 
 
 def leaderboard_frame(runs: pd.DataFrame, budget: str,
@@ -165,34 +137,21 @@ def leaderboard_frame(runs: pd.DataFrame, budget: str,
 
 
 def profile_curves(runs: pd.DataFrame, budget: str) -> pd.DataFrame:
-    """ρ(τ) for τ from 1 to ``leaderboard.TAU_MAX``: index τ, one column per optimizer.
+    """ρ(τ) for τ from 1 to ``leaderboard.TAU_MAX``: index τ, one column per optimizer;
+    empty when no task was run by every optimizer.
 
     The τ values are where some ρ steps (the ratios themselves) and the two ends, so a
     step plot of the frame is the exact profile.
     """
     table = leaderboard.task_table(runs, budget)
-    if table.empty:
-        return pd.DataFrame()
     ratios = leaderboard.performance_ratios(leaderboard.common_tasks(table))
+    if ratios.empty:  # no runs, or no task that every optimizer ran: no profile
+        return pd.DataFrame()
     values = ratios.to_numpy(dtype=float)
     inside = values[(values >= 1.0) & (values <= leaderboard.TAU_MAX)]
     taus = np.unique(np.concatenate([[1.0, leaderboard.TAU_MAX], inside]))
     share = (values[:, :, None] <= taus[None, None, :]).mean(axis=0)
     return pd.DataFrame(share.T, index=pd.Index(taus, name="tau"), columns=ratios.columns)
-
-
-def tasks_of(runs: pd.DataFrame, budget: str) -> dict[str, list[str]]:
-    """Suite → tasks with runs at ``budget``, unordered within a suite."""
-    at = runs[runs["budget"] == budget]
-    return {s: sorted(set(g["task"])) for s, g in at.groupby("suite")}
-
-
-def ranking_matrix(table: pd.DataFrame, suite: str) -> pd.DataFrame:
-    """Optimizers × a suite's tasks: the rank on each task (from ``task_table``)."""
-    rows = table[table["suite"] == suite]
-    if rows.empty:
-        return pd.DataFrame()
-    return rows.pivot(index="optimizer", columns="task", values="rank")
 
 
 # --------------------------------------------------------------------------- sweeps
@@ -201,64 +160,51 @@ def ranking_matrix(table: pd.DataFrame, suite: str) -> pd.DataFrame:
 def sweep_frame(runs: pd.DataFrame, budget: str, optimizer: str) -> pd.DataFrame:
     """Every tuning configuration of ``optimizer`` on every task, with its outcome.
 
-    Columns: task, config, seeds, succeeded (seeds with status ok and a finite score),
-    statuses ("ok 2, diverged 1"), score_mean, score_std (over successful seeds), ratio
-    (oriented score over the best configuration's; ``inf`` when a seed failed), near_best
-    (the tuning-robustness criterion of ``suites.leaderboard``), files (run file paths).
-    A configuration with a failed seed scores ``inf`` (``-inf`` when higher is better); a
-    run with status ok but no finite score (a target never reached) counts as "no score".
+    Columns: task, config_key, seeds, succeeded (seeds with status ok and a finite
+    score), statuses ("ok 2, diverged 1"), score_mean, score_std (over successful seeds),
+    ratio (``Metric.ratio`` to the best configuration's score; ``inf`` when a seed
+    failed), near_best (``Metric.near_best``, the tuning-robustness criterion of
+    ``suites.leaderboard``), files (run file paths). A configuration with a failed seed
+    scores ``Metric.failed_score``; a run with status ok but no finite score (a target
+    never reached) counts as "no score".
     """
-    columns = ["task", "config", "seeds", "succeeded", "statuses", "score_mean", "score_std",
-               "ratio", "near_best", "higher_is_better", "files"]
+    columns = ["task", "config_key", "seeds", "succeeded", "statuses", "score_mean",
+               "score_std", "ratio", "near_best", "higher_is_better", "files"]
     current = leaderboard.latest_versions(runs)
     tune = current[(current["budget"] == budget) & (current["phase"] == "tune")
                    & (current["optimizer"] == optimizer)]
     if tune.empty:
         return pd.DataFrame(columns=columns)
     rows = []
-    for (task, config), group in tune.groupby(["task", "config"], sort=True):
+    for (task, config), group in tune.groupby(["task", "config_key"], sort=True):
+        metric = leaderboard.metric_of(group)
         scores = group["score"].astype(float)
         success = (group["status"] == "ok") & np.isfinite(scores)
-        higher = bool(group["higher_is_better"].iloc[0])
         good = scores[success]
         outcomes = group["status"].where(success | (group["status"] != "ok"), "no score")
         statuses = outcomes.value_counts()
-        failed = math.inf if not higher else -math.inf
         rows.append({
             "task": task,
-            "config": config,
+            "config_key": config,
             "seeds": len(group),
             "succeeded": int(success.sum()),
             "statuses": ", ".join(f"{s} {n}" for s, n in sorted(statuses.items())),
-            "score_mean": float(good.mean()) if success.all() else failed,
+            "score_mean": float(good.mean()) if success.all() else metric.failed_score,
             "score_std": float(good.std(ddof=1)) if success.all() and len(good) > 1 else 0.0,
-            "higher_is_better": higher,
-            "tolerance": float(group["tolerance"].iloc[0]),
+            "higher_is_better": metric.higher_is_better,
+            "metric": metric,
             "files": sorted(group["file"]),
         })
     frame = pd.DataFrame(rows)
-    ratios, near = pd.Series(math.inf, index=frame.index), pd.Series(False, index=frame.index)
-    for _, group in frame.groupby("task", sort=False):
-        higher = bool(group["higher_is_better"].iloc[0])
-        finite = group["score_mean"][np.isfinite(group["score_mean"])]
-        if finite.empty:
-            continue
-        best = finite.max() if higher else finite.min()
-        for index, score, tolerance in zip(group.index, group["score_mean"], group["tolerance"],
-                                           strict=True):
-            if math.isfinite(score):
-                ratios[index] = score_ratio(score, best, higher)
-                near[index] = abs(score - best) <= tolerance * abs(best)
+    ratios, near = [], []
+    best = {task: group["metric"].iloc[0].best(group["score_mean"])
+            for task, group in frame.groupby("task", sort=False)}
+    for task, score, metric in zip(frame["task"], frame["score_mean"], frame["metric"],
+                                   strict=True):
+        ratios.append(metric.ratio(score, best[task]))
+        near.append(metric.near_best(score, best[task]))
     frame["ratio"], frame["near_best"] = ratios, near
     return frame[columns]
-
-
-def score_ratio(score: float, best: float, higher_is_better: bool) -> float:
-    """How many times worse than ``best`` a score is (≥ 1), as in the performance profile."""
-    numerator, denominator = (best, score) if higher_is_better else (score, best)
-    if denominator > 0:
-        return max(1.0, numerator / denominator)
-    return 1.0 if score == best else math.inf
 
 
 def eval_file_index(current: pd.DataFrame, budget: str) -> dict[tuple[str, str, str], list[str]]:
@@ -268,7 +214,7 @@ def eval_file_index(current: pd.DataFrame, budget: str) -> dict[tuple[str, str, 
     """
     chosen = current[(current["budget"] == budget) & (current["phase"] == "eval")]
     return {key: list(group.sort_values("seed")["file"])
-            for key, group in chosen.groupby(["task", "optimizer", "config"], sort=True)}
+            for key, group in chosen.groupby(["task", "optimizer", "config_key"], sort=True)}
 
 
 # --------------------------------------------------------------------------- curves
@@ -354,11 +300,6 @@ class OptimizerSource:
     search_space: list[tuple[str, str]] = field(default_factory=list)
 
 
-def file_hash(data: bytes) -> str:
-    """``suites.submission.source_hash`` of a file's bytes."""
-    return hashlib.sha256(data).hexdigest()[:12]
-
-
 def optimizer_source(name: str, source_hash: str, recorded_path: str,
                      candidates: Sequence[Path] = ()) -> OptimizerSource:
     """Find the file whose hash is ``source_hash`` (the recorded path, then ``candidates``)."""
@@ -410,128 +351,3 @@ def _literal_text(node: ast.AST, text: str) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items()) + "}"
     return _format_value(value)
-
-
-# --------------------------------------------------------------------------- kernels
-
-KERNEL_COLUMNS = [
-    "file", "machine", "device", "run_date", "commit", "kernel", "size", "impl", "time_s",
-    "rounds", "bytes", "gbps", "peak_gbps", "peak_fraction", "reference", "speedup",
-]
-
-
-def kernel_frame(kernels_dir: str | Path) -> tuple[pd.DataFrame, list[FileProblem]]:
-    """One row per benchmark in ``kernels_dir/*.json`` (pytest-benchmark ``--benchmark-json``).
-
-    ``time_s`` is the median time; ``gbps`` the achieved bandwidth (recorded, else
-    ``bytes / time``); ``peak_fraction`` where the peak is known; ``speedup`` the
-    reference implementation's time over this one's, for the same kernel, size, machine
-    and file. ``file`` is relative to the results directory (``kernels/<name>.json``).
-    """
-    kernels_dir = Path(kernels_dir)
-    rows: list[dict[str, Any]] = []
-    problems: list[FileProblem] = []
-    paths = sorted(kernels_dir.glob("*.json")) if kernels_dir.is_dir() else []
-    for path in paths:
-        relative = f"{kernels_dir.name}/{path.name}"
-        try:
-            document = json.loads(path.read_text())
-            benchmarks = document["benchmarks"]
-            if not isinstance(benchmarks, list):
-                raise TypeError("'benchmarks' is not a list")
-            machine = _machine_name(document.get("machine_info") or {})
-            commit = (document.get("commit_info") or {}).get("id") or ""
-            for bench in benchmarks:
-                rows.append(_kernel_row(bench, relative, machine, str(commit)[:12],
-                                        str(document.get("datetime") or "")[:10]))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            problems.append(FileProblem(relative, f"not readable as JSON ({err})"))
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            problems.append(FileProblem(
-                relative, f"not pytest-benchmark output ({type(err).__name__}: {err})"))
-    frame = pd.DataFrame(rows, columns=KERNEL_COLUMNS)
-    if frame.empty:
-        return frame, problems
-    keys = ["file", "device", "kernel", "size"]
-    ref_time = frame[frame["impl"] == frame["reference"]].set_index(keys + ["impl"])["time_s"]
-    ref_time = ref_time[~ref_time.index.duplicated()]
-    lookup = list(zip(*(frame[k] for k in keys), frame["reference"], strict=True))
-    reference = pd.Series([ref_time.get(k, math.nan) for k in lookup], index=frame.index)
-    frame["speedup"] = reference / frame["time_s"]
-    frame = frame.sort_values(
-        ["file", "device", "kernel", "size", "impl"],
-        key=lambda column: column.map(lambda v: tuple(natural_key(v)))
-        if column.name == "size" else column,
-    )
-    return frame.reset_index(drop=True), problems
-
-
-def kernel_tables(kernels: pd.DataFrame) -> list[dict[str, Any]]:
-    """The kernels page's tables: one per (benchmark file, device), rows by kernel and size.
-
-    Each table: ``file``, ``device``, ``machine``, ``run_date``, ``commit`` and ``rows``
-    (dicts with kernel, size, impl, time_s, gbps, peak_fraction, speedup, reference,
-    fused, is_reference). Plain data, no plotting: ``lsb show --kernels`` prints them.
-    """
-    tables = []
-    for (file, device), group in kernels.groupby(["file", "device"], sort=False):
-        rows = group.to_dict("records")
-        for row in rows:
-            row["fused"] = row["impl"] in FUSED_IMPLS
-            row["is_reference"] = row["impl"] == row["reference"]
-        first = rows[0]
-        tables.append({"file": file, "device": device, "machine": first["machine"],
-                       "run_date": first["run_date"], "commit": first["commit"], "rows": rows})
-    return tables
-
-
-def _machine_name(info: dict[str, Any]) -> str:
-    cpu = info.get("cpu") or {}
-    brand = cpu.get("brand_raw") or info.get("processor") or info.get("machine") or ""
-    node = info.get("node") or ""
-    return " · ".join(part for part in (node, brand) if part) or "unknown machine"
-
-
-def _kernel_row(bench: dict[str, Any], file: str, machine: str, commit: str,
-                date: str) -> dict[str, Any]:
-    extra = bench.get("extra_info") or {}
-    stats = bench["stats"]
-    params = bench.get("params") or {}
-    name = str(bench.get("name", ""))
-    kernel = str(extra.get("kernel") or bench.get("group") or name.split("[", 1)[0])
-    impl = str(extra.get("impl") or params.get("impl") or params.get("backend") or name)
-    size = extra.get("size")
-    size = "×".join(str(s) for s in size) if isinstance(size, list) else str(
-        extra.get("case") or params.get("size") or "")
-    seconds = float(stats["median"])
-    moved = extra.get("bytes")
-    gbps = extra.get("gbps")
-    if gbps is None and moved and seconds > 0:
-        gbps = float(moved) / seconds / 1e9
-    peak = extra.get("peak_gbps")
-    fraction = extra.get("peak_fraction")
-    if fraction is None and gbps is not None and peak:
-        fraction = float(gbps) / float(peak)
-    return {
-        "file": file,
-        "machine": machine,
-        "device": str(extra.get("device") or machine),
-        "run_date": date,
-        "commit": commit,
-        "kernel": kernel,
-        "size": size,
-        "impl": impl,
-        "time_s": seconds,
-        "rounds": int(stats.get("rounds") or 0),
-        "bytes": int(moved) if moved else None,
-        "gbps": _float_or_nan(gbps),
-        "peak_gbps": _float_or_nan(peak),
-        "peak_fraction": _float_or_nan(fraction),
-        # The implementation this kernel's speedups are quoted against (bench/cases.py).
-        "reference": str(extra.get("reference") or ""),
-        "speedup": math.nan,
-    }
-
-
-def _float_or_nan(value: Any) -> float:
-    return math.nan if value is None else float(value)

@@ -1,14 +1,13 @@
-"""The one training loop, and the tuning protocol that decides which runs to make.
+"""One run: the training loop that every task and every optimizer goes through.
 
 ``execute`` trains one problem with one optimizer configuration in the current process
 and always returns a ``RunResult``: a non-finite loss is recorded as ``diverged``, an
 exceeded time limit as ``timeout`` and an exception as ``error`` with its traceback.
+Per step it fixes the batch and calls ``optimizer.step(closure)``; the closure zeroes
+the gradients, computes ``problem.loss(step)``, backpropagates and returns the loss.
 
-``run_sweep`` applies the tuning protocol (AlgoPerf's external tuning): for every task
-and optimizer, each configuration of the search space runs on the *tuning* seeds; the
-best configuration by the task's score then runs on fresh *evaluation* seeds, disjoint
-from the tuning seeds, and the leaderboard reports those. Runs already in the results
-store are not repeated, so an interrupted sweep resumes where it stopped.
+This module imports only the contracts (``suites.api``): executors call it in whatever
+process a run is made.
 """
 
 from __future__ import annotations
@@ -24,18 +23,14 @@ import subprocess
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from suites.api import Metric, Problem, RunResult, RunSpec, Submission, Task
-from suites.executors import Executor
-from suites.results import ResultStore, canonical_json, run_key
+from suites.api import Problem, RunResult, RunSpec, Submission, Task
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +39,6 @@ RUNNER_GROUP_KEYS = ("lr_scale", "name")
 #: A training curve keeps at most this many points (always the first and the last).
 CURVE_POINTS = 512
 
-
-# --------------------------------------------------------------------------- one run
 
 
 def seed_everything(task_name: str, seed: int) -> int:
@@ -68,7 +61,9 @@ def optimizer_param_groups(
 
     A group's ``lr_scale`` multiplies the submission's step size (``hparams[lr_key]``)
     for that group; ``lr_scale`` and the other runner-only keys are removed. Any other
-    key (e.g. ``weight_decay=0.0``) stays and overrides the optimizer's default.
+    key (e.g. ``weight_decay=0.0``) stays and overrides the optimizer's default, and so
+    do ``param_names`` (PyTorch's named parameter groups): every built-in task names its
+    parameters, so that an optimizer can tell matrices from vectors by name as well.
     """
     prepared = []
     for group in groups:
@@ -142,15 +137,11 @@ def environment() -> dict[str, Any]:
 
 def warm_up() -> None:
     """Set up a process that makes runs: pay torch's one-time costs before any run is
-    timed, and flush subnormal floats to zero.
+    timed (building the first optimizer of a process imports ``torch._dynamo``: seconds).
 
-    Building the first optimizer of a process imports ``torch._dynamo``: seconds.
-    Subnormals: CPUs compute with them up to 100× slower, and the chunked scan's powers
-    λ^k of small eigenvalues underflow into them (an LRU with λ uniform on the unit disk,
-    Table 4's early design steps, trained 14× slower). Values below 1e−38 (float32) or
-    1e−308 (float64) become 0 instead.
+    The process's floating-point settings stay PyTorch's defaults (no flush-to-zero):
+    a submission's numerics are its own.
     """
-    torch.set_flush_denormal(True)
     param = torch.zeros(1, requires_grad=True)
     param.grad = torch.zeros(1)
     torch.optim.SGD([param], lr=0.0).step()
@@ -187,12 +178,14 @@ def execute(
         hparams=dict(hparams),
         seed=seed,
         phase=phase,
+        packages=dict(submission.packages),
     )
     status, error = "ok", None
     losses: list[float] = []
     evals: list[tuple[int, dict[str, float]]] = []
+    step_times: list[float] = []
     metrics: dict[str, float] = {}
-    steps_run, step_seconds, state_bytes, param_bytes = 0, 0.0, 0, 0
+    steps_run, state_bytes, param_bytes = 0, 0, 0
     try:
         seed_everything(task.name, seed)
         problem = task.setup(seed, budget)
@@ -200,12 +193,12 @@ def execute(
         param_bytes = parameter_bytes(groups)
         optimizer = submission.build(groups, **hparams)
         schedule = step_size_schedule(problem, optimizer, submission.lr_key)
-        status, steps_run, step_seconds = _train(
-            problem, optimizer, losses, evals, deadline, schedule
-        )
+        status, steps_run = _train(problem, optimizer, losses, evals, deadline, schedule,
+                                   create_graph=submission.create_graph,
+                                   step_times=step_times)
         state_bytes = optimizer_state_bytes(optimizer)
-    except Exception:  # noqa: BLE001 -- a failing run is a result, not a crash of the sweep
-        status, error = "error", traceback.format_exc()
+    except Exception as err:  # noqa: BLE001 -- a failing run is a result, not a crash
+        status, error = "error", f"{root_cause(err, submission.path)}\n\n{traceback.format_exc()}"
         log.debug("run %s failed:\n%s", spec, error)
     if evals:  # the final evaluation, or the last periodic one of a run cut short
         metrics = evals[-1][1]
@@ -227,6 +220,7 @@ def execute(
     curve["eval_step"] = [step for step, _ in kept_evals]
     for key in sorted({k for _, m in evals for k in m}):
         curve[f"eval_{key}"] = [m.get(key, math.nan) for _, m in kept_evals]
+    time_per_step, warmup_time = step_timing(step_times)
     return RunResult(
         spec=spec,
         status=status,
@@ -234,7 +228,8 @@ def execute(
         score=score,
         steps_run=steps_run,
         curve=curve,
-        time_per_step=step_seconds / steps_run if steps_run else math.nan,
+        time_per_step=time_per_step,
+        warmup_time=warmup_time,
         wall_time=time.perf_counter() - started,
         state_bytes=state_bytes,
         steps_to_target=steps_to_target,
@@ -244,6 +239,27 @@ def execute(
         metric=task.metric,
         param_bytes=param_bytes,
     )
+
+
+def root_cause(err: BaseException, submission_path: str) -> str:
+    """One line for a failed run: the exception's type and first line, where the
+    submission's file raised it (``file:line``), else where it was raised.
+
+    The traceback's last line can be a library's advice (``Set TORCHDYNAMO_VERBOSE=1``);
+    this line names what went wrong and in whose code.
+    """
+    frames = traceback.extract_tb(err.__traceback__)
+    try:
+        target = Path(submission_path).resolve()
+        mine = [f for f in frames if Path(f.filename).resolve() == target]
+    except OSError:
+        mine = []
+    where = mine[-1] if mine else (frames[-1] if frames else None)
+    message = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+    text = f"{type(err).__name__}: {message}" if message else type(err).__name__
+    if where is not None:
+        text += f" (at {Path(where.filename).name}:{where.lineno})"
+    return text
 
 
 def step_size_schedule(
@@ -280,6 +296,18 @@ def step_size_schedule(
     return set_step
 
 
+#: Steps whose time counts as warm-up (compilation, first allocations), not as step time.
+WARMUP_STEPS = 3
+
+
+def set_mode(optimizer: torch.optim.Optimizer, mode: str) -> None:
+    """``optimizer.train()`` / ``optimizer.eval()`` where it has them (the schedule-free
+    convention: training steps at one iterate, evaluation at another)."""
+    switch = getattr(optimizer, mode, None)
+    if callable(switch):
+        switch()
+
+
 def _train(
     problem: Problem,
     optimizer: torch.optim.Optimizer,
@@ -287,10 +315,15 @@ def _train(
     evals: list[tuple[int, dict[str, float]]],
     deadline: float,
     schedule: Callable[[int], None] | None = None,
-) -> tuple[str, int, float]:
-    """The step loop; returns (status, steps run, seconds spent stepping)."""
+    create_graph: bool = False,
+    step_times: list[float] | None = None,
+) -> tuple[str, int]:
+    """The step loop; returns (status, steps run) and appends each step's seconds to
+    ``step_times``. ``create_graph``: the closure's backward builds a graph of the
+    gradients (for Hessian-vector products)."""
     step = 0
     step_loss: list[float] = []
+    times = step_times if step_times is not None else []
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
@@ -299,14 +332,21 @@ def _train(
         if not math.isfinite(value):
             step_loss.append(value)
             raise _NonFiniteLoss
-        loss.backward()
+        loss.backward(create_graph=create_graph)
         step_loss.append(value)  # the first call of a step is the loss at the current iterate
         return loss
 
-    stepping = 0.0
+    def evaluate() -> dict[str, float]:
+        set_mode(optimizer, "eval")
+        try:
+            return _evaluate(problem)
+        finally:
+            set_mode(optimizer, "train")
+
+    set_mode(optimizer, "train")
     for step in range(problem.steps):  # the closure reads ``step``
         if time.perf_counter() > deadline:
-            return "timeout", step, stepping
+            return "timeout", step
         step_loss.clear()
         if schedule is not None:
             schedule(step)
@@ -315,8 +355,9 @@ def _train(
             optimizer.step(closure)
         except _NonFiniteLoss:
             losses.append(step_loss[-1])
-            return "diverged", step + 1, stepping + time.perf_counter() - tick
-        stepping += time.perf_counter() - tick
+            times.append(time.perf_counter() - tick)
+            return "diverged", step + 1
+        times.append(time.perf_counter() - tick)
         if not step_loss:
             raise RuntimeError(
                 "optimizer.step(closure) did not call the closure: no loss was computed"
@@ -324,185 +365,24 @@ def _train(
         losses.append(step_loss[0])
         done = step + 1
         if problem.eval_every and done % problem.eval_every == 0 and done < problem.steps:
-            evals.append((done, _evaluate(problem)))
+            evals.append((done, evaluate()))
         if problem.stop is not None and problem.stop(step_loss[0], step):
-            evals.append((done, _evaluate(problem)))
-            return "ok", done, stepping
-    evals.append((problem.steps, _evaluate(problem)))
-    return "ok", problem.steps, stepping
+            evals.append((done, evaluate()))
+            return "ok", done
+    evals.append((problem.steps, evaluate()))
+    return "ok", problem.steps
+
+
+def step_timing(times: Sequence[float]) -> tuple[float, float]:
+    """(median seconds per step after the warm-up steps, seconds of the warm-up steps).
+
+    A run shorter than the warm-up reports the median of all its steps."""
+    if not times:
+        return math.nan, math.nan
+    warm, rest = list(times[:WARMUP_STEPS]), list(times[WARMUP_STEPS:])
+    return float(np.median(rest or warm)), float(sum(warm))
 
 
 def _evaluate(problem: Problem) -> dict[str, float]:
     with torch.no_grad():
         return {k: float(v) for k, v in problem.evaluate().items()}
-
-
-# --------------------------------------------------------------------------- tuning protocol
-
-#: (tuning seeds, evaluation seeds) per budget.
-SEEDS_PER_BUDGET: dict[str, tuple[int, int]] = {"smoke": (1, 1), "quick": (1, 2), "full": (2, 5)}
-#: Evaluation seeds start here, so they never coincide with tuning seeds.
-EVAL_SEED_OFFSET = 1000
-#: Seconds a run may take, per budget, unless the caller sets a limit.
-TIME_LIMITS: dict[str, float] = {"smoke": 120.0, "quick": 600.0, "full": 6 * 3600.0}
-
-
-def tuning_seeds(count: int) -> list[int]:
-    return list(range(count))
-
-
-def evaluation_seeds(count: int) -> list[int]:
-    return list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + count))
-
-
-def config_key(hparams: dict[str, Any]) -> str:
-    """A configuration's canonical text (sorted keys), to group runs by configuration."""
-    return canonical_json(hparams)
-
-
-def oriented_score(score: float, metric: Metric) -> float:
-    """The score as lower-is-better, with NaN (no score) as the worst value, ``inf``."""
-    if math.isnan(score):
-        return math.inf
-    return -score if metric.higher_is_better else score
-
-
-def selection_score(result: RunResult, metric: Metric) -> float:
-    """What tuning ranks a run by: its score, or the ``metric.select_by`` metric it reported
-    (NaN when the run failed or did not report it)."""
-    if metric.select_by is None:
-        return result.score
-    if result.status != "ok":
-        return math.nan
-    return float(result.metrics.get(metric.select_by, math.nan))
-
-
-def select_best_config(results: Sequence[RunResult], metric: Metric) -> dict[str, Any]:
-    """The configuration with the best mean tuning score (or ``metric.select_by``).
-
-    Ties (e.g. every configuration failed) go to more successful runs, then to fewer
-    mean steps, then to the earlier configuration of the search space.
-    """
-    by_config: dict[str, list[RunResult]] = {}
-    for result in results:
-        by_config.setdefault(config_key(result.spec.hparams), []).append(result)
-
-    def rank(item: tuple[int, list[RunResult]]) -> tuple[float, float, float, int]:
-        order, runs = item
-        return (
-            float(np.mean([oriented_score(selection_score(r, metric), metric) for r in runs])),
-            -sum(r.status == "ok" for r in runs) / len(runs),
-            float(np.mean([r.steps_run for r in runs])),
-            order,
-        )
-
-    _, best_runs = min(enumerate(by_config.values()), key=rank)
-    return dict(best_runs[0].spec.hparams)
-
-
-@dataclass
-class SweepReport:
-    """What a sweep produced: every run (stored earlier or made now) and the choices made."""
-
-    results: list[RunResult] = field(default_factory=list)
-    best_configs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    runs_made: int = 0
-    runs_reused: int = 0
-
-    @property
-    def failures(self) -> list[RunResult]:
-        """Runs that produced no measurement (``error``, ``timeout``); divergence is one."""
-        return [r for r in self.results if r.status in ("error", "timeout")]
-
-
-def run_sweep(
-    tasks: Sequence[Task],
-    submissions: Sequence[Submission],
-    budget: str,
-    *,
-    store: ResultStore,
-    executor: Executor,
-    seeds: tuple[int, int] | None = None,
-    on_result: Callable[[RunResult], None] | None = None,
-) -> SweepReport:
-    """The tuning protocol for every (task, submission) pair.
-
-    ``seeds``: (tuning, evaluation) seed counts; by default ``SEEDS_PER_BUDGET[budget]``.
-    Runs found in ``store`` are reused; new results are saved as they arrive, then passed
-    to ``on_result``, so interrupting a sweep loses at most the runs in flight.
-    """
-    n_tune, n_eval = seeds or SEEDS_PER_BUDGET[budget]
-    task_by_name = {t.name: t for t in tasks}
-    report = SweepReport()
-
-    def spec(task: Task, submission: Submission, hparams: dict, seed: int, phase: str):
-        return RunSpec(
-            task=task.name, budget=budget, optimizer=submission.name,
-            optimizer_path=submission.path, source_hash=submission.source_hash,
-            hparams=hparams, seed=seed, phase=phase,
-        )
-
-    tuning = [
-        spec(task, sub, config, seed, "tune")
-        for task in tasks for sub in submissions
-        for config in sub.configs() for seed in tuning_seeds(n_tune)
-    ]
-    tuned = _run_specs(tuning, "tuning", task_by_name, store, executor, on_result, report)
-
-    evaluation = []
-    for task in tasks:
-        for sub in submissions:
-            runs = [r for r in tuned if r.spec.task == task.name and r.spec.optimizer == sub.name]
-            best = select_best_config(runs, task.metric)
-            report.best_configs[(task.name, sub.name)] = best
-            log.info("%s / %s: best tuning config %s", task.name, sub.name, best)
-            evaluation += [spec(task, sub, best, s, "eval") for s in evaluation_seeds(n_eval)]
-    _run_specs(evaluation, "evaluation", task_by_name, store, executor, on_result, report)
-    return report
-
-
-def _run_specs(
-    specs: list[RunSpec],
-    label: str,
-    task_by_name: dict[str, Task],
-    store: ResultStore,
-    executor: Executor,
-    on_result: Callable[[RunResult], None] | None,
-    report: SweepReport,
-) -> list[RunResult]:
-    """The results of ``specs``: from the store where present, else made and saved."""
-    done: list[RunResult] = []
-    missing: list[RunSpec] = []
-    for spec in specs:
-        stored = store.load(spec)
-        if stored is None:
-            missing.append(spec)
-        else:
-            done.append(stored)
-    report.runs_reused += len(done)
-    if missing:
-        log.info("%s: %d runs to make, %d found in %s", label, len(missing), len(done), store.root)
-    with tqdm(total=len(missing), desc=label, unit="run", disable=None, leave=False) as bar:
-        for result in executor.map(missing, task_by_name):
-            result = _complete(result, task_by_name[result.spec.task])
-            store.save(result)
-            done.append(result)
-            report.runs_made += 1
-            bar.update()
-            if on_result is not None:
-                on_result(result)
-    position = {run_key(spec): i for i, spec in enumerate(specs)}
-    done.sort(key=lambda r: position.get(run_key(r.spec), len(specs)))  # ties: same on any executor
-    report.results += done
-    return done
-
-
-def _complete(result: RunResult, task: Task) -> RunResult:
-    """Fill in what a run that ended outside the training loop could not know."""
-    if result.metric is not None:
-        return result
-    try:
-        score = float(task.score({}, result.steps_run, result.status))
-    except Exception:  # noqa: BLE001 -- a task that cannot score a failure scores NaN
-        score = math.nan
-    return replace(result, suite=task.suite, metric=task.metric, score=score)

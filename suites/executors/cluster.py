@@ -1,21 +1,6 @@
-"""Executors: where runs execute. ``map`` takes run specs and yields results as they finish.
-
-One machine: ``LocalExecutor``. Beyond one machine: ``RayExecutor`` (each run a Ray task)
-and ``SlurmExecutor`` (each run a Slurm job, a sweep's runs one job array, through
-submitit); Ray and submitit are optional extras, imported only when chosen.
-
-``LocalExecutor(jobs=1)`` runs in the current process (handy for debugging and tests);
-``jobs > 1`` starts a pool of worker processes (spawn context). A worker imports torch
-once and makes many runs, so the cost per run is milliseconds. Each run has a time
-limit that the training loop enforces itself; a watchdog in the parent kills a worker
-whose run overshoots it by a grace period (a run stuck inside one step) and records
-the run as ``timeout``; a worker that dies records its run as ``error``. Either way
-the worker is replaced and the sweep goes on.
-
-In-process runs use the task objects they are given. Pool workers look tasks up by
-name (``suites.registry.get_task`` unless ``task_lookup`` says otherwise; it must be a
-module-level function so it can be sent to them). Submissions are loaded from their
-file, checking that its source hash is the one the spec names.
+"""Executors beyond one machine: ``RayExecutor`` (each run a Ray task) and
+``SlurmExecutor`` (each run a Slurm job, a sweep's runs one job array, through submitit).
+Ray and submitit are optional extras, imported only when chosen.
 
 Cluster workers save each result into the shared results directory themselves
 (``ResultStore.save``: an atomic write under the run key), so a run finished by a worker
@@ -28,348 +13,34 @@ the hard time limit itself: past ``kill_after`` it saves the run as ``timeout`` 
 from __future__ import annotations
 
 import abc
-import collections
 import importlib
 import logging
 import math
-import multiprocessing
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from multiprocessing.connection import Connection, wait
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import torch
-
-from suites.api import RunResult, RunSpec, Submission, Task
+from suites.api import RunResult, RunSpec, Task
+from suites.executors.base import (
+    Executor,
+    TaskLookup,
+    default_kill_after,
+    failed_result,
+    prepare_worker_process,
+    registry_task,
+    run_spec,
+    stuck_message,
+)
 from suites.results import ResultStore
 
 log = logging.getLogger(__name__)
 
-TaskLookup = Callable[[str], Task]
-
-
-class Executor(abc.ABC):
-    """Runs specs somewhere and yields their results as they complete (in any order).
-
-    ``tasks`` maps the specs' task names to the task objects; an executor that runs in
-    other processes looks tasks up by name there instead (see ``LocalExecutor``).
-    """
-
-    @abc.abstractmethod
-    def map(
-        self, specs: Iterable[RunSpec], tasks: Mapping[str, Task] | None = None
-    ) -> Iterator[RunResult]: ...
-
-    def close(self) -> None:
-        """Release what the executor holds (worker processes, a Ray instance it started)."""
-        return None
-
-    def __enter__(self) -> Executor:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-
-def default_kill_after(time_limit: float | None) -> float | None:
-    """When to kill a run that ignores its time limit: 1.25 × the limit + 10 s."""
-    return None if time_limit is None else time_limit * 1.25 + 10.0
-
-
-def stuck_message(elapsed: float, time_limit: float | None) -> str:
-    return (
-        f"killed after {elapsed:.1f} s: the run did not stop at its time limit "
-        f"({time_limit} s), most likely stuck inside one step"
-    )
-
-
-def registry_task(name: str) -> Task:
-    """The default task lookup: the registry, read at call time."""
-    from suites import registry
-
-    return registry.get_task(name)
-
-
-def failed_result(spec: RunSpec, status: str, error: str, wall_time: float = math.nan) -> RunResult:
-    """The result of a run that ended outside the training loop (lookup failure, killed)."""
-    from suites.runner import environment
-
-    return RunResult(
-        spec=spec, status=status, metrics={}, score=math.nan, steps_run=0, curve={},
-        time_per_step=math.nan, wall_time=wall_time, state_bytes=0, error=error,
-        env=environment(),
-    )
-
-
-class SubmissionCache:
-    """Loaded submissions by (path, source hash), so a worker imports each file once."""
-
-    def __init__(self) -> None:
-        self._loaded: dict[tuple[str, str], Submission] = {}
-
-    def get(self, path: str, expected_hash: str) -> Submission:
-        from suites.submission import load_submission, source_hash
-
-        key = (path, expected_hash)
-        if key not in self._loaded:
-            found = source_hash(path)
-            if found != expected_hash:
-                raise RuntimeError(
-                    f"{path} changed during the sweep (source hash {found}, expected "
-                    f"{expected_hash}); rerun the sweep to run the new version"
-                )
-            self._loaded[key] = load_submission(path)
-        return self._loaded[key]
-
-
-def run_spec(
-    spec: RunSpec, time_limit: float | None, task_lookup: TaskLookup, cache: SubmissionCache
-) -> RunResult:
-    """One run, never raising: lookup failures become ``error`` results."""
-    from suites.runner import execute
-
-    try:
-        task = task_lookup(spec.task)
-        submission = cache.get(spec.optimizer_path, spec.source_hash)
-    except Exception:  # noqa: BLE001
-        return failed_result(spec, "error", traceback.format_exc())
-    return execute(
-        task, submission, spec.hparams, spec.seed, spec.budget,
-        time_limit=time_limit, phase=spec.phase,
-    )
-
-
-class LocalExecutor(Executor):
-    """This machine: in-process for ``jobs == 1``, else a pool of ``jobs`` processes.
-
-    The pool starts at the first ``map`` and serves later ones (the tuning and the
-    evaluation phase of a sweep) until ``close()``; use the executor as a context manager.
-
-    ``time_limit``: seconds per run (``None``: unlimited). ``kill_after``: seconds after
-    which the watchdog kills a pool worker's run; by default the time limit plus a grace
-    of 10 s and a quarter of the limit. Each run uses one CPU thread (``jobs`` sets the
-    parallelism), which also makes results independent of ``jobs``.
-    """
-
-    def __init__(
-        self,
-        jobs: int = 1,
-        time_limit: float | None = None,
-        *,
-        task_lookup: TaskLookup = registry_task,
-        kill_after: float | None = None,
-    ):
-        if jobs < 1:
-            raise ValueError(f"jobs must be at least 1, got {jobs}")
-        self.jobs = jobs
-        self.time_limit = time_limit
-        self.task_lookup = task_lookup
-        self.kill_after = kill_after if kill_after is not None else default_kill_after(time_limit)
-        self._workers: list[_Worker] = []
-
-    def map(
-        self, specs: Iterable[RunSpec], tasks: Mapping[str, Task] | None = None
-    ) -> Iterator[RunResult]:
-        specs = list(specs)
-        if not specs:
-            return iter(())
-        if self.jobs == 1:
-            return self._map_in_process(specs, tasks or {})
-        return self._map_pool(specs)
-
-    def _map_in_process(
-        self, specs: list[RunSpec], tasks: Mapping[str, Task]
-    ) -> Iterator[RunResult]:
-        from suites.runner import warm_up
-
-        def lookup(name: str) -> Task:
-            return tasks[name] if name in tasks else self.task_lookup(name)
-
-        cache = SubmissionCache()
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        warm_up()
-        try:
-            for spec in specs:
-                yield run_spec(spec, self.time_limit, lookup, cache)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _map_pool(self, specs: list[RunSpec]) -> Iterator[RunResult]:
-        pending = collections.deque(specs)
-        workers = self._workers
-        finished = False
-        try:
-            while pending or any(w.spec is not None for w in workers):
-                while len(workers) < min(self.jobs, len(pending)):  # start, or replace the dead
-                    workers.append(_Worker(self.task_lookup))
-                for worker in workers:
-                    if worker.ready and worker.spec is None and pending:
-                        worker.start_run(pending.popleft(), self.time_limit)
-                wait(
-                    [w.conn for w in workers] + [w.process.sentinel for w in workers],
-                    timeout=self._wait_timeout(workers),
-                )
-                for worker in list(workers):
-                    result = self._collect(worker)
-                    if worker.dead:
-                        worker.stop()
-                        workers.remove(worker)
-                    if result is not None:
-                        yield result
-            finished = True
-        finally:
-            if not finished:  # abandoned midway: runs still in flight would be orphans
-                for worker in [w for w in workers if w.spec is not None]:
-                    worker.stop()
-                    workers.remove(worker)
-
-    def close(self) -> None:
-        """Stop the pool's workers (a later ``map`` starts new ones)."""
-        for worker in self._workers:
-            worker.stop()
-        self._workers.clear()
-
-    def _wait_timeout(self, workers: list[_Worker]) -> float:
-        if self.kill_after is None:
-            return 5.0
-        now = time.monotonic()
-        left = [w.started + self.kill_after - now for w in workers if w.spec is not None]
-        return max(0.01, min(left, default=5.0))
-
-    def _collect(self, worker: _Worker) -> RunResult | None:
-        """The worker's finished run, or the result recorded for a killed or dead one."""
-        message = worker.receive()
-        if message is not None:
-            return message
-        spec = worker.spec
-        if worker.dead:
-            if not worker.ready:
-                raise RuntimeError(
-                    f"a worker process exited with code {worker.process.exitcode} before "
-                    "taking any run; run with -j 1 to see the error"
-                )
-            if spec is None:
-                return None
-            worker.spec = None
-            error = f"the worker process died (exit code {worker.process.exitcode}) during this run"
-            log.warning("%s: %s", spec.task, error)
-            return failed_result(spec, "error", error, time.monotonic() - worker.started)
-        if spec is not None and self.kill_after is not None:
-            elapsed = time.monotonic() - worker.started
-            if elapsed > self.kill_after:
-                worker.kill()
-                error = stuck_message(elapsed, self.time_limit)
-                log.warning("%s: %s", spec.task, error)
-                return failed_result(spec, "timeout", error, elapsed)
-        return None
-
-
-class _Worker:
-    """One pool process and the pipe to it; ``spec`` is the run it is making."""
-
-    def __init__(self, task_lookup: TaskLookup):
-        context = multiprocessing.get_context("spawn")
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, task_lookup), daemon=True)
-        self.process.start()
-        child.close()
-        self.ready = False
-        self.dead = False
-        self.spec: RunSpec | None = None
-        self.started = math.nan
-
-    def start_run(self, spec: RunSpec, time_limit: float | None) -> None:
-        self.spec, self.started = spec, time.monotonic()
-        self.conn.send((spec, time_limit))
-
-    def receive(self) -> RunResult | None:
-        """A finished run if one is waiting; notices a dead process."""
-        try:
-            if not self.conn.poll():
-                if not self.process.is_alive():
-                    self.dead = True
-                return None
-            message = self.conn.recv()
-        except (EOFError, OSError):
-            self.dead = True
-            self.process.join(timeout=5)
-            return None
-        if message == "ready":
-            self.ready = True
-            return None
-        self.spec = None
-        return message
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.join(timeout=5)
-        self.dead = True
-        self.spec = None
-
-    def stop(self) -> None:
-        if self.process.is_alive():
-            try:
-                self.conn.send(None)
-            except OSError:
-                pass
-            self.process.join(timeout=1)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(timeout=5)
-        self.conn.close()
-
-
-def _worker_main(conn: Connection, task_lookup: TaskLookup) -> None:
-    # Ctrl-C reaches the whole process group; the parent alone decides what stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    cache = prepare_worker_process()
-    try:
-        conn.send("ready")
-        while (message := conn.recv()) is not None:
-            spec, time_limit = message
-            conn.send(run_spec(spec, time_limit, task_lookup, cache))
-    except (EOFError, BrokenPipeError):
-        return  # the parent has gone: nobody is waiting for results
-
-
-_worker_cache: SubmissionCache | None = None
-
-
-def prepare_worker_process() -> SubmissionCache:
-    """Once per worker process: one torch thread, torch's one-time costs paid up front.
-
-    Every run uses one thread whatever executes it, so a (task, config, seed) gives the
-    same numbers in-process, in the pool, on Ray and on Slurm. Returns the process's
-    submission cache.
-    """
-    global _worker_cache
-    if _worker_cache is None:
-        from suites.runner import warm_up
-
-        torch.set_num_threads(1)
-        warm_up()
-        _worker_cache = SubmissionCache()
-    return _worker_cache
-
-
-def default_jobs() -> int:
-    """One job per CPU core available to this process."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-# --------------------------------------------------------------------------- clusters
 
 
 class MissingExtra(ImportError):

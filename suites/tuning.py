@@ -1,0 +1,228 @@
+"""The tuning protocol: which runs a sweep makes, and which configuration it reports.
+
+``run_sweep`` applies AlgoPerf's external tuning to every task and optimizer: each
+configuration of the search space runs on the *tuning* seeds; the best configuration by
+the task's metric (``Metric.oriented`` of its score, or of ``Metric.select_by``) then runs
+on fresh *evaluation* seeds, disjoint from the tuning seeds, and the leaderboard reports
+those. Runs already in the results store are not repeated, so an interrupted sweep
+resumes where it stopped. Seeds per budget live with the budgets in ``suites.api``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from suites.api import (
+    SEEDS_PER_BUDGET,
+    Metric,
+    RunResult,
+    RunSpec,
+    Submission,
+    Task,
+    evaluation_seeds,
+    tuning_seeds,
+)
+from suites.executors.base import Executor
+from suites.results import ResultStore, RunBusy, config_key, run_key
+
+log = logging.getLogger(__name__)
+
+
+def selection_score(result: RunResult, metric: Metric) -> float:
+    """What tuning ranks a run by: its score, or the ``metric.select_by`` metric it reported
+    (NaN when the run failed or did not report it)."""
+    if metric.select_by is None:
+        return result.score
+    if result.status != "ok":
+        return math.nan
+    return float(result.metrics.get(metric.select_by, math.nan))
+
+
+def select_best_config(results: Sequence[RunResult], metric: Metric) -> dict[str, Any]:
+    """The configuration with the best mean tuning score (or ``metric.select_by``).
+
+    Ties (e.g. every configuration failed) go to more successful runs, then to fewer
+    mean steps, then to the earlier configuration of the search space.
+    """
+    by_config: dict[str, list[RunResult]] = {}
+    for result in results:
+        by_config.setdefault(config_key(result.spec.hparams), []).append(result)
+
+    def rank(item: tuple[int, list[RunResult]]) -> tuple[float, float, float, int]:
+        order, runs = item
+        return (
+            float(np.mean([metric.oriented(selection_score(r, metric)) for r in runs])),
+            -sum(r.status == "ok" for r in runs) / len(runs),
+            float(np.mean([r.steps_run for r in runs])),
+            order,
+        )
+
+    _, best_runs = min(enumerate(by_config.values()), key=rank)
+    return dict(best_runs[0].spec.hparams)
+
+
+@dataclass
+class SweepReport:
+    """What a sweep produced: every run (stored earlier or made now) and the choices made."""
+
+    results: list[RunResult] = field(default_factory=list)
+    best_configs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    runs_made: int = 0
+    runs_reused: int = 0
+
+    @property
+    def failures(self) -> list[RunResult]:
+        """Runs that produced no measurement (``RunResult.failed``); divergence is one."""
+        return [r for r in self.results if r.failed]
+
+
+def run_sweep(
+    tasks: Sequence[Task],
+    submissions: Sequence[Submission],
+    budget: str,
+    *,
+    store: ResultStore,
+    executor: Executor,
+    seeds: tuple[int, int] | None = None,
+    on_result: Callable[[RunResult], None] | None = None,
+    retry_failed: bool = False,
+) -> SweepReport:
+    """The tuning protocol for every (task, submission) pair.
+
+    ``seeds``: (tuning, evaluation) seed counts; by default ``SEEDS_PER_BUDGET[budget]``.
+    Runs found in ``store`` are reused (with ``retry_failed``, except those stored as
+    ``error`` or ``timeout``, which are made again); new results are saved as they arrive,
+    then passed to ``on_result``, so interrupting a sweep loses at most the runs in flight.
+    """
+    n_tune, n_eval = seeds or SEEDS_PER_BUDGET[budget]
+    store.check_writable()  # StoreError before any run starts
+    for path in store.remove_stale_temporaries():
+        log.info("removed %s, left by a write that was killed", path)
+    for submission in submissions:  # the site links this copy, wherever it is built
+        store.save_source(submission.path, submission.name, submission.source_hash)
+    task_by_name = {t.name: t for t in tasks}
+    report = SweepReport()
+
+    def spec(task: Task, submission: Submission, hparams: dict, seed: int, phase: str):
+        return RunSpec(
+            task=task.name, budget=budget, optimizer=submission.name,
+            optimizer_path=submission.path, source_hash=submission.source_hash,
+            hparams=hparams, seed=seed, phase=phase, packages=dict(submission.packages),
+        )
+
+    tuning = [
+        spec(task, sub, config, seed, "tune")
+        for task in tasks for sub in submissions
+        for config in sub.configs() for seed in tuning_seeds(n_tune)
+    ]
+    tuned = _run_specs(tuning, "tuning", task_by_name, store, executor, on_result, report,
+                       retry_failed)
+
+    evaluation = []
+    for task in tasks:
+        for sub in submissions:
+            runs = [r for r in tuned if r.spec.task == task.name and r.spec.optimizer == sub.name]
+            best = select_best_config(runs, task.metric)
+            report.best_configs[(task.name, sub.name)] = best
+            log.info("%s / %s: best tuning config %s", task.name, sub.name, best)
+            evaluation += [spec(task, sub, best, s, "eval") for s in evaluation_seeds(n_eval)]
+    _run_specs(evaluation, "evaluation", task_by_name, store, executor, on_result, report,
+               retry_failed)
+    return report
+
+
+#: Runs claimed (locked) at once by one sweep: each claim holds a file descriptor.
+CLAIM_BATCH = 64
+
+
+def _run_specs(
+    specs: list[RunSpec],
+    label: str,
+    task_by_name: dict[str, Task],
+    store: ResultStore,
+    executor: Executor,
+    on_result: Callable[[RunResult], None] | None,
+    report: SweepReport,
+    retry_failed: bool = False,
+) -> list[RunResult]:
+    """The results of ``specs``: from the store where present (and, with ``retry_failed``,
+    not failed), else made and saved.
+
+    A run is made under its claim (``ResultStore.claim``, a lock per run key), so that
+    sweeps sharing a results directory make each run once: runs another sweep holds are
+    waited for at the end, and taken from the store when it saved them.
+    """
+    done: list[RunResult] = []
+    missing: list[RunSpec] = []
+    for spec in specs:
+        stored = store.load(spec)
+        if stored is None or (retry_failed and stored.failed):
+            missing.append(spec)
+        else:
+            done.append(stored)
+    report.runs_reused += len(done)
+    if missing:
+        log.info("%s: %d runs to make, %d found in %s", label, len(missing), len(done), store.root)
+
+    def usable(stored: RunResult | None) -> bool:
+        return stored is not None and not (retry_failed and stored.failed)
+
+    def make(batch: list[RunSpec], bar: tqdm) -> None:
+        for result in executor.map(batch, task_by_name):
+            result = _complete(result, task_by_name[result.spec.task])
+            store.save(result)
+            done.append(result)
+            report.runs_made += 1
+            bar.update()
+            if on_result is not None:
+                on_result(result)
+
+    busy: list[RunSpec] = []
+    with tqdm(total=len(missing), desc=label, unit="run", disable=None, leave=False) as bar:
+        for start in range(0, len(missing), CLAIM_BATCH):
+            with contextlib.ExitStack() as claims:
+                mine = []
+                for spec in missing[start:start + CLAIM_BATCH]:
+                    try:
+                        stored = claims.enter_context(store.claim(spec, timeout=0))
+                    except RunBusy:
+                        busy.append(spec)
+                        continue
+                    if usable(stored):  # saved by another sweep since it was looked up
+                        done.append(stored)
+                        report.runs_reused += 1
+                        bar.update()
+                    else:
+                        mine.append(spec)
+                make(mine, bar)
+        for spec in busy:  # another sweep is making these: wait, then reuse or make
+            with store.claim(spec) as stored:
+                if usable(stored):
+                    done.append(stored)
+                    report.runs_reused += 1
+                    bar.update()
+                else:
+                    make([spec], bar)
+    position = {run_key(spec): i for i, spec in enumerate(specs)}
+    done.sort(key=lambda r: position.get(run_key(r.spec), len(specs)))  # ties: same on any executor
+    report.results += done
+    return done
+
+
+def _complete(result: RunResult, task: Task) -> RunResult:
+    """Fill in what a run that ended outside the training loop could not know."""
+    if result.metric is not None:
+        return result
+    try:
+        score = float(task.score({}, result.steps_run, result.status))
+    except Exception:  # noqa: BLE001 -- a task that cannot score a failure scores NaN
+        score = math.nan
+    return replace(result, suite=task.suite, metric=task.metric, score=score)

@@ -1,0 +1,188 @@
+"""Attacks on the readers of run files: a file with a wrong field type, a bare NaN, a name
+that is mathtext, and results whose coverage is odd (disjoint tasks, one optimizer, no
+evaluation). None of them may crash ``lsb show`` or ``lsb site build``; an invalid file
+is skipped with a message that names the file and the field."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+
+import pytest
+from reliability_data import ACCURACY, a_run_file, html_pages, result, sweep
+
+from suites import leaderboard, site_data
+from suites.cli import main
+from suites.results import ResultStore, parse_record
+from suites.sitegen import build_site, plots
+
+# (what is wrong, field named in the message, change to the valid document)
+INVALID = [
+    ("curve as a string", "curve", lambda d: d.update(curve="1,2,3")),
+    ("curve values as strings", "curve.loss.0", lambda d: d["curve"].update(loss=["x"])),
+    ("created as an int", "created", lambda d: d.update(created=1767268800)),
+    ("created not a time", "created", lambda d: d.update(created="yesterday")),
+    ("seed as a string", "seed", lambda d: d.update(seed="0")),
+    ("seed as a boolean", "seed", lambda d: d.update(seed=True)),
+    ("an int optimizer name", "optimizer.name", lambda d: d["optimizer"].update(name=7)),
+    ("an empty optimizer name", "optimizer.name", lambda d: d["optimizer"].update(name="")),
+    ("a name with a newline", "optimizer.name",
+     lambda d: d["optimizer"].update(name="sgd\nFAKE")),
+    ("score as text", "score", lambda d: d.update(score="fast")),
+    ("score as a list", "score", lambda d: d.update(score=[1])),
+    ("an object hyperparameter", "hparams.lr", lambda d: d["hparams"].update(lr={"a": 1})),
+    ("a nested list hyperparameter", "hparams.lr",
+     lambda d: d["hparams"].update(lr=[[0.9]])),
+    ("a metric value as text", "metrics.loss", lambda d: d["metrics"].update(loss="low")),
+    ("an unknown status", "status", lambda d: d.update(status="great")),
+    ("an unknown phase", "phase", lambda d: d.update(phase="final")),
+    ("negative steps", "steps_run", lambda d: d.update(steps_run=-1)),
+    ("timing missing", "timing", lambda d: d.pop("timing")),
+    ("metric orientation as text", "metric.higher_is_better",
+     lambda d: d["metric"].update(higher_is_better="yes")),
+    ("metrics as a list", "metrics", lambda d: d.update(metrics=[1.0])),
+    ("env as a string", "env", lambda d: d.update(env="cpu")),
+]
+
+
+@pytest.mark.parametrize(("what", "field", "change"), INVALID, ids=[w for w, _, _ in INVALID])
+def test_an_invalid_file_is_skipped_naming_the_file_and_field(tmp_path, caplog, capsys,
+                                                              what, field, change):
+    root = tmp_path / "results"
+    store = ResultStore(root)
+    sweep(store, "chain/depth-4-const", "sgd")
+    path, document = a_run_file(ResultStore(tmp_path / "scratch"))
+    change(document)
+    bad = root / "runs" / "chain" / "bad.json"
+    bad.write_text(json.dumps(document))
+
+    with caplog.at_level(logging.WARNING, logger="suites.results"):
+        assert main(["show", "--results", str(root)]) == 0
+    assert "sgd" in capsys.readouterr().out
+    assert str(bad) in caplog.text and f"field {field}:" in caplog.text
+
+    results = site_data.load_results(root)
+    [problem] = results.problems
+    assert problem.path == "runs/chain/bad.json" and f"field {field}:" in problem.reason
+    assert len(results.records) == 4
+    index = build_site(root, tmp_path / "site").read_text()
+    assert "runs/chain/bad.json" in index
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_a_bare_non_finite_literal_makes_a_file_invalid(tmp_path, literal):
+    _, document = a_run_file(ResultStore(tmp_path))
+    text = json.dumps(document).replace('"score": 10.0', f'"score": {literal}')
+    assert literal in text
+    with pytest.raises(ValueError, match=f"bare {literal} is not JSON"):
+        parse_record(text)
+    quoted = parse_record(text.replace(f'"score": {literal}', f'"score": "{literal}"'))
+    assert repr(quoted["score"]) == repr(float(literal))
+
+
+def test_a_valid_file_reads_back_unchanged(tmp_path):
+    store = ResultStore(tmp_path)
+    run = result(score=math.inf, status="diverged")
+    store.save(run)
+    [record] = store.records()
+    assert record["score"] == math.inf and record["seed"] == run.spec.seed
+    assert store.load(run.spec).curve == run.curve
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+def disjoint(store: ResultStore) -> None:
+    sweep(store, "chain/depth-4-const", "sgd")
+    sweep(store, "valley/widening", "adam")
+
+
+def one_optimizer(store: ResultStore) -> None:
+    sweep(store, "chain/depth-4-const", "sgd")
+    sweep(store, "valley/widening", "sgd")
+
+
+def tuning_only(store: ResultStore) -> None:
+    sweep(store, "chain/depth-4-const", "sgd", phases=("tune",))
+
+
+def evaluation_only(store: ResultStore) -> None:
+    sweep(store, "chain/depth-4-const", "sgd", phases=("eval",))
+    sweep(store, "chain/depth-4-const", "adam", phases=("eval",), score=5.0)
+
+
+def unknown_suite(store: ResultStore) -> None:
+    sweep(store, "nosuch/task-1", "sgd", metric=ACCURACY, score=0.5)
+    sweep(store, "nosuch/task-1", "adam", metric=ACCURACY, score=0.7)
+
+
+def every_run_failed(store: ResultStore) -> None:
+    sweep(store, "chain/depth-4-const", "sgd", status="error", score=math.nan)
+    sweep(store, "chain/depth-4-const", "adam", status="timeout", score=math.inf)
+    sweep(store, "chain/depth-8-const", "sgd")
+    sweep(store, "chain/depth-8-const", "adam", score=20.0)
+
+
+def metric_missing(store: ResultStore) -> None:
+    sweep(store, "chain/depth-4-const", "sgd", metric=None)
+    sweep(store, "chain/depth-4-const", "adam", metric=None, score=5.0)
+
+
+def mathtext_names(store: ResultStore) -> None:
+    sweep(store, "chain/depth-4-const", r"$\frac{$")
+    sweep(store, r"chain/$\frac{$", r"$\frac{$", score=3.0)
+    sweep(store, "chain/depth-4-const", "$x$", score=4.0)
+
+
+COVERAGE = [disjoint, one_optimizer, tuning_only, evaluation_only, unknown_suite,
+            every_run_failed, metric_missing, mathtext_names]
+
+
+@pytest.mark.parametrize("scenario", COVERAGE, ids=[s.__name__ for s in COVERAGE])
+def test_no_coverage_crashes_show_or_the_site(tmp_path, capsys, scenario):
+    root = tmp_path / "results"
+    scenario(ResultStore(root))
+    assert main(["show", "--results", str(root)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    runs = leaderboard.load_runs(root)
+    overall = leaderboard.overall_table(runs, "quick")
+    assert overall.empty or overall["rank"].dtype.kind == "i"
+    index = build_site(root, tmp_path / "site")
+    assert index.is_file()
+    if scenario is not tuning_only:
+        assert len(html_pages(index.parent)) > 3
+
+
+def test_disjoint_tasks_rank_every_optimizer_without_a_profile(tmp_path):
+    root = tmp_path / "results"
+    disjoint(ResultStore(root))
+    overall = leaderboard.overall_table(leaderboard.load_runs(root), "quick")
+    assert list(overall["optimizer"]) == ["adam", "sgd"]
+    assert overall["profile_score"].isna().all() and list(overall["rank"]) == [1, 1]
+    assert list(overall["tasks"]) == [0, 0]
+    index = build_site(root, tmp_path / "site").read_text()
+    assert "No task has been run by every optimizer" in index
+
+
+def test_mathtext_names_are_drawn_as_typed(tmp_path):
+    root = tmp_path / "results"
+    mathtext_names(ResultStore(root))
+    site = build_site(root, tmp_path / "site").parent
+    svg = "".join(p.read_text() for p in html_pages(site))
+    assert r"$\frac{$" in svg.replace("&#36;", "$")
+    assert "mathdefault" not in svg
+
+
+def test_log_axes_need_no_mathtext():
+    import numpy as np
+
+    from suites.site_data import Band
+
+    steps = np.arange(1.0, 50.0)
+    band = Band(steps, np.exp(-steps / 5) + 1e-6, np.exp(-steps / 5), np.exp(-steps / 4) + 1e-5,
+                2)
+    for scale in ("log", "symlog"):
+        svg = plots.plot_bands({r"$\frac{$": band}, {r"$\frac{$": "#000000"}, ylabel="$y$",
+                               scale=scale, salt="t")
+        assert "mathdefault" not in svg and "$y$" in svg

@@ -1,0 +1,148 @@
+"""The engine's structure: a one-way street of imports, suites as plug-ins, small modules.
+
+The imports are read from the source (``ast``), function-level imports included, so a
+cycle hidden inside a function counts too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("suites", "kernels", "bench")
+#: The engine's modules: everything of ``suites`` that is not a suite or an optimizer.
+ENGINE = ("suites/api.py", "suites/atomic.py", "suites/cli.py", "suites/common.py",
+          "suites/leaderboard.py", "suites/registry.py", "suites/results.py",
+          "suites/search_space.py", "suites/submission.py", "suites/training.py",
+          "suites/tuning.py", "suites/executors", "suites/sitegen", "suites/site_data")
+MAX_LINES = 620
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def project_modules() -> dict[str, Path]:
+    modules = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            modules[module_name(path)] = path
+    return modules
+
+
+def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
+    """The project modules that ``path`` imports (``from a import b`` is ``a.b`` when that
+    is a module, else ``a``)."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                       for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            while target and target not in modules:  # `import a.b.c` of a name inside a.b
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    return {name: imports_of(path, modules) for name, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_walker_sees_a_cycle_when_there_is_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_the_walker_resolves_imports(graph):
+    assert "suites.api" in graph["suites.training"]
+    assert "suites.executors.base" in graph["suites.tuning"]
+    assert "kernels.scan" in graph["suites.lra.model"] or any(
+        m.startswith("kernels") for m in graph["suites.lra.model"])
+
+
+def test_no_import_cycle_in_the_project(graph):
+    assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
+
+
+def test_the_contracts_import_no_engine_module(graph):
+    assert not {m for m in graph["suites.api"] if m.startswith("suites")}
+
+
+def test_one_run_imports_only_the_contracts(graph):
+    assert {m for m in graph["suites.training"] if m.startswith("suites")} == {"suites.api"}
+
+
+def engine_files() -> list[Path]:
+    files = []
+    for entry in ENGINE:
+        path = ROOT / entry
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    return files
+
+
+def test_the_engine_never_names_a_suite(graph):
+    from suites import registry
+
+    suites = registry.discovered_suites()
+    assert {"chain", "valley", "lra"} <= set(suites)
+    for path in engine_files():
+        name = module_name(path)
+        named = {m for m in graph[name] if m.split(".")[1:2] and m.split(".")[1] in suites}
+        assert not named, f"{name} imports the suite modules {sorted(named)}"
+        tree = ast.parse(path.read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and id(node) not in docstrings:
+                words = set(node.value.replace("/", " ").replace("'", " ").split())
+                assert not words & set(suites), f"{name} names a suite: {node.value!r}"
+
+
+def test_no_module_is_much_over_600_lines():
+    long = {module_name(p): n for p in project_modules().values()
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"split these modules: {long}"
