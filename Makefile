@@ -58,22 +58,25 @@ bench-compare: $(STAMP)
 	echo "comparing with $$base"; \
 	$(PY) -m pytest $(BENCH_ARGS) --benchmark-compare="$$base" --benchmark-compare-fail=median:10%
 
-# A quick asv run of the working tree (timings only; `asv run` without -b adds the
-# GB/s and speedup tracks), then the HTML dashboard into site/build/asv.
+# A quick check that the asv suite runs on the working tree (one sample a case, nothing
+# saved), then the dashboard of the committed history into site/build/asv.
 asv: $(STAMP)
-	$(VENV)/bin/asv machine --yes
-	$(VENV)/bin/asv run --python=same --set-commit-hash=$$(git rev-parse HEAD) --quick -b time_step
+	label=$$($(PY) -m bench.cases label); \
+	$(VENV)/bin/asv machine --machine $$label --yes >/dev/null && \
+	$(VENV)/bin/asv run --python=same --quick --dry-run --machine $$label
 	$(VENV)/bin/asv publish
 
 # asv across commits (bench/asv_run.py checks the input, then calls asv; results into
 # results/asv/<machine>/). First, once per machine: asv machine --machine <label> --yes
+# ASV_ARGS go to asv as they are (e.g. --skip-existing-successful, -b NGNStep).
 RANGE ?= HEAD~10..HEAD
 BASE ?= main
+ASV_ARGS ?=
 asv-history: $(STAMP)
-	$(PY) -m bench.asv_run run $(RANGE)
+	$(PY) -m bench.asv_run run $(RANGE) $(if $(ASV_ARGS),-- $(ASV_ARGS))
 
 asv-continuous: $(STAMP)
-	$(PY) -m bench.asv_run continuous $(BASE) HEAD
+	$(PY) -m bench.asv_run continuous $(BASE) HEAD $(if $(ASV_ARGS),-- $(ASV_ARGS))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check kernels suites tests bench

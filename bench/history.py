@@ -118,9 +118,11 @@ def read_asv(asv_dir: Path) -> History:
                 if kernel is None or parts[-1] != "time_step":
                     continue
                 entry = dict(zip(columns, row, strict=False))
+                if not isinstance(entry.get("result"), list):
+                    continue  # the whole benchmark failed on this commit (an import error)
                 grid = itertools.product(*[[ast.literal_eval(v) for v in values]
                                            for values in entry["params"]])
-                for (impl, size), seconds in zip(grid, entry["result"], strict=True):
+                for (impl, size), seconds in zip(grid, entry["result"], strict=False):
                     if seconds is None or not math.isfinite(seconds) or seconds <= 0:
                         continue  # skipped (NotImplementedError) or failed on this commit
                     try:
@@ -140,11 +142,12 @@ def read_pytest_benchmark(kernels_dir: Path) -> History:
     for path in sorted(kernels_dir.glob("*.json")) if kernels_dir.is_dir() else []:
         try:
             data = json.loads(path.read_text())
-            commit_info = data.get("commit_info") or {}
-            benchmarks = data["benchmarks"]
-        except (OSError, ValueError, KeyError, AttributeError) as err:
-            history.problems.append(f"{_relative(path)}: not a pytest-benchmark file ({err!r})")
+        except (OSError, ValueError) as err:
+            history.problems.append(f"{_relative(path)}: unreadable ({err!r})")
             continue
+        if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+            continue  # another kind of file (the static kernel report)
+        commit_info, benchmarks = data.get("commit_info") or {}, data["benchmarks"]
         commit, when = commit_info.get("id"), commit_info.get("time")
         if not commit or not when or commit_info.get("dirty"):
             continue  # no commit, or a working tree with changes: not a point in history
