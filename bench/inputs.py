@@ -1,10 +1,11 @@
 """The inputs every kernel script times and checks on, made from a fixed seed.
 
 - ``scan_inputs``: the LRU's scan, ``h_t = λ ⊙ h_{t-1} + b_t`` with ``λ`` shared over
-  batch and time, drawn on a ring ``lo ≤ |λ| ≤ hi`` with a uniform phase (the LRU's ring
-  initialisation), ``b`` (and the optional ``h0`` and output gradient) standard complex
-  normal, complex64.
-- ``optim_params``: fp32 parameters with their gradients set, for optimizer steps.
+  batch and time (or, ``varying=True``, one per element), drawn on a ring
+  ``lo ≤ |λ| ≤ hi`` with a uniform phase (the LRU's ring initialisation), ``b`` (and the
+  optional ``h0`` and output gradient) standard complex normal, complex64.
+- ``optim_params``: parameters (fp32 unless told) with their gradients set, for
+  optimizer steps.
 
 Draws come from a ``torch.Generator`` on the target device, so no global random state
 is touched and the same seed gives the same tensors on every call.
@@ -22,7 +23,7 @@ RING = (0.9, 0.999)
 
 
 class ScanInputs(NamedTuple):
-    lam: torch.Tensor  # (N,)
+    lam: torch.Tensor  # (N,), or (B, T, N) when time-varying
     b: torch.Tensor  # (B, T, N)
     h0: torch.Tensor | None  # (B, N), when asked for
     grad: torch.Tensor | None  # (B, T, N), an output gradient, when asked for
@@ -40,15 +41,18 @@ def scan_inputs(
     device: torch.device | str = "cpu",
     seed: int = 0,
     modulus: tuple[float, float] = RING,
+    varying: bool = False,
     h0: bool = False,
     grad: bool = False,
 ) -> ScanInputs:
-    """``lam`` with ``modulus[0] ≤ |λ| ≤ modulus[1]``, ``b`` standard complex normal;
-    ``h0`` and the output gradient ``grad`` only when asked (they cost memory)."""
+    """``lam`` with ``modulus[0] ≤ |λ| ≤ modulus[1]`` (shape ``(N,)``, or ``(B, T, N)``
+    when ``varying``), ``b`` standard complex normal; ``h0`` and the output gradient
+    ``grad`` only when asked (they cost memory)."""
     gen = generator(device, seed)
     lo, hi = modulus
-    radius = lo + (hi - lo) * torch.rand(N, generator=gen, device=device)
-    phase = 2 * torch.pi * torch.rand(N, generator=gen, device=device)
+    shape = (B, T, N) if varying else (N,)
+    radius = lo + (hi - lo) * torch.rand(shape, generator=gen, device=device)
+    phase = 2 * torch.pi * torch.rand(shape, generator=gen, device=device)
     lam = torch.polar(radius, phase)
 
     def normal(*shape: int) -> torch.Tensor:
@@ -66,14 +70,22 @@ def split_evenly(total: int, parts: int) -> list[int]:
 
 
 def optim_params(
-    sizes: Sequence[int], *, device: torch.device | str = "cpu", seed: int = 0
+    sizes: Sequence[int],
+    *,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
 ) -> list[torch.nn.Parameter]:
-    """One fp32 parameter per entry of ``sizes`` (its element count), standard normal,
-    with a standard normal ``.grad``."""
+    """One parameter per entry of ``sizes`` (its element count), standard normal drawn
+    in fp32 and cast to ``dtype``, with a standard normal ``.grad`` of the same dtype."""
     gen = generator(device, seed)
+
+    def normal(numel: int) -> torch.Tensor:
+        return torch.randn(numel, generator=gen, device=device).to(dtype)
+
     params = []
     for numel in sizes:
-        p = torch.nn.Parameter(torch.randn(numel, generator=gen, device=device))
-        p.grad = torch.randn(numel, generator=gen, device=device)
+        p = torch.nn.Parameter(normal(numel))
+        p.grad = normal(numel)
         params.append(p)
     return params

@@ -48,9 +48,11 @@ def interleaved_median_seconds(
     warmup: int = 1,
     repeats: int = 5,
     device: torch.device | str | None = None,
+    before: Callable[[Callable[[], object]], object] | None = None,
 ) -> list[float]:
     """Median seconds of each of ``fns``, called in turn within every repeat, so that
-    drift in the machine's load (other processes on a shared CPU) hits them alike."""
+    drift in the machine's load (other processes on a shared CPU) hits them alike.
+    ``before(fn)``, when given, runs untimed ahead of every timed call of ``fn``."""
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
     device = torch.device(device) if device is not None else _default_device()
@@ -58,17 +60,19 @@ def interleaved_median_seconds(
         for fn in fns:
             fn()
     if device.type == "cuda":
-        return _cuda_medians(fns, repeats, device)
+        return _cuda_medians(fns, repeats, device, before)
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
         for fn, spent in zip(fns, times, strict=True):
+            if before is not None:
+                before(fn)
             start = time.perf_counter()
             fn()
             spent.append(time.perf_counter() - start)
     return [statistics.median(spent) for spent in times]
 
 
-def _cuda_medians(fns, repeats: int, device: torch.device) -> list[float]:
+def _cuda_medians(fns, repeats: int, device: torch.device, before) -> list[float]:
     flush = torch.empty(L2_FLUSH_BYTES // 4, dtype=torch.int32, device=device)
     events = [
         [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
@@ -78,6 +82,8 @@ def _cuda_medians(fns, repeats: int, device: torch.device) -> list[float]:
     torch.cuda.synchronize(device)
     for r in range(repeats):
         for fn, pairs in zip(fns, events, strict=True):
+            if before is not None:
+                before(fn)
             flush.zero_()
             start, end = pairs[r]
             start.record()

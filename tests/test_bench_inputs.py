@@ -37,3 +37,11 @@ def test_split_evenly():
     assert sum(split_evenly(1 << 20, 1000)) == 1 << 20
     with pytest.raises(ValueError, match="cannot split"):
         split_evenly(2, 3)
+
+
+def test_time_varying_lambda_and_other_dtypes():
+    x = scan_inputs(2, 5, 3, varying=True)
+    assert x.lam.shape == (2, 5, 3) and bool(((x.lam.abs() >= 0.9) & (x.lam.abs() <= 0.999)).all())
+    params = optim_params([7], dtype=torch.bfloat16)
+    assert params[0].dtype == params[0].grad.dtype == torch.bfloat16
+    assert torch.equal(params[0], optim_params([7])[0].to(torch.bfloat16))

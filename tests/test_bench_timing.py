@@ -41,6 +41,22 @@ def test_interleaved_calls_alternate_and_rank_by_cost():
     assert t_slow > t_fast
 
 
+def test_before_runs_untimed_ahead_of_every_timed_call():
+    calls = []
+
+    def step():
+        calls.append("step")
+
+    def before(fn):
+        calls.append("before")
+        time.sleep(0.05)  # not part of the timing
+
+    (seconds,) = interleaved_median_seconds([step], warmup=1, repeats=2, device="cpu",
+                                            before=before)
+    assert calls == ["step", "before", "step", "before", "step"]
+    assert seconds < 0.04
+
+
 @pytest.mark.gpu
 def test_cuda_timing_measures_the_queued_work():
     x = torch.randn(1 << 24, device="cuda")
