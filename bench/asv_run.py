@@ -6,8 +6,8 @@
 
 Before asv starts, this checks what asv would otherwise answer with a traceback or a
 half-finished run: asv is installed, the range names commits, the machine has an entry
-in asv's machine file (``~/.asv-machine.json``), and ``compare`` has results of that
-machine. A run that fails or is interrupted leaves ``results/asv/`` as it was: the
+in asv's machine file (``~/.asv-machine.json``) for ``run`` and ``continuous``, and
+``compare`` has results of that machine. A run that fails or is interrupted leaves ``results/asv/`` as it was: the
 results directory is copied first and put back. The machine name defaults to
 ``kernels.machine.machine_label()`` (``cpu-2c``, ``h200``), the label of the
 pytest-benchmark files. Extra arguments after ``--`` go to asv unchanged.
@@ -170,9 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             commits(args.base)
             commits(args.head)
-        check_machine(args.machine)
         if args.command == "compare":
-            check_results(args.machine)
+            check_results(args.machine)  # reads results only: no machine entry needed
+        else:
+            check_machine(args.machine)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

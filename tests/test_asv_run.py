@@ -60,7 +60,6 @@ def test_machine_not_in_the_machine_file(machine_file, capsys):
 
 def test_compare_with_results_from_an_unknown_machine(machine_file, tmp_path, monkeypatch,
                                                       capsys):
-    machine_file.write_text(json.dumps({"h100": {}, "version": 1}))
     results = tmp_path / "results"
     (results / "cpu-2c").mkdir(parents=True)
     (results / "cpu-2c" / "machine.json").write_text("{}")
