@@ -60,7 +60,8 @@ REFERENCE_OPTIMIZER = "sgd"
 
 RUN_COLUMNS = [
     "task", "suite", "budget", "phase", "optimizer", "source_hash", "config_key", "seed",
-    "status", "score", "steps_run", "steps_to_target", "time_per_step", "state_bytes",
+    "status", "score", "steps_run", "steps_to_target", "time_per_step", "wall_time",
+    "state_bytes",
     "param_bytes", "created", "metric", "higher_is_better", "tolerance", "machine",
 ]
 
@@ -90,6 +91,7 @@ def runs_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             "steps_run": r.get("steps_run", 0),
             "steps_to_target": _number(r.get("steps_to_target")),
             "time_per_step": _number(r.get("timing", {}).get("time_per_step_s")),
+            "wall_time": _number(r.get("timing", {}).get("wall_time_s")),
             "state_bytes": r.get("state_bytes", 0),
             "param_bytes": r.get("param_bytes", 0),
             "created": r.get("created", ""),
@@ -99,6 +101,14 @@ def runs_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             "tolerance": metric.get("tolerance", 0.1),
         })
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def seconds_per_run(runs: pd.DataFrame, budget: str) -> dict[str, float]:
+    """Per task: the median wall time of its recorded runs at ``budget`` (set-up, steps and
+    evaluations), from which a sweep's cost is estimated before it starts."""
+    at = runs[(runs["budget"] == budget) & runs["wall_time"].notna()]
+    return {task: float(seconds) for task, seconds in at.groupby("task")["wall_time"].median()
+            .items()}
 
 
 def load_runs(root: str | Path | None = None) -> pd.DataFrame:

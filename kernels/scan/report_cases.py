@@ -1,11 +1,12 @@
 """The scan's cases in the static GPU report (:mod:`kernels.report`).
 
 Benchmark sizes of ``bench/cases.py``: (16, T, 512), where batch and channels alone fill
-the GPU (the single pass), and (8, 4096, 256), where they do not (three passes over time
-chunks); lam shared over batch and time (the LRU) or varying; forward, and forward +
-backward. The interpreter is slow, so each case meters one batch element and one
-channel block of the benchmark size, launched with the benchmark size's plan (checked):
-the kernels' traffic per element depends on neither B nor the number of channel blocks.
+the GPU (the single pass), and (8, 4096, 256), where they do not (the chained scan with
+decoupled look-back over chunks of time); lam shared over batch and time (the LRU) or
+varying; forward, and forward + backward. The interpreter is slow, so each case meters
+one batch element and one channel block of the benchmark size, launched with the
+benchmark size's plan (checked): the kernels' traffic per element depends on neither B
+nor the number of channel blocks.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def scan_case(B: int, T: int, N: int, *, backward: bool, varying: bool) -> Repor
     kind = "scan_fwdbwd" if backward else "scan_fwd"
     targets = {(False, False): FORWARD_TARGET, (True, False): FORWARD_BACKWARD_TARGET,
                (False, True): VARYING_FORWARD_TARGET, (True, True): VARYING_FORWARD_BACKWARD_TARGET}
-    schedule = "single pass" if plan.single_pass else f"3 passes, chunks of {plan.chunk}"
+    schedule = "single pass" if plan.single_pass else f"look-back, chunks of {plan.chunk}"
     return ReportCase(
         name=f"{kind}{'_varying' if varying else ''} {B}x{T}x{N}",
         family="scan",
@@ -56,7 +57,7 @@ def scan_case(B: int, T: int, N: int, *, backward: bool, varying: bool) -> Repor
         unit="complex64 element",
         model_bytes_per_element=bytes_per_element(backward=backward, varying=varying),
         run=run,
-        target_bytes_per_element=targets[backward, varying] if plan.single_pass else None,
+        target_bytes_per_element=targets[backward, varying],
         note=f"{schedule}; metered on 1x{T}x{block_n} with the benchmark size's plan",
     )
 
