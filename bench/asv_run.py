@@ -7,10 +7,10 @@
 Before asv starts, this checks what asv would otherwise answer with a traceback or a
 half-finished run: asv is installed, the range names commits, the machine has an entry
 in asv's machine file (``~/.asv-machine.json``) for ``run`` and ``continuous``, and
-``compare`` has results of that machine. A run that fails or is interrupted leaves ``results/asv/`` as it was: the
-results directory is copied first and put back. The machine name defaults to
-``kernels.machine.machine_label()`` (``cpu-2c``, ``h200``), the label of the
-pytest-benchmark files. Extra arguments after ``--`` go to asv unchanged.
+``compare`` has results of that machine. A run that fails or is interrupted leaves
+``results/asv/`` as it was: the results directory is copied first and put back. The
+machine name defaults to ``kernels.machine.machine_label()`` (``cpu-2c``, ``h200``),
+the label of the pytest-benchmark files. Extra arguments after ``--`` go to asv unchanged.
 """
 
 from __future__ import annotations
