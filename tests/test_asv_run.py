@@ -102,3 +102,16 @@ def test_cli_prints_no_traceback():
                           "--machine", "m"], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("error:")
     assert "Traceback" not in out.stderr
+
+
+def test_asv_finds_the_kernel_benchmarks_and_nothing_else():
+    """asv imports every module of ``bench`` (its benchmark_dir) and takes any
+    ``time_*``/``track_*`` name for a benchmark: only the kernel classes may match."""
+    listing = (
+        "from asv_runner.discovery import disc_benchmarks; "
+        "print('\\n'.join(sorted(b.name for b in disc_benchmarks('bench'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", listing], cwd=asv_run.ROOT,
+                         capture_output=True, text=True, check=True)
+    classes = ["AdamWStep", "NGNStep", "SGDStep", "ScanForward", "ScanForwardBackward"]
+    assert out.stdout.split() == [f"benchmarks.kernels.{c}.time_step" for c in classes]
