@@ -192,35 +192,36 @@ def _series_key(p: Point) -> tuple[str, str, str, str]:
 
 
 def changes(history: History, threshold: float = CHANGE_THRESHOLD) -> list[dict]:
-    """Per kernel, size, implementation and machine: the machine's latest commit against
+    """Per kernel, size, implementation, machine and harness: the latest commit against
     the one before it (in commit order), with ``change`` = new GB/s / old − 1 and
-    ``marked`` when it is beyond ``threshold`` either way."""
+    ``marked`` when it is beyond ``threshold`` either way. Each harness is compared with
+    itself: asv's and pytest-benchmark's timings of one case differ by their method."""
     order = {c: i for i, c in enumerate(history.commits)}
-    per_machine: dict[str, list[str]] = {}
+    per_run: dict[tuple[str, str], set[str]] = {}
     for p in history.points:
-        per_machine.setdefault(p.machine, []).append(p.commit)
-    latest_two = {m: sorted(set(c), key=order.get)[-2:] for m, c in per_machine.items()}
-    by_key = {_key(p): p for p in history.points}
+        per_run.setdefault((p.machine, p.source), set()).add(p.commit)
+    by_key = {(*_key(p), p.source): p for p in history.points}
     rows = []
-    for machine, commits in sorted(latest_two.items()):
+    for (machine, source), commits in sorted(per_run.items()):
         if len(commits) < 2:
             continue
-        before, after = commits
+        before, after = sorted(commits, key=order.get)[-2:]
         for kernel, impls in cases.IMPLS.items():
             sizes = sorted({p.size for p in history.points
                             if p.kernel == kernel and p.machine == machine},
                            key=lambda s: tuple(int(n) for n in s.split("x")))
             for size, impl in itertools.product(sizes, impls):
-                old = by_key.get((kernel, size, impl, machine, before))
-                new = by_key.get((kernel, size, impl, machine, after))
+                old = by_key.get((kernel, size, impl, machine, before, source))
+                new = by_key.get((kernel, size, impl, machine, after, source))
                 if old is None or new is None:
                     continue
                 change = new.gbps / old.gbps - 1
                 rows.append({
                     "kernel": kernel, "size": size, "impl": impl, "machine": machine,
-                    "before": before, "after": after, "gbps_before": old.gbps,
-                    "gbps_after": new.gbps, "peak_fraction": new.peak_fraction,
-                    "change": change, "marked": abs(change) > threshold,
+                    "source": source, "before": before, "after": after,
+                    "gbps_before": old.gbps, "gbps_after": new.gbps,
+                    "peak_fraction": new.peak_fraction, "change": change,
+                    "marked": abs(change) > threshold,
                 })
     return rows
 

@@ -108,6 +108,16 @@ def test_changes_mark_only_what_moved_beyond_ten_percent(results):
     assert not by_case["ngn", "ref", "1x16777216"]["marked"]  # 2.4 % slower
     assert not by_case["sgd", "torch_foreach", "1x1048576"]["marked"]  # 4.8 % slower
     assert all(r["machine"] == "cpu-2c" for r in rows)  # h200 has one commit only
+    assert all(r["source"] == history.ASV for r in rows)
+
+
+def test_changes_compare_each_harness_with_itself(results):
+    later = "d" * 40  # a pytest-benchmark file after asv's last commit, 10x "faster"
+    write_pytest_benchmark(results / "kernels" / "cpu-2c-20261203.json", later,
+                           "1970-01-01T01:06:40+00:00", 1e-4)
+    rows = history.changes(history.load(results))
+    assert {r["source"] for r in rows} == {history.ASV}  # one pytest-benchmark commit only
+    assert {(r["before"], r["after"]) for r in rows} == {(B, C)}
 
 
 def test_figure_has_a_panel_per_size_and_a_line_per_series(results):
