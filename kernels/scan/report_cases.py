@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from bench.inputs import scan_inputs
 from kernels.report import ReportCase
 from kernels.scan.traffic import bytes_per_element
 
@@ -21,11 +22,7 @@ VARYING_FORWARD_TARGET, VARYING_FORWARD_BACKWARD_TARGET = 24.0, 64.0
 
 
 def _inputs(T: int, N: int, varying: bool):
-    gen = torch.Generator().manual_seed(0)
-    shape = (1, T, N) if varying else (N,)
-    radius = 0.9 + 0.099 * torch.rand(shape, generator=gen)
-    lam = torch.polar(radius, 2 * torch.pi * torch.rand(shape, generator=gen))
-    b = torch.randn(1, T, N, dtype=torch.complex64, generator=gen)
+    lam, b, _, _ = scan_inputs(1, T, N, modulus=(0.9, 0.999), varying=varying)
     return lam, b
 
 
