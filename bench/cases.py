@@ -28,9 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
+from bench.inputs import optim_params, scan_inputs
 from kernels.machine import default_device, device_name, machine_label, synchronize
-from kernels.optim.traffic import adamw_bytes_per_param, ngn_bytes_per_param, sgd_bytes_per_param
-from kernels.scan import bytes_moved as scan_bytes_moved
 
 SCAN_KERNELS = ("scan_fwd", "scan_fwdbwd")
 OPTIM_KERNELS = ("adamw", "ngn", "sgd")
@@ -76,6 +75,15 @@ class Case:
 
 def bytes_moved(case: Case) -> int:
     """Fewest bytes the case must move through memory (fp32 / complex64 data)."""
+    # Imported here, not at the top: asv imports this module against every commit's
+    # kernels, and commits older than a byte model must still be timed.
+    from kernels.optim.traffic import (
+        adamw_bytes_per_param,
+        ngn_bytes_per_param,
+        sgd_bytes_per_param,
+    )
+    from kernels.scan import bytes_moved as scan_bytes_moved
+
     if case.kernel == "scan_fwd":
         return scan_bytes_moved(*case.size)
     if case.kernel == "scan_fwdbwd":
@@ -126,32 +134,17 @@ def skip_reason(case: Case, device: torch.device) -> str | None:
     return None
 
 
-def _generator(device: torch.device) -> torch.Generator:
-    return torch.Generator(device=device).manual_seed(0)
-
-
-def scan_inputs(size: tuple[int, int, int], device: torch.device):
-    """``lam`` on the LRU's ring 0.9 ≤ |λ| ≤ 0.999 and ``b`` standard complex normal."""
-    B, T, N = size
-    gen = _generator(device)
-    radius = 0.9 + 0.099 * torch.rand(N, generator=gen, device=device)
-    phase = 2 * torch.pi * torch.rand(N, generator=gen, device=device)
-    lam = torch.polar(radius, phase)
-    b = torch.randn(B, T, N, dtype=torch.complex64, generator=gen, device=device)
-    return lam, b
-
-
 def _scan_runner(case: Case, device: torch.device) -> Callable[[], None]:
     from kernels import diag_scan
 
-    lam, b = scan_inputs(case.size, device)
+    backward = case.kernel == "scan_fwdbwd"
+    lam, b, _, grad = scan_inputs(*case.size, device=device, grad=backward)
     if case.impl == "copy":
         return lambda: b.clone()
-    if case.kernel == "scan_fwd":
+    if not backward:
         return lambda: diag_scan(lam, b, backend=case.impl)
     lam = lam.requires_grad_()
     b = b.requires_grad_()
-    grad = torch.randn(b.shape, dtype=b.dtype, generator=_generator(device), device=device)
 
     def forward_backward() -> None:
         h = diag_scan(lam, b, backend=case.impl)
@@ -159,18 +152,6 @@ def _scan_runner(case: Case, device: torch.device) -> Callable[[], None]:
         lam.grad = b.grad = None
 
     return forward_backward
-
-
-def optim_params(size: tuple[int, int], device: torch.device) -> list[torch.Tensor]:
-    """Parameters with gradients set, of ``size = (tensors, elements per tensor)``."""
-    count, numel = size
-    gen = _generator(device)
-    params = []
-    for _ in range(count):
-        p = torch.randn(numel, generator=gen, device=device).requires_grad_()
-        p.grad = torch.randn(numel, generator=gen, device=device)
-        params.append(p)
-    return params
 
 
 def _cpu_fused_sgd() -> bool:
@@ -203,7 +184,8 @@ def build_optimizer(case: Case, params: list[torch.Tensor]) -> torch.optim.Optim
 
 
 def _optim_runner(case: Case, device: torch.device) -> Callable[[], None]:
-    params = optim_params(case.size, device)
+    count, numel = case.size
+    params = optim_params([numel] * count, device=device)
     optimizer = build_optimizer(case, params)
     if case.kernel == "ngn":
         loss = torch.tensor(1.0, device=device)
@@ -212,13 +194,24 @@ def _optim_runner(case: Case, device: torch.device) -> Callable[[], None]:
     return optimizer.step
 
 
-def build(case: Case, device: torch.device | None = None) -> Callable[[], None]:
-    """A callable running ``case`` once, synchronised with the device before returning."""
+def runner(case: Case, device: torch.device | None = None) -> Callable[[], None]:
+    """A callable queueing ``case`` once on the device (for ``bench.timing``, which
+    times the device's work); raises ``NotImplementedError`` with the reason when the
+    case does not run on ``device``."""
     device = device or default_device()
     reason = skip_reason(case, device)
     if reason:
         raise NotImplementedError(reason)
-    run = _scan_runner(case, device) if case.kernel in SCAN_KERNELS else _optim_runner(case, device)
+    if case.kernel in SCAN_KERNELS:
+        return _scan_runner(case, device)
+    return _optim_runner(case, device)
+
+
+def build(case: Case, device: torch.device | None = None) -> Callable[[], None]:
+    """A callable running ``case`` once, synchronised with the device before returning
+    (for wall-clock timers: pytest-benchmark's and asv's)."""
+    device = device or default_device()
+    run = runner(case, device)
 
     def timed() -> None:
         run()
@@ -244,32 +237,13 @@ PEAK_GBPS = (
 
 
 def peak_gbps(device_name: str) -> float | None:
+    """The datasheet bandwidth of a device name (``NVIDIA H200``) or of a machine label
+    (``h200``, ``a100-sxm4-80gb``): case, spaces and hyphens do not matter."""
+    name = device_name.lower().replace("-", " ")
     for fragment, gbps in PEAK_GBPS:
-        if fragment in device_name:
+        if fragment.lower().replace("-", " ") in name:
             return gbps
     return None
-
-
-def time_case(
-    run: Callable[[], None], device: torch.device, *, warmup: int = 2, repeat: int = 10
-) -> float:
-    """Median seconds of ``run``: CUDA events (``triton.testing.do_bench``) on a GPU,
-    wall time on the CPU; warm-up runs (compilation, autotuning) are excluded."""
-    if device.type == "cuda":
-        from triton.testing import do_bench
-
-        return do_bench(run, warmup=25, rep=100, return_mode="median") / 1e3
-    import statistics
-    import time
-
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def extra_info(case: Case, seconds: float | None, device: torch.device) -> dict:
@@ -297,5 +271,5 @@ if __name__ == "__main__":
     import sys
 
     if sys.argv[1:] != ["label"]:
-        sys.exit("usage: python bench/cases.py label")
+        sys.exit("usage: python -m bench.cases label")
     print(machine_label())

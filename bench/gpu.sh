@@ -44,6 +44,18 @@ report_rc=${PIPESTATUS[0]}
 LSB_DATA_DIR=/tmp/lsb-data "$py" -m suites.lra.throughput --steps 20 \
     --out "$root/throughput/$label-$stamp.json"
 throughput_rc=$?
+# asv: the same benchmarks as on the CPU, this commit, into $root/asv/<label>/ (one
+# folder per machine: commit it beside the others for the site's history). Spawned
+# processes: none may inherit a CUDA context from a forked parent.
+asv_rc=skipped
+if "$py" -c "import asv" 2>/dev/null && git rev-parse -q --verify HEAD >/dev/null; then
+    "$py" -m asv machine --machine "$label" --yes >/dev/null
+    "$py" -m asv run --python=same --set-commit-hash="$(git rev-parse HEAD)" \
+        --machine "$label" --launch-method spawn 2>&1 | tail -n 3
+    asv_rc=${PIPESTATUS[0]}
+    if [ "$root" != results ]; then mkdir -p "$root/asv" && cp -r "results/asv/$label" "$root/asv/"; fi
+fi
+echo "asv exit $asv_rc (skipped without asv or git)"
 echo "kernel tests exit $tests_rc, benchmarks exit $bench_rc, static report exit $report_rc," \
     "throughput exit $throughput_rc; JSON: $out/$label-$stamp.json"
 [ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ] && [ "$report_rc" = 0 ] && [ "$throughput_rc" = 0 ]

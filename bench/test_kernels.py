@@ -1,11 +1,12 @@
-"""pytest-benchmark timings of the cases in ``cases.py``, one group per kernel and size.
+"""pytest-benchmark timings of the cases in ``bench.cases``, one group per kernel and size.
 
 ``make bench`` writes the JSON to ``results/kernels/``; ``make test`` runs each case
 once with ``--benchmark-disable`` as a smoke test of the harness.
 """
 
-import cases
 import pytest
+
+from bench import cases
 
 ROUNDS = {"cuda": 20, "cpu": 5}
 

@@ -15,6 +15,8 @@ import importlib.util
 import os
 from dataclasses import dataclass
 
+import torch
+
 LEGACY_VARIABLE = "LSB_BACKEND"
 
 
@@ -75,19 +77,64 @@ def triton_interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
 
+#: Parameter dtypes the fused optimizer kernels take (complex64 as real pairs).
+OPTIM_TRITON_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def resolve_scan_backend(backend: str, device: torch.device) -> str:
+    """The concrete scan backend for ``backend`` on ``device``.
+
+    ``"auto"`` is ``LSB_SCAN_BACKEND`` when set, else Triton on CUDA (when installed) and
+    the chunked scan elsewhere. An explicit ``"triton"`` needs CUDA or the interpreter.
+    """
+    if check_choice(SCAN, backend) == "auto":
+        backend = env_choice(SCAN)
+    runs_triton = triton_available() and (device.type == "cuda" or triton_interpreted())
+    if backend == "auto":
+        return "triton" if device.type == "cuda" and runs_triton else "chunked"
+    if backend == "triton" and not runs_triton:
+        raise ValueError(
+            f"backend='triton' needs triton and CUDA tensors (got device {device}), or "
+            "TRITON_INTERPRET=1 set before triton is imported; use backend='chunked'"
+        )
+    return backend
+
+
+def resolve_optim_backend(backend: str, tensors: list[torch.Tensor]) -> str:
+    """``"torch"`` or ``"triton"`` for these (real) parameter tensors.
+
+    ``"auto"`` (after ``LSB_OPTIM_BACKEND``) picks Triton when every tensor is on CUDA in a
+    dtype the kernels support, else the reference. An explicit ``"triton"`` raises
+    ``ValueError`` for tensors it cannot run on (CPU tensors run only under the Triton
+    interpreter, ``TRITON_INTERPRET=1``).
+    """
+    choice = env_choice(OPTIM) if check_choice(OPTIM, backend) == "auto" else backend
+    if choice == "auto":
+        fused = all(t.is_cuda and t.dtype in OPTIM_TRITON_DTYPES for t in tensors)
+        return "triton" if fused else "torch"
+    if choice == "triton":
+        for t in tensors:
+            if t.dtype not in OPTIM_TRITON_DTYPES:
+                raise ValueError(
+                    f"the triton backend supports float32, bfloat16 and float16 parameters "
+                    f"(complex64 as real pairs), got {t.dtype}; use backend='torch'"
+                )
+            if not (t.is_cuda or (t.device.type == "cpu" and triton_interpreted())):
+                raise ValueError(
+                    f"the triton backend needs CUDA tensors (or TRITON_INTERPRET=1 for CPU "
+                    f"tensors), got a tensor on {t.device}"
+                )
+    return choice
+
+
 def backend_settings() -> dict[str, dict]:
     """For each family: its variable, current value, valid values and what ``auto``
-    resolves to on this machine (CUDA tensors when a GPU is present, else CPU tensors).
-    ``lsb doctor`` prints it."""
-    import torch
-
-    from kernels.optim.backend import resolve_backend as resolve_optim
-    from kernels.scan import resolve_backend as resolve_scan
-
+    resolves to on this machine (CUDA tensors when a GPU is present, else CPU tensors;
+    float32 parameters for the optimizers). ``lsb doctor`` prints it."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     probe = torch.empty(0, device=device)
-    resolvers = {SCAN.name: lambda: resolve_scan("auto", device),
-                 OPTIM.name: lambda: resolve_optim("auto", [probe])}
+    resolvers = {SCAN.name: lambda: resolve_scan_backend("auto", device),
+                 OPTIM.name: lambda: resolve_optim_backend("auto", [probe])}
     settings = {}
     for family in FAMILIES:
         entry = {"variable": family.variable,

@@ -195,8 +195,8 @@ class SuiteModule(Protocol):
     - ``add_options(parser)`` / ``apply_options(args)``: options of the ``lsb`` command
       itself (e.g. where the suite's data are), read before any command runs.
     - ``add_commands(subparsers)``: subcommands of ``lsb`` (e.g. data generators).
-    - ``DEMO_TASKS`` / ``DEMO_OPTIMIZERS``: the task selectors that ``lsb demo`` runs, and
-      with which built-in optimizers (``None``: all of them).
+    - ``DEMO_TASKS``: the task selectors on which ``lsb demo`` submits the site's
+      example optimizer, live (keep them to a minute or two at the quick budget).
     - ``POSITION: int``: where the suite comes in lists and on the site (default 100).
     """
 

@@ -11,16 +11,16 @@ import argparse
 import logging
 import math
 import platform
-import re
 import signal
 import sys
 import time
 from pathlib import Path
 
-from suites import __version__
+from suites import __version__, console
 from suites.api import BUDGET_NAMES, SEEDS_PER_BUDGET, TIME_LIMITS
+from suites.console import EXIT_OK, EXIT_RUNS_FAILED
 
-EXIT_OK, EXIT_RUNS_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
 
 
@@ -102,13 +102,7 @@ def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
 
     root = _results_root(args)
     time_limit = args.time_limit if args.time_limit is not None else TIME_LIMITS[budget]
-    if not (math.isfinite(time_limit) and time_limit > 0):
-        raise UsageError(f"--time-limit {time_limit:g}: give a finite number of seconds > 0, "
-                         f"e.g. --time-limit {TIME_LIMITS[budget]:g}")
     seeds = getattr(args, "seeds", None)
-    if seeds and min(seeds) < 1:
-        raise UsageError(f"--seeds {seeds[0]} {seeds[1]}: both counts must be at least 1 "
-                         "(one tuning and one evaluation seed at the least), e.g. --seeds 1 2")
     kind = getattr(args, "executor", "local")
     jobs = args.jobs if args.jobs is not None or kind != "local" else _default_jobs()
     configs = sum(len(s.configs()) for s in submissions)
@@ -117,6 +111,7 @@ def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
         f"{len(tasks)} tasks x {len(submissions)} optimizers ({configs} configs) at the "
         f"{budget!r} budget, {where}, time limit {time_limit:g} s per run, results in {root}/"
     )
+    console.print_estimate(root, tasks, submissions, budget, seeds, jobs or 1)
     started = time.perf_counter()
     with _executor(args, kind, jobs, time_limit, root) as executor:
         try:
@@ -194,113 +189,6 @@ def _default_jobs() -> int:
     return default_jobs()
 
 
-def _report_failures(failed, argv: list[str] | None = None) -> int:
-    """List the runs that ended in ``error`` or ``timeout`` with their root cause (the
-    first line of the recorded error), and the command that makes them again; the exit
-    code."""
-    if not failed:
-        return EXIT_OK
-    print(f"\n{len(failed)} runs failed:", file=sys.stderr)
-    for r in failed:
-        lines = [line for line in (r.error or "").strip().splitlines() if line.strip()]
-        reason = lines[0].strip() if lines else "(no message)"
-        print(
-            f"  {r.spec.task}  {r.spec.optimizer}  {r.spec.hparams}  seed {r.spec.seed}  "
-            f"{r.status}: {reason}",
-            file=sys.stderr,
-        )
-    print("the whole tracebacks are in the run files (\"error\"); to make these runs again:\n"
-          f"  {_retry_command(argv)}", file=sys.stderr)
-    return EXIT_RUNS_FAILED
-
-
-def _retry_command(argv: list[str] | None) -> str:
-    import shlex
-
-    words = list(sys.argv[1:] if argv is None else argv)
-    if "--retry-failed" not in words:
-        words.append("--retry-failed")
-    return shlex.join(["lsb", *words])
-
-
-def _format(frame) -> str:
-    import pandas as pd
-
-    def number(x: float) -> str:
-        return f"{x:.4g}" if math.isfinite(x) else "fail"
-
-    with pd.option_context("display.width", 250, "display.max_columns", None,
-                           "display.max_colwidth", 60, "display.float_format", number):
-        return frame.to_string(index=False, na_rep="-")  # NaN: not measured (e.g. no sgd)
-
-
-def _suite_ranking(table, suite: str):
-    """Optimizers × tasks of a suite: 'score (rank)' cells, or 'fail'."""
-    rows = table[table["suite"] == suite]
-    cells = rows.assign(
-        cell=[
-            f"{m:.3g} ({k})" if math.isfinite(m) else "fail"
-            for m, k in zip(rows["score_mean"], rows["rank"], strict=True)
-        ],
-        short=rows["task"].str.removeprefix(f"{suite}/"),
-    )
-    pivot = cells.pivot(index="optimizer", columns="short", values="cell").fillna("-")
-    pivot = pivot[sorted(pivot.columns, key=_natural_key)]
-    return pivot.rename_axis(columns=None).reset_index()
-
-
-def _natural_key(name: str) -> list:
-    """Sort "depth-4" before "depth-16"."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
-def _print_coverage(table) -> None:
-    """Name the tasks that some optimizers have no results on: not in the overall score."""
-    optimizers = table["optimizer"].nunique()
-    counts = table.groupby("task")["optimizer"].nunique()
-    partial = counts[counts < optimizers]
-    if not partial.empty:
-        listed = ", ".join(f"{task} ({n} of {optimizers})" for task, n in partial.items())
-        print(f"\nranked on their own, not in the overall score (not every optimizer has run "
-              f"them): {listed}")
-
-
-def _print_leaderboard(root: Path, budget: str, suites: list[str] | None) -> bool:
-    from suites import leaderboard
-    from suites.show import SCORE_NOTE, overall_for_show, windows_for_show
-
-    runs = leaderboard.load_runs(root)
-    if suites:
-        runs = runs[runs["suite"].isin(suites)]
-    table = leaderboard.task_table(runs, budget)
-    if table.empty:
-        return False
-    chosen = sorted(table["suite"].unique())
-    print(f"\n== overall ({', '.join(chosen)}; budget {budget}) ==")
-    print(_format(overall_for_show(leaderboard.overall_table(runs, budget))) + SCORE_NOTE)
-    for suite in chosen:
-        print(f"\n== {suite}: score (rank) per task ==")
-        print(_format(_suite_ranking(table, suite)))
-        if (windows := windows_for_show(runs, budget, suite)) is not None:
-            print(f"\n== {suite}: step-size window per task ==\n{_format(windows)}")
-        if len(chosen) > 1:
-            print(f"\n== {suite}: overall ==")
-            print(_format(overall_for_show(leaderboard.overall_table(runs, budget, suite))))
-    _print_coverage(table)
-    old = leaderboard.superseded_versions(runs)
-    if not old.empty:
-        versions = ", ".join(f"{o} {h} ({n} runs)" for o, h, n in old.itertuples(index=False))
-        print(f"\nignored (superseded source versions): {versions}")
-    return True
-
-
-def _headline(description: str) -> str:
-    """A docstring's first phrase: its first paragraph up to the first colon or full stop."""
-    paragraph = " ".join(description.split("\n\n", 1)[0].split())
-    end = re.search(r": |\.\s+(?=[A-Z])", paragraph)  # not inside "Eq. 147"
-    return paragraph[: end.start()] if end else paragraph.rstrip(".")
-
-
 # --------------------------------------------------------------------------- commands
 
 
@@ -359,7 +247,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     print("\noptimizers:")
     for name, path in registry.builtin_optimizer_paths().items():
         submission = load_submission(path)
-        summary = _headline(submission.description)
+        summary = console.headline(submission.description)
         print(f"  {name:14s} {len(submission.configs())} configs  {summary}")
     return EXIT_OK
 
@@ -378,43 +266,52 @@ def _cmd_run(args: argparse.Namespace) -> int:
     submissions = _load_submissions(paths)
     tasks = _tasks_with_data(tasks, args.budget)
     report = _sweep(args, tasks, submissions, args.budget)
-    _print_leaderboard(_results_root(args), args.budget, sorted({t.suite for t in tasks}))
-    return _report_failures(report.failures, args.argv)
+    console.print_leaderboard(_results_root(args), args.budget, sorted({t.suite for t in tasks}))
+    return console.report_failures(report.failures, args.argv)
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
+    from suites import registry
+
+    tasks = _select_tasks(args.selectors) if args.selectors else registry.all_tasks()
+    report, submission = _submit(args, Path(args.path), tasks, args.budget)
+    root = _results_root(args)
+    print(f"\nsee it on the site: lsb site build --results {root} --budget {args.budget}, "
+          "then open site/build/index.html")
+    return console.report_failures(report.failures, args.argv)
+
+
+def _submit(args: argparse.Namespace, path: Path, tasks, budget: str):
+    """Validate one submission, sweep it over ``tasks`` and print its ranks."""
     from suites import leaderboard, registry
 
-    path = Path(args.path)
     (submission,) = _load_submissions([path])
     builtin = registry.builtin_optimizer_paths().get(submission.name)
     if builtin is not None and builtin.resolve() != path.resolve():
         raise UsageError(
             f"{path}: the name {submission.name!r} belongs to a built-in optimizer: rename yours"
         )
-    tasks = _select_tasks(args.selectors) if args.selectors else registry.all_tasks()
     if not tasks:
         raise UsageError("no task suites are installed")
-    report = _sweep(args, _tasks_with_data(tasks, args.budget), [submission], args.budget)
+    report = _sweep(args, _tasks_with_data(tasks, budget), [submission], budget)
 
     runs = leaderboard.load_runs(_results_root(args))
-    table = leaderboard.task_table(runs, args.budget)
+    table = leaderboard.task_table(runs, budget)
     counts = table.groupby("task")["optimizer"].size()
     mine = table[table["optimizer"] == submission.name].assign(
         rank=lambda t: [f"{k}/{counts[task]}" for k, task in zip(t["rank"], t["task"],
                                                                     strict=True)]
     )
-    print(f"\n== {submission.name} ({submission.source_hash}) per task, budget {args.budget} ==")
-    print(_format(mine[["task", "config_key", "score_mean", "score_std", "success_rate", "rank"]]))
-    overall = leaderboard.overall_table(runs, args.budget)
+    print(f"\n== {submission.name} ({submission.source_hash}) per task, budget {budget} ==")
+    print(console.as_text(
+        mine[["task", "config_key", "score_mean", "score_std", "success_rate", "rank"]]))
+    overall = leaderboard.overall_table(runs, budget)
     row = overall[overall["optimizer"] == submission.name]
-    print(f"\n== {submission.name} overall: rank {int(row['rank'].iloc[0])}/{len(overall)} ==")
-    print(_format(row))
-    _print_coverage(table)
-    root = _results_root(args)
-    print(f"\nsee it on the site: lsb site build --results {root} --budget {args.budget}, "
-          "then open site/build/index.html")
-    return _report_failures(report.failures, args.argv)
+    if len(row):
+        print(f"\n== {submission.name} overall: rank {int(row['rank'].iloc[0])}/{len(overall)} ==")
+        print(console.as_text(row))
+    console.print_coverage(table)
+    return report, submission
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -422,62 +319,35 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
     root = _results_root(args)
     if args.kernels:
-        return _print_kernels(root)
+        return console.print_kernels(root)
     budget = args.budget or site_data.site_budget(leaderboard.load_runs(root)) or "quick"
-    if not _print_leaderboard(root, budget, args.suite):
+    if not console.print_leaderboard(root, budget, args.suite):
         print(f"no {budget!r} evaluation runs in {root}/: run `lsb demo` or `lsb run`")
     return EXIT_OK
 
 
-def _print_kernels(root: Path) -> int:
-    """The kernel benchmark tables of ``root/kernels`` (pytest-benchmark JSON, ``make bench``)."""
-    import pandas as pd
-
-    from suites import site_data
-
-    frame, problems = site_data.kernel_frame(root / "kernels")
-    for problem in problems:
-        print(f"skipped {problem.path}: {problem.reason}", file=sys.stderr)
-    if frame.empty:
-        print(f"no kernel benchmarks in {root}/kernels/: run `make bench`")
-        return EXIT_OK
-    columns = ["kernel", "size", "impl", "time_s", "gbps", "peak_fraction", "speedup"]
-    for table in site_data.kernel_tables(frame):
-        print(f"\n== {table['file']}: {table['device']} on {table['machine']}, "
-              f"{table['run_date']}, commit {table['commit'] or '?'} ==")
-        rows = pd.DataFrame(table["rows"])[columns]
-        numbers = ["time_s", "gbps", "peak_fraction", "speedup"]
-        print(_format(rows.astype(dict.fromkeys(numbers, float))))
-    return EXIT_OK
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
+    """Submit the site's example optimizer, live, against the committed results of the
+    built-ins on every suite's demo tasks at the quick budget; then build the site."""
     from suites import registry, sitegen
 
-    builtins = registry.builtin_optimizer_paths()
     known = {t.name for t in registry.all_tasks()} | set(registry.available_suites())
-    sweeps = []
-    for selectors, optimizers in registry.demo_plan():
-        present = [s for s in selectors if s in known]
-        if present:
-            paths = list(builtins.values()) if optimizers is None else \
-                [builtins[o] for o in optimizers if o in builtins]
-            sweeps.append((registry.tasks_for(present), paths))
-    if not sweeps:
+    selectors = [s for s in registry.demo_plan() if s in known]
+    if not selectors:
         raise UsageError("no installed suite names demo tasks (DEMO_TASKS)")
     args.seeds = None
-    failed = []
-    for tasks, paths in sweeps:
-        report = _sweep(args, _tasks_with_data(tasks, "quick"), _load_submissions(paths), "quick")
-        failed += report.failures
+    started = time.perf_counter()
+    report, submission = _submit(args, sitegen.EXAMPLE_SUBMISSION,
+                                 registry.tasks_for(selectors), "quick")
     root = _results_root(args)
-    _print_leaderboard(root, "quick", None)
     try:
-        index = sitegen.build_site(root)
+        index = sitegen.build_site(root, budget="quick")
     except sitegen.SiteError as err:
         raise UsageError(str(err)) from err
-    print(f"\nsite: open file://{index.resolve()}")
-    return _report_failures(failed, args.argv)
+    print(f"\ndemo: {report.runs_made} runs of {submission.name} made, "
+          f"{report.runs_reused} found, in {time.perf_counter() - started:.0f} s")
+    print(f"site: open file://{index.resolve()}")
+    return console.report_failures(report.failures, args.argv)
 
 
 # --------------------------------------------------------------------------- parser
@@ -563,8 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the kernel benchmark tables instead (results/kernels/)")
     results_option(p)
     p.set_defaults(func=_cmd_show)
-    p = sub.add_parser("demo", help="quick budget: each suite's demo tasks (DEMO_TASKS) for "
-                       "its demo optimizers; then the site")
+    p = sub.add_parser("demo", help="submit the site's example optimizer on each suite's demo "
+                       "tasks at the quick budget, against the committed results; then the "
+                       "site")
     p.add_argument("-j", "--jobs", type=int, default=None, help="parallel runs")
     p.add_argument("--time-limit", type=float, default=None, metavar="S")
     results_option(p)
@@ -603,6 +474,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "jobs", None) is not None and args.jobs < 1:
         print("lsb: error: -j must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        _check_sweep_numbers(args)
+    except UsageError as err:
+        print(f"lsb: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     previous = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM stops as Ctrl-C does
     try:
         return int(args.func(args) or 0)
@@ -615,6 +491,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _check_sweep_numbers(args: argparse.Namespace) -> None:
+    """Time limits and seed counts a sweep can use, checked before anything is validated
+    or run."""
+    limit = getattr(args, "time_limit", None)
+    if limit is not None and not (math.isfinite(limit) and limit > 0):
+        default = TIME_LIMITS[getattr(args, "budget", None) or "quick"]
+        raise UsageError(f"--time-limit {limit:g}: give a finite number of seconds > 0, "
+                         f"e.g. --time-limit {default:g}")
+    seeds = getattr(args, "seeds", None)
+    if seeds and min(seeds) < 1:
+        raise UsageError(f"--seeds {seeds[0]} {seeds[1]}: both counts must be at least 1 "
+                         "(one tuning and one evaluation seed at the least), e.g. --seeds 1 2")
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -82,9 +82,9 @@ REFERENCE_OPTIMIZER = "sgd"
 
 RUN_COLUMNS = [
     "task", "suite", "budget", "phase", "optimizer", "source_hash", "config_key", "seed",
-    "status", "score", "steps_run", "steps_to_target", "time_per_step", "state_bytes",
-    "param_bytes", "created", "metric", "higher_is_better", "tolerance", "machine", "lr_key",
-    "target",
+    "status", "score", "steps_run", "steps_to_target", "time_per_step", "wall_time",
+    "state_bytes", "param_bytes", "created", "metric", "higher_is_better", "tolerance",
+    "machine", "lr_key", "target",
 ]
 
 
@@ -113,6 +113,7 @@ def runs_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             "steps_run": r.get("steps_run", 0),
             "steps_to_target": _number(r.get("steps_to_target")),
             "time_per_step": _number(r.get("timing", {}).get("time_per_step_s")),
+            "wall_time": _number(r.get("timing", {}).get("wall_time_s")),
             "state_bytes": r.get("state_bytes", 0),
             "param_bytes": r.get("param_bytes", 0),
             "created": r.get("created", ""),
@@ -124,6 +125,14 @@ def runs_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             "target": _number(metric.get("target")),
         })
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def seconds_per_run(runs: pd.DataFrame, budget: str) -> dict[str, float]:
+    """Per task: the median wall time of its recorded runs at ``budget`` (set-up, steps and
+    evaluations), from which a sweep's cost is estimated before it starts."""
+    at = runs[(runs["budget"] == budget) & runs["wall_time"].notna()]
+    return {task: float(seconds) for task, seconds in at.groupby("task")["wall_time"].median()
+            .items()}
 
 
 def load_runs(root: str | Path | None = None) -> pd.DataFrame:

@@ -122,11 +122,9 @@ def hooks(name: str) -> list[tuple[str, Any]]:
     return [(suite, hook) for suite, hook in found if hook is not None]
 
 
-def demo_plan() -> list[tuple[list[str], list[str] | None]]:
-    """What ``lsb demo`` runs: per suite that exports ``DEMO_TASKS``, those task selectors
-    with its ``DEMO_OPTIMIZERS`` (``None``: every built-in optimizer)."""
-    return [(list(selectors), suite_hook(suite, "DEMO_OPTIMIZERS"))
-            for suite, selectors in hooks("DEMO_TASKS")]
+def demo_plan() -> list[str]:
+    """The task selectors ``lsb demo`` runs: every suite's ``DEMO_TASKS``, in suite order."""
+    return [selector for _, selectors in hooks("DEMO_TASKS") for selector in selectors]
 
 
 def plot_labels() -> dict[str, str]:

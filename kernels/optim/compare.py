@@ -22,30 +22,22 @@ import time
 
 import torch
 
+from bench.inputs import optim_params, split_evenly
+from bench.timing import interleaved_median_seconds
 from kernels.machine import device_name
 from kernels.optim import NGN, AdamW
 
 
 def _params(numel: int, tensors: int) -> list[torch.nn.Parameter]:
-    sizes = [numel // tensors + (i < numel % tensors) for i in range(tensors)]
-    params = [torch.nn.Parameter(torch.randn(n)) for n in sizes]
-    for p in params:
-        p.grad = torch.randn_like(p)
-    return params
+    return optim_params(split_evenly(numel, tensors))
 
 
 def _median_pair(step_a, step_b, repeats: int, before=None) -> tuple[float, float]:
-    """Median seconds of each step; ``before(step)`` runs untimed ahead of each."""
-    step_a(), step_b()  # allocate state outside the timed steps
-    times_a, times_b = [], []
-    for _ in range(repeats):
-        for step, times in ((step_a, times_a), (step_b, times_b)):
-            if before is not None:
-                before(step)
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times_a), statistics.median(times_b)
+    """Median seconds of each step, in turn; ``before(step)`` runs untimed ahead of each.
+    The warm-up call allocates the optimizers' state outside the timed steps."""
+    a, b = interleaved_median_seconds([step_a, step_b], warmup=1, repeats=repeats,
+                                      device="cpu", before=before)
+    return a, b
 
 
 def _one_pass_rows(numel: int, count: int, repeats: int) -> list[dict]:

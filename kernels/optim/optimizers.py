@@ -100,7 +100,7 @@ class AdamW(_StepOptimizer):
 
     ``backend``: ``"torch"`` (``torch._foreach_*`` reference), ``"triton"`` (one fused
     kernel launch per group and dtype) or ``"auto"`` (Triton for CUDA float32/bf16/fp16
-    parameters, else torch; the ``LSB_BACKEND`` environment variable overrides
+    parameters, else torch; the ``LSB_OPTIM_BACKEND`` environment variable overrides
     ``"auto"``). Neither backend synchronizes with the device.
     """
 

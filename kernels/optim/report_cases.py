@@ -20,6 +20,7 @@ from functools import partial
 
 import torch
 
+from bench.inputs import optim_params
 from kernels.optim import traffic
 from kernels.report import ReportCase
 
@@ -36,14 +37,11 @@ def _metered_shape(size: tuple[int, int]) -> tuple[int, int]:
 
 
 def _params(shape: tuple[int, int], dtype: torch.dtype, grads: bool = True) -> list[torch.Tensor]:
-    gen = torch.Generator().manual_seed(0)
     count, numel = shape
-    params = []
-    for _ in range(count):
-        p = torch.randn(numel, generator=gen).to(dtype).requires_grad_()
-        if grads:
-            p.grad = torch.randn(numel, generator=gen).to(dtype)
-        params.append(p)
+    params = optim_params([numel] * count, dtype=dtype)
+    if not grads:
+        for p in params:
+            p.grad = None
     return params
 
 

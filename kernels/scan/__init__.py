@@ -5,14 +5,16 @@ Backends, all with the signature of :func:`diag_scan`:
 - ``"sequential"``: a Python loop over T, differentiated by autograd; the oracle.
 - ``"chunked"``: two-level chunked scan in PyTorch with a fused backward; the CPU
   default (see :mod:`kernels.scan.compare` for the measurements behind that choice).
-- ``"triton"``: Triton forward and backward kernels; the CUDA default, complex64 only.
+- ``"triton"``: Triton forward and backward kernels (one pass over the data); the CUDA
+  default, complex64 only.
 """
 
 from __future__ import annotations
 
 import torch
 
-from kernels.backend import SCAN, check_choice, env_choice, triton_available, triton_interpreted
+from kernels.backend import SCAN
+from kernels.backend import resolve_scan_backend as resolve_backend
 from kernels.scan.op import diag_scan_op
 from kernels.scan.reference import sequential_scan
 from kernels.scan.traffic import (
@@ -33,29 +35,6 @@ __all__ = [
 BACKENDS = SCAN.backends
 ENV_VAR = SCAN.variable
 _COMPLEX = (torch.complex64, torch.complex128)
-
-
-def _triton_runs_on(device: torch.device) -> bool:
-    return triton_available() and (device.type == "cuda" or triton_interpreted())
-
-
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """The concrete backend for ``backend`` on ``device``.
-
-    ``"auto"`` is the ``LSB_SCAN_BACKEND`` environment variable when set (see
-    :mod:`kernels.backend`), else Triton on CUDA (when installed) and the chunked scan
-    elsewhere.
-    """
-    if check_choice(SCAN, backend) == "auto":
-        backend = env_choice(SCAN)
-    if backend == "auto":
-        return "triton" if device.type == "cuda" and _triton_runs_on(device) else "chunked"
-    if backend == "triton" and not _triton_runs_on(device):
-        raise ValueError(
-            f"backend='triton' needs triton and CUDA tensors (got device {device}), or "
-            "TRITON_INTERPRET=1 set before triton is imported; use backend='chunked'"
-        )
-    return backend
 
 
 def _check(lam: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, chunk: int | None):
@@ -103,7 +82,9 @@ def diag_scan(
         h0: optional complex ``(B, N)``: the state before the first step (zeros if None).
         reverse: scan from t = T-1 down to 0: ``h_t = lam_t * h_{t+1} + b_t``.
         backend: ``"auto"``, ``"sequential"``, ``"chunked"`` or ``"triton"``.
-        chunk: time-chunk length of the chunked and Triton backends (None: default).
+        chunk: time-chunk length of the chunked and Triton backends (None: by size). For
+            Triton a chunk of at least T is the single pass; a shorter one is rounded
+            down to a power of two, at most 128 (one register tile per program).
 
     Returns:
         ``h``, complex ``(B, T, N)`` with b's dtype, differentiable in lam, b and h0

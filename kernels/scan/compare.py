@@ -10,12 +10,12 @@ is compared with ``b.clone()``, which moves the same 16 bytes per element.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 
+from bench.inputs import scan_inputs
+from bench.timing import median_seconds
 from kernels.scan import diag_scan
 from kernels.scan.reference import chunked_scan_forward
 
@@ -90,23 +90,13 @@ def schemes() -> dict[str, tuple[Scan, bool]]:
 
 
 def _median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    return 1e3 * median_seconds(fn, warmup=1, repeats=repeats, device="cpu")
 
 
 def measure(B: int = 8, T: int = 4096, N: int = 256, repeats: int = 5) -> dict[str, dict]:
     """Median milliseconds per scheme: ``{"forward": ..., "forward_backward": ...}``,
     plus ``"clone"`` for ``b.clone()``."""
-    gen = torch.Generator().manual_seed(0)
-    b = torch.randn(B, T, N, dtype=torch.complex64, generator=gen)
-    angle = torch.rand(N, generator=gen) * 6.283
-    lam = torch.polar(torch.empty(N).uniform_(0.9, 0.999, generator=gen), angle)
-    grad = torch.randn(B, T, N, dtype=torch.complex64, generator=gen)
+    lam, b, _, grad = scan_inputs(B, T, N, modulus=(0.9, 0.999), grad=True)
 
     results: dict[str, dict] = {"clone": {"forward": _median_ms(b.clone, repeats)}}
     for name, (scan, differentiable) in schemes().items():

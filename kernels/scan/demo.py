@@ -1,12 +1,12 @@
-"""The scan part of ``lsb demo``: each backend checked against the sequential oracle,
-then the CPU default timed against the sequential loop."""
+"""A quick look at the scan (``python -m kernels.scan.demo``): each backend checked
+against the sequential oracle, then the CPU default timed against the sequential loop."""
 
 from __future__ import annotations
 
-import time
-
 import torch
 
+from bench.inputs import scan_inputs
+from bench.timing import median_seconds
 from kernels.scan import diag_scan, resolve_backend
 from kernels.scan.reference import sequential_scan
 
@@ -15,13 +15,7 @@ TIMING_SIZE = (8, 2048, 128)
 
 
 def _inputs(B, T, N, device="cpu"):
-    gen = torch.Generator().manual_seed(0)
-    modulus = torch.empty(N).uniform_(0.99, 1.0, generator=gen)
-    lam = torch.polar(modulus, torch.rand(N, generator=gen) * 6.283)
-    b = torch.randn(B, T, N, dtype=torch.complex64, generator=gen)
-    h0 = torch.randn(B, N, dtype=torch.complex64, generator=gen)
-    grad = torch.randn(B, T, N, dtype=torch.complex64, generator=gen)
-    return [x.to(device) for x in (lam, b, h0, grad)]
+    return list(scan_inputs(B, T, N, device=device, modulus=(0.99, 1.0), h0=True, grad=True))
 
 
 def _outputs(scan, lam, b, h0, grad):
@@ -40,13 +34,7 @@ def _check(backend: str, device: str) -> str:
 
 
 def _seconds(fn, repeats: int = 3) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return median_seconds(fn, warmup=1, repeats=repeats)
 
 
 def _timing() -> str:
@@ -85,9 +73,13 @@ def main() -> int:
             print(f"  {backend:10} {device:4}  failed: {exc!r}")
     if not torch.cuda.is_available():
         print("  triton     skipped: no CUDA device (tests run it under the interpreter)")
-    print(f"diag_scan timing on the CPU, (B, T, N) = {TIMING_SIZE}, complex64, best of 3")
+    print(f"diag_scan timing on the CPU, (B, T, N) = {TIMING_SIZE}, complex64, median of 3")
     try:
         print(_timing())
     except Exception as exc:
         print(f"  failed: {exc!r}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,17 +1,19 @@
 """The scan's cases in the static GPU report (:mod:`kernels.report`).
 
 Benchmark sizes of ``bench/cases.py``: (16, T, 512), where batch and channels alone fill
-the GPU (the single pass), and (8, 4096, 256), where they do not (three passes over time
-chunks); lam shared over batch and time (the LRU) or varying; forward, and forward +
-backward. The interpreter is slow, so each case meters one batch element and one
-channel block of the benchmark size, launched with the benchmark size's plan (checked):
-the kernels' traffic per element depends on neither B nor the number of channel blocks.
+the GPU (the single pass), and (8, 4096, 256), where they do not (the chained scan with
+decoupled look-back over chunks of time); lam shared over batch and time (the LRU) or
+varying; forward, and forward + backward. The interpreter is slow, so each case meters
+one batch element and one channel block of the benchmark size, launched with the
+benchmark size's plan (checked): the kernels' traffic per element depends on neither B
+nor the number of channel blocks.
 """
 
 from __future__ import annotations
 
 import torch
 
+from bench.inputs import scan_inputs
 from kernels.report import ReportCase
 from kernels.scan.traffic import bytes_per_element
 
@@ -20,11 +22,7 @@ VARYING_FORWARD_TARGET, VARYING_FORWARD_BACKWARD_TARGET = 24.0, 64.0
 
 
 def _inputs(T: int, N: int, varying: bool):
-    gen = torch.Generator().manual_seed(0)
-    shape = (1, T, N) if varying else (N,)
-    radius = 0.9 + 0.099 * torch.rand(shape, generator=gen)
-    lam = torch.polar(radius, 2 * torch.pi * torch.rand(shape, generator=gen))
-    b = torch.randn(1, T, N, dtype=torch.complex64, generator=gen)
+    lam, b, _, _ = scan_inputs(1, T, N, modulus=(0.9, 0.999), varying=varying)
     return lam, b
 
 
@@ -48,7 +46,7 @@ def scan_case(B: int, T: int, N: int, *, backward: bool, varying: bool) -> Repor
     kind = "scan_fwdbwd" if backward else "scan_fwd"
     targets = {(False, False): FORWARD_TARGET, (True, False): FORWARD_BACKWARD_TARGET,
                (False, True): VARYING_FORWARD_TARGET, (True, True): VARYING_FORWARD_BACKWARD_TARGET}
-    schedule = "single pass" if plan.single_pass else f"3 passes, chunks of {plan.chunk}"
+    schedule = "single pass" if plan.single_pass else f"look-back, chunks of {plan.chunk}"
     return ReportCase(
         name=f"{kind}{'_varying' if varying else ''} {B}x{T}x{N}",
         family="scan",
@@ -56,7 +54,7 @@ def scan_case(B: int, T: int, N: int, *, backward: bool, varying: bool) -> Repor
         unit="complex64 element",
         model_bytes_per_element=bytes_per_element(backward=backward, varying=varying),
         run=run,
-        target_bytes_per_element=targets[backward, varying] if plan.single_pass else None,
+        target_bytes_per_element=targets[backward, varying],
         note=f"{schedule}; metered on 1x{T}x{block_n} with the benchmark size's plan",
     )
 

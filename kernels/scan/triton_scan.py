@@ -5,29 +5,24 @@ imag) pairs; strides are passed in complex elements, so every access loads or st
 (real, imag) pair in one 64-bit access (a ``[..., 2]`` tile split with ``tl.split``), and
 non-contiguous inputs need no copy. State and accumulation are fp32.
 
-Two schedules, chosen by size (:func:`plan_scan`):
+Two schedules, chosen by size (:func:`plan_scan`), each one kernel launch that reads
+``b`` once and writes ``h`` once:
 
-- **Single pass** (one time chunk covering all of T): one program per (batch element,
-  channel block) walks the whole sequence, so ``b`` is read once and ``h`` written once
-  (16 bytes per element, the model). Used when batch and channels alone give enough
+- **Single pass** (``_single_pass_kernel``): one program per (batch element, channel
+  block) walks the whole sequence. Used when batch and channels alone give enough
   programs to fill a large GPU (``FILL_PROGRAMS``), and whenever ``chunk >= T``.
-- **Three passes** over time chunks, for more parallelism when B·N is small:
+- **Chained scan with decoupled look-back** (``_lookback_kernel``), for more parallelism
+  when B·N is small: one program per (time chunk, batch element, channel block), each
+  chunk one register tile. A program publishes its chunk's aggregate, waits for its
+  predecessors (in launch order, from an atomic ticket) to give its carry, then writes
+  its states. The carry costs a few bytes per channel per chunk, and programs wait only
+  on chunks that are already done in the common case: no separate carry pass.
 
-  1. ``_chunk_summary_kernel``: each program scans one time chunk from a zero state,
-     keeping only the chunk's end state and the product of its coefficients;
-  2. ``_carry_kernel``: a sequential scan over the chunk summaries gives the state
-     entering every chunk (h0 for the first one);
-  3. ``_chunk_scan_kernel``: each program rescans its chunk from that carry and writes h
-     (the single pass is this kernel alone, its carry being h0).
-
-  Rescanning reads b once more (8 bytes per element) instead of the fix-up's read and
-  rewrite of h (16 bytes).
-
-Inside a chunk, tiles of ``BLOCK_T`` steps are scanned in registers with
-``tl.associative_scan`` over the affine maps ``s -> mu*s + x`` and chained tile by tile.
+Tiles of ``BLOCK_T`` steps are scanned in registers with ``tl.associative_scan`` over
+the affine maps ``s -> mu*s + x`` (and, in the single pass, chained tile by tile).
 
 The backward pass is the same scan run the other way over ``grad_h`` with
-``conj(lam)`` (shifted one step when lam varies in time); its last kernel also forms
+``conj(lam)`` (shifted one step when lam varies in time); its kernel also forms
 ``grad_lam_t = grad_b_t * conj(h_prev_t)``: per element when lam varies in time, else
 as per-program partial sums that a torch ``sum`` reduces (no atomics). Bytes per
 element: :mod:`kernels.scan.traffic`.
@@ -45,7 +40,7 @@ import triton.language as tl
 # Launches of Triton kernels in this process; tests read it to prove the Triton path ran.
 LAUNCHES = 0
 
-MAX_CHUNK = 256  # time steps per program of the three-pass schedule
+MAX_CHUNK = 128  # time steps per look-back program: one register tile
 MIN_CHUNK = 32
 MIN_PROGRAMS = 1024  # enough to fill a large GPU several times over
 # (batch, channel block) programs from which the single pass alone fills an H100/H200:
@@ -53,6 +48,8 @@ MIN_PROGRAMS = 1024  # enough to fill a large GPU several times over
 FILL_PROGRAMS = 512
 MAX_BLOCK_T = 32  # time steps per register tile
 MAX_BLOCK_N = 16  # channels per program: a 16-channel row is one 128-byte line
+# Every how many chunks the look-back publishes inclusive prefixes (tests raise it).
+LOOKBACK_PREFIX_EVERY = 1
 
 
 @dataclass(frozen=True)
@@ -162,170 +159,234 @@ def _last_row(v, BLOCK_T: tl.constexpr, REVERSE: tl.constexpr):
     return tl.sum(tl.where(rows == last, v, 0.0), axis=0)
 
 
-@triton.jit(do_not_specialize=["T", "chunk", "s_xb", "s_xt", "s_lb", "s_lt"])
-def _chunk_summary_kernel(
-    x_ptr, lam_ptr, end_ptr, prod_ptr,
-    T, N, chunk,
-    s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
-    BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr,
-    VARYING: tl.constexpr, ADJOINT: tl.constexpr, REVERSE: tl.constexpr,
+@triton.jit
+def _emit_tile(
+    ar, ai, xr, xi, sr, si, acc_r, acc_i, h0r, h0i,
+    out_ptr, h_ptr, grad_lam_ptr, pid_b, t0, hi, T, N, offs_n, mask_n, s_hb, s_ht, s_hn,
+    BLOCK_T: tl.constexpr, VARYING: tl.constexpr, ADJOINT: tl.constexpr,
+    REVERSE: tl.constexpr, HAS_H0: tl.constexpr,
 ):
-    # int64 offsets: B*T*N*2 can exceed 2**31.
-    pid_b = tl.program_id(0).to(tl.int64)
-    pid_c = tl.program_id(1).to(tl.int64)
-    n_chunks = tl.num_programs(1)
-    offs_n = tl.program_id(2) * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_n = offs_n < N
-    lo = pid_c * chunk
-    hi = tl.minimum(lo + chunk, T)
-    n_tiles = tl.cdiv(hi - lo, BLOCK_T)
-    lr = tl.zeros((BLOCK_N,), tl.float32)  # unused when lam varies
-    li = tl.zeros((BLOCK_N,), tl.float32)
-    if not VARYING:
-        lr, li = _shared_lam(lam_ptr, offs_n, mask_n, s_ln, ADJOINT)
+    """Writes the states of a scanned tile entered with state s: y = a*s + x.
 
-    sr = tl.zeros((BLOCK_N,), tl.float32)
-    si = tl.zeros((BLOCK_N,), tl.float32)
-    pr = tl.full((BLOCK_N,), 1.0, tl.float32)
-    pi = tl.zeros((BLOCK_N,), tl.float32)
-    for j in range(0, n_tiles):
-        t0 = _tile_start(lo, j, n_tiles, BLOCK_T, REVERSE)
-        ar, ai, xr, xi = _scan_tile(
-            x_ptr, lam_ptr, lr, li, pid_b, t0, hi, T, offs_n, mask_n,
-            s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
-            BLOCK_T, VARYING, ADJOINT, REVERSE,
-        )
-        ar = _last_row(ar, BLOCK_T, REVERSE)
-        ai = _last_row(ai, BLOCK_T, REVERSE)
-        xr = _last_row(xr, BLOCK_T, REVERSE)
-        xi = _last_row(xi, BLOCK_T, REVERSE)
-        pr, pi, sr, si = _compose(pr, pi, sr, si, ar, ai, xr, xi)
-
-    off = (pid_b * n_chunks + pid_c) * N + offs_n
-    _store_complex(end_ptr, off, sr, si, mask_n)
-    _store_complex(prod_ptr, off, pr, pi, mask_n)
-
-
-@triton.jit(do_not_specialize=["n_chunks"])
-def _carry_kernel(
-    end_ptr, prod_ptr, init_ptr,
-    n_chunks, N, s_ib, s_in,
-    BLOCK_N: tl.constexpr, HAS_INIT: tl.constexpr, REVERSE: tl.constexpr,
-):
-    """Overwrites each chunk's end state with the state entering the chunk."""
-    pid_b = tl.program_id(0).to(tl.int64)
-    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_n = offs_n < N
-    if HAS_INIT:
-        sr, si = _load_complex(init_ptr, pid_b * s_ib + offs_n * s_in, mask_n)
-    else:
-        sr = tl.zeros((BLOCK_N,), tl.float32)
-        si = tl.zeros((BLOCK_N,), tl.float32)
-    for j in range(0, n_chunks):
-        if REVERSE:
-            c = n_chunks - 1 - j
-        else:
-            c = j
-        off = (pid_b * n_chunks + c) * N + offs_n
-        er, ei = _load_complex(end_ptr, off, mask_n)
-        pr, pi = _load_complex(prod_ptr, off, mask_n)
-        _store_complex(end_ptr, off, sr, si, mask_n)
-        sr, si = pr * sr - pi * si + er, pr * si + pi * sr + ei
-
-
-@triton.jit(
-    do_not_specialize=["T", "chunk", "s_xb", "s_xt", "s_lb", "s_lt", "s_hb", "s_ht", "s_cb"]
-)
-def _chunk_scan_kernel(
-    x_ptr, lam_ptr, carry_ptr, out_ptr, h_ptr, h0_ptr, grad_lam_ptr,
-    T, N, chunk,
-    s_xb, s_xt, s_xn, s_lb, s_lt, s_ln, s_hb, s_ht, s_hn, s_0b, s_0n, s_cb, s_cc, s_cn,
-    BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr,
-    VARYING: tl.constexpr, ADJOINT: tl.constexpr, REVERSE: tl.constexpr,
-    HAS_H0: tl.constexpr, HAS_CARRY: tl.constexpr,
-):
-    """Scans a chunk from its carry and writes the states to out (contiguous).
-
-    The carry of chunk c is at ``carry_ptr + b*s_cb + c*s_cc + n*s_cn`` (the carry
-    pass's buffer, or h0 itself in the single pass); zero without HAS_CARRY.
-
-    With ADJOINT (the backward pass, x = grad_h and out = grad_b) it also forms
+    With ADJOINT (the backward pass: x = grad_h, out = grad_b) it also forms
     grad_b_t * conj(h_prev_t), where h_prev_t is the forward state at the step the
     backward scan visits next (h0 past the end): stored per element when lam varies in
-    time, summed over the chunk otherwise.
+    time, else added to the per-channel sums acc. Returns (y, acc).
+    """
+    yr = ar * sr[None, :] - ai * si[None, :] + xr
+    yi = ar * si[None, :] + ai * sr[None, :] + xi
+    t = t0 + tl.arange(0, BLOCK_T)[:, None]
+    valid = (t < hi) & mask_n[None, :]
+    o_off = (pid_b * T + t) * N + offs_n[None, :]
+    _store_complex(out_ptr, o_off, yr, yi, valid)
+    if ADJOINT:
+        if REVERSE:
+            t_prev = t - 1
+        else:
+            t_prev = t + 1
+        inside = (t_prev >= 0) & (t_prev < T)
+        p_off = pid_b * s_hb + t_prev * s_ht + offs_n[None, :] * s_hn
+        pr, pi = _load_complex(h_ptr, p_off, valid & inside)
+        if HAS_H0:
+            pr = tl.where(inside, pr, h0r[None, :])
+            pi = tl.where(inside, pi, h0i[None, :])
+        # grad_b * conj(h_prev)
+        gr = yr * pr + yi * pi
+        gi = yi * pr - yr * pi
+        if VARYING:
+            _store_complex(grad_lam_ptr, o_off, gr, gi, valid)
+        else:
+            acc_r += tl.sum(tl.where(valid, gr, 0.0), axis=0)
+            acc_i += tl.sum(tl.where(valid, gi, 0.0), axis=0)
+    return yr, yi, acc_r, acc_i
+
+
+@triton.jit(do_not_specialize=["T", "s_xb", "s_xt", "s_lb", "s_lt", "s_hb", "s_ht", "s_0b"])
+def _single_pass_kernel(
+    x_ptr, lam_ptr, out_ptr, h_ptr, h0_ptr, grad_lam_ptr,
+    T, N,
+    s_xb, s_xt, s_xn, s_lb, s_lt, s_ln, s_hb, s_ht, s_hn, s_0b, s_0n,
+    BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr,
+    VARYING: tl.constexpr, ADJOINT: tl.constexpr, REVERSE: tl.constexpr,
+    HAS_H0: tl.constexpr,
+):
+    """One program per (batch element, channel block) scans all of T tile by tile.
+
+    The forward starts from h0 (HAS_H0) or zero; the backward from zero, reading h0 for
+    grad_lam at the boundary.
     """
     # int64 offsets: B*T*N*2 can exceed 2**31.
     pid_b = tl.program_id(0).to(tl.int64)
-    pid_c = tl.program_id(1).to(tl.int64)
-    n_chunks = tl.num_programs(1)
-    offs_n = tl.program_id(2) * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < N
-    lo = pid_c * chunk
-    hi = tl.minimum(lo + chunk, T)
-    n_tiles = tl.cdiv(hi - lo, BLOCK_T)
     lr = tl.zeros((BLOCK_N,), tl.float32)  # unused when lam varies
     li = tl.zeros((BLOCK_N,), tl.float32)
     if not VARYING:
         lr, li = _shared_lam(lam_ptr, offs_n, mask_n, s_ln, ADJOINT)
-
-    if HAS_CARRY:
-        sr, si = _load_complex(carry_ptr, pid_b * s_cb + pid_c * s_cc + offs_n * s_cn, mask_n)
-    else:
+    h0r = tl.zeros((BLOCK_N,), tl.float32)
+    h0i = tl.zeros((BLOCK_N,), tl.float32)
+    if HAS_H0:
+        h0r, h0i = _load_complex(h0_ptr, pid_b * s_0b + offs_n * s_0n, mask_n)
+    if ADJOINT:
         sr = tl.zeros((BLOCK_N,), tl.float32)
         si = tl.zeros((BLOCK_N,), tl.float32)
+    else:
+        sr, si = h0r, h0i
     acc_r = tl.zeros((BLOCK_N,), tl.float32)
     acc_i = tl.zeros((BLOCK_N,), tl.float32)
-    if ADJOINT and HAS_H0:
-        h0r, h0i = _load_complex(h0_ptr, pid_b * s_0b + offs_n * s_0n, mask_n)
+    n_tiles = tl.cdiv(T, BLOCK_T)
+    start = pid_b * 0  # an int64 zero: time offsets in int64 too
     for j in range(0, n_tiles):
-        t0 = _tile_start(lo, j, n_tiles, BLOCK_T, REVERSE)
+        t0 = _tile_start(start, j, n_tiles, BLOCK_T, REVERSE)
         ar, ai, xr, xi = _scan_tile(
-            x_ptr, lam_ptr, lr, li, pid_b, t0, hi, T, offs_n, mask_n,
+            x_ptr, lam_ptr, lr, li, pid_b, t0, T, T, offs_n, mask_n,
             s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
             BLOCK_T, VARYING, ADJOINT, REVERSE,
         )
-        yr = ar * sr[None, :] - ai * si[None, :] + xr
-        yi = ar * si[None, :] + ai * sr[None, :] + xi
-        t = t0 + tl.arange(0, BLOCK_T)[:, None]
-        valid = (t < hi) & mask_n[None, :]
-        o_off = (pid_b * T + t) * N + offs_n[None, :]
-        _store_complex(out_ptr, o_off, yr, yi, valid)
+        yr, yi, acc_r, acc_i = _emit_tile(
+            ar, ai, xr, xi, sr, si, acc_r, acc_i, h0r, h0i,
+            out_ptr, h_ptr, grad_lam_ptr, pid_b, t0, T, T, N, offs_n, mask_n, s_hb, s_ht, s_hn,
+            BLOCK_T, VARYING, ADJOINT, REVERSE, HAS_H0,
+        )
         sr = _last_row(yr, BLOCK_T, REVERSE)
         si = _last_row(yi, BLOCK_T, REVERSE)
-
-        if ADJOINT:
-            if REVERSE:
-                t_prev = t - 1
-            else:
-                t_prev = t + 1
-            inside = (t_prev >= 0) & (t_prev < T)
-            p_off = pid_b * s_hb + t_prev * s_ht + offs_n[None, :] * s_hn
-            pr, pi = _load_complex(h_ptr, p_off, valid & inside)
-            if HAS_H0:
-                pr = tl.where(inside, pr, h0r[None, :])
-                pi = tl.where(inside, pi, h0i[None, :])
-            # grad_b * conj(h_prev)
-            gr = yr * pr + yi * pi
-            gi = yi * pr - yr * pi
-            if VARYING:
-                _store_complex(grad_lam_ptr, o_off, gr, gi, valid)
-            else:
-                acc_r += tl.sum(tl.where(valid, gr, 0.0), axis=0)
-                acc_i += tl.sum(tl.where(valid, gi, 0.0), axis=0)
-
     if ADJOINT and not VARYING:
-        _store_complex(grad_lam_ptr, (pid_b * n_chunks + pid_c) * N + offs_n, acc_r, acc_i, mask_n)
+        _store_complex(grad_lam_ptr, pid_b * N + offs_n, acc_r, acc_i, mask_n)
 
 
-def _block_t(chunk: int, T: int) -> int:
-    # A power of two dividing the chunk, so tiles never straddle two chunks, and no
-    # longer than the sequence needs.
-    return min(MAX_BLOCK_T, chunk & -chunk, triton.next_power_of_2(T))
+# Chunk status in the look-back kernel's flags.
+_PENDING = tl.constexpr(0)
+_AGGREGATE = tl.constexpr(1)
+_PREFIX = tl.constexpr(2)
+
+
+@triton.jit(do_not_specialize=["T", "s_xb", "s_xt", "s_lb", "s_lt", "s_hb", "s_ht", "s_0b"])
+def _lookback_kernel(
+    x_ptr, lam_ptr, out_ptr, h_ptr, h0_ptr, grad_lam_ptr,
+    status_ptr, aggregate_ptr, prefix_ptr,
+    T, N, n_chunks, n_blocks,
+    s_xb, s_xt, s_xn, s_lb, s_lt, s_ln, s_hb, s_ht, s_hn, s_0b, s_0n,
+    BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr, LOG2_BLOCK_T: tl.constexpr,
+    VARYING: tl.constexpr, ADJOINT: tl.constexpr, REVERSE: tl.constexpr,
+    HAS_H0: tl.constexpr, PREFIX_EVERY: tl.constexpr,
+):
+    """A chained scan: one program per (chunk of BLOCK_T steps, batch element, channel
+    block), each chunk held in registers, so b is read once.
+
+    Programs take chunks in scan order from an atomic ticket (a program only ever waits
+    for programs already running, so there is no deadlock). Each one scans its chunk from
+    a zero state, publishes the chunk's aggregate (its end state; the product of lam too
+    when lam varies), then looks back: the predecessors' aggregates compose until one
+    publishes its inclusive prefix (the state at its end), which gives this chunk's carry.
+    It publishes its own prefix and writes its states. Status slot per chunk: 0 pending,
+    1 aggregate, 2 prefix, written with release and read with acquire semantics.
+    PREFIX_EVERY > 1 withholds most prefixes, so that tests walk the aggregates the way
+    a GPU does when predecessors lag (under the interpreter every predecessor is done).
+    """
+    n_seq = tl.num_programs(0) // n_chunks
+    ticket = tl.atomic_add(status_ptr + n_seq * n_chunks, 1)  # the last slot counts tickets
+    order = ticket // n_seq  # position of the chunk in scan order
+    seq = ticket % n_seq
+    pid_b = (seq // n_blocks).to(tl.int64)
+    offs_n = (seq % n_blocks) * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_n = offs_n < N
+    if REVERSE:
+        chunk = n_chunks - 1 - order
+    else:
+        chunk = order
+    t0 = chunk.to(tl.int64) * BLOCK_T
+    hi = tl.minimum(t0 + BLOCK_T, T)
+
+    lr = tl.zeros((BLOCK_N,), tl.float32)  # unused when lam varies
+    li = tl.zeros((BLOCK_N,), tl.float32)
+    if not VARYING:
+        lr, li = _shared_lam(lam_ptr, offs_n, mask_n, s_ln, ADJOINT)
+    ar, ai, xr, xi = _scan_tile(
+        x_ptr, lam_ptr, lr, li, pid_b, t0, hi, T, offs_n, mask_n,
+        s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
+        BLOCK_T, VARYING, ADJOINT, REVERSE,
+    )
+    end_ar = _last_row(ar, BLOCK_T, REVERSE)
+    end_ai = _last_row(ai, BLOCK_T, REVERSE)
+    end_xr = _last_row(xr, BLOCK_T, REVERSE)
+    end_xi = _last_row(xi, BLOCK_T, REVERSE)
+
+    slot = seq * n_chunks + order
+    c_off = (pid_b * n_chunks + order) * N + offs_n  # this chunk's aggregate and prefix
+    if order > 0:
+        _store_complex(aggregate_ptr, c_off * 2, end_xr, end_xi, mask_n)
+        if VARYING:
+            _store_complex(aggregate_ptr, c_off * 2 + 1, end_ar, end_ai, mask_n)
+        tl.debug_barrier()  # every thread's stores before the flag
+        tl.atomic_xchg(status_ptr + slot, _AGGREGATE, sem="release")
+
+    # Look back. A full predecessor chunk's coefficient product is lam^BLOCK_T when lam
+    # is shared (by squaring); an inclusive prefix P is the constant map s -> 0*s + P.
+    pow_r, pow_i = lr, li
+    for _ in tl.static_range(LOG2_BLOCK_T):
+        pow_r, pow_i = pow_r * pow_r - pow_i * pow_i, 2 * pow_r * pow_i
+    acc_ar = tl.full((BLOCK_N,), 1.0, tl.float32)
+    acc_ai = tl.zeros((BLOCK_N,), tl.float32)
+    acc_xr = tl.zeros((BLOCK_N,), tl.float32)
+    acc_xi = tl.zeros((BLOCK_N,), tl.float32)
+    pred = order - 1
+    searching = pred >= 0
+    while searching:
+        status = tl.atomic_add(status_ptr + seq * n_chunks + pred, 0, sem="acquire")
+        while status == _PENDING:
+            status = tl.atomic_add(status_ptr + seq * n_chunks + pred, 0, sem="acquire")
+        tl.debug_barrier()
+        is_prefix = status == _PREFIX
+        # (The status as a vector: the interpreter mistypes a vector & scalar mask.)
+        prefix_n = (tl.zeros((BLOCK_N,), tl.int32) + status) == _PREFIX
+        p_off = (pid_b * n_chunks + pred) * N + offs_n
+        px, py = _load_complex(prefix_ptr, p_off, mask_n & prefix_n)
+        gx, gy = _load_complex(aggregate_ptr, p_off * 2, mask_n & ~prefix_n)
+        if VARYING:
+            gr, gi = _load_complex(aggregate_ptr, p_off * 2 + 1, mask_n & ~prefix_n)
+        else:
+            gr, gi = pow_r, pow_i
+        # acc <- acc after the predecessor's map (the prefix's map when there is one).
+        mr = tl.where(prefix_n, 0.0, gr)
+        mi = tl.where(prefix_n, 0.0, gi)
+        mxr = tl.where(prefix_n, px, gx)
+        mxi = tl.where(prefix_n, py, gy)
+        acc_ar, acc_ai, acc_xr, acc_xi = _compose(mr, mi, mxr, mxi, acc_ar, acc_ai, acc_xr, acc_xi)
+        searching = (pred > 0) & ~is_prefix
+        pred -= 1
+
+    # The carry: acc applied to the state before the first chunk (h0 in the forward).
+    h0r = tl.zeros((BLOCK_N,), tl.float32)
+    h0i = tl.zeros((BLOCK_N,), tl.float32)
+    if HAS_H0:
+        h0r, h0i = _load_complex(h0_ptr, pid_b * s_0b + offs_n * s_0n, mask_n)
+    if ADJOINT:
+        sr = acc_xr
+        si = acc_xi
+    else:
+        sr = acc_ar * h0r - acc_ai * h0i + acc_xr
+        si = acc_ar * h0i + acc_ai * h0r + acc_xi
+    if (order < n_chunks - 1) & (order % PREFIX_EVERY == 0):
+        _store_complex(prefix_ptr, c_off,
+                       end_ar * sr - end_ai * si + end_xr, end_ar * si + end_ai * sr + end_xi,
+                       mask_n)
+        tl.debug_barrier()
+        tl.atomic_xchg(status_ptr + slot, _PREFIX, sem="release")
+
+    acc_r = tl.zeros((BLOCK_N,), tl.float32)
+    acc_i = tl.zeros((BLOCK_N,), tl.float32)
+    yr, yi, acc_r, acc_i = _emit_tile(
+        ar, ai, xr, xi, sr, si, acc_r, acc_i, h0r, h0i,
+        out_ptr, h_ptr, grad_lam_ptr, pid_b, t0, hi, T, N, offs_n, mask_n, s_hb, s_ht, s_hn,
+        BLOCK_T, VARYING, ADJOINT, REVERSE, HAS_H0,
+    )
+    if ADJOINT and not VARYING:
+        _store_complex(grad_lam_ptr, c_off, acc_r, acc_i, mask_n)
 
 
 def _default_chunk(B: int, T: int, n_blocks: int) -> int:
-    # Long chunks keep the sequential carry pass short; shorter ones add programs when
-    # batch and channels alone cannot fill the GPU.
+    # The single pass (one chunk) where batch and channels fill the GPU; else the
+    # look-back's longest chunk, halved while there are too few programs.
     if B * n_blocks >= FILL_PROGRAMS:
         return T
     chunk = MAX_CHUNK
@@ -335,14 +396,19 @@ def _default_chunk(B: int, T: int, n_blocks: int) -> int:
 
 
 def plan_scan(B: int, T: int, N: int, chunk: int = 0) -> ScanPlan:
-    """The launch plan of a ``(B, T, N)`` scan; ``chunk`` 0 picks the chunk by size, and a
-    chunk of at least T is the single pass."""
+    """The launch plan of a ``(B, T, N)`` scan. ``chunk`` 0 picks the chunk by size; a chunk
+    of at least T is the single pass; a shorter one is the look-back's, rounded down to
+    a power of two no longer than ``MAX_CHUNK`` (a chunk is one register tile)."""
     block_n = min(MAX_BLOCK_N, triton.next_power_of_2(N))
-    chunk = min(chunk or _default_chunk(B, T, triton.cdiv(N, block_n)), T)
-    block_t = _block_t(chunk if chunk < T else MAX_BLOCK_T, T)
+    chunk = chunk or _default_chunk(B, T, triton.cdiv(N, block_n))
+    if chunk >= T:
+        block_t = min(MAX_BLOCK_T, triton.next_power_of_2(T))
+        chunk = T
+    else:
+        chunk = block_t = min(MAX_CHUNK, 1 << (chunk.bit_length() - 1))
     # About 4 tile elements per thread: the (re, im) pairs of the four scan values then
-    # stay well under 64 registers.
-    num_warps = max(1, min(8, block_t * block_n // 128))
+    # stay well under 128 registers.
+    num_warps = max(1, min(16, block_t * block_n // 128))
     return ScanPlan(chunk, triton.cdiv(T, chunk), block_t, block_n, num_warps)
 
 
@@ -357,60 +423,52 @@ def _scan(
     h: torch.Tensor | None = None,
     h0: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Runs the scan's kernels; with ``adjoint`` it is the backward scan (conj(lam),
-    shifted coefficients for time-varying lam, fused grad_lam). Returns the states as an
-    fp32 ``(B, T, N, 2)`` tensor and, with ``adjoint``, the raw grad_lam buffer."""
+    """Runs the scan's kernel; with ``adjoint`` it is the backward scan (conj(lam),
+    shifted coefficients for time-varying lam, fused grad_lam; ``init`` is then None and
+    ``h0`` only enters grad_lam). Returns the states as an fp32 ``(B, T, N, 2)`` tensor
+    and, with ``adjoint``, the raw grad_lam buffer."""
     global LAUNCHES
     B, T, N = x.shape
     varying = lam.dim() == 3
     plan = plan_scan(B, T, N, chunk)
     n_blocks = triton.cdiv(N, plan.block_n)
-    grid = (B, plan.n_chunks, n_blocks)
 
     lam_strides = lam.stride() if varying else (0, 0, lam.stride(0))
     f32 = dict(dtype=torch.float32, device=x.device)
     out = torch.empty((B, T, N, 2), **f32)
-    flags = dict(
-        BLOCK_T=plan.block_t, BLOCK_N=plan.block_n,
-        VARYING=varying, ADJOINT=adjoint, REVERSE=reverse, num_warps=plan.num_warps,
-    )
-    xr, lr, out_r = torch.view_as_real(x), torch.view_as_real(lam), out
+    start = h0 if adjoint else init  # the kernels read h0 from one argument
+    start_r = torch.view_as_real(start) if start is not None else out
+    start_strides = start.stride() if start is not None else (0, 0)
+    h_r, h_strides = (torch.view_as_real(h), h.stride()) if adjoint else (out, (0, 0, 0))
     grad_lam = None
-    h_r = h0_r = out  # placeholders where unused
-    h_strides, h0_strides = (0, 0, 0), (0, 0)
     if adjoint:
-        h_r, h_strides = torch.view_as_real(h), h.stride()
-        if h0 is not None:
-            h0_r, h0_strides = torch.view_as_real(h0), h0.stride()
         partial = (B, T, N, 2) if varying else (B, plan.n_chunks, N, 2)
         grad_lam = torch.empty(partial, **f32)
+    strides = (*x.stride(), *lam_strides, *h_strides, *start_strides)
+    flags = dict(
+        BLOCK_T=plan.block_t, BLOCK_N=plan.block_n, VARYING=varying, ADJOINT=adjoint,
+        REVERSE=reverse, HAS_H0=start is not None, num_warps=plan.num_warps,
+    )
+    pointers = (torch.view_as_real(x), torch.view_as_real(lam), out, h_r, start_r,
+                grad_lam if adjoint else out)
 
     # Triton launches on the current CUDA device, so make it the tensors' device.
     on_device = torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
     with on_device:
         if plan.single_pass:
-            # The carry of the one chunk is the initial state itself.
-            carry = torch.view_as_real(init) if init is not None else out
-            carry_strides = (init.stride(0), 0, init.stride(1)) if init is not None else (0, 0, 0)
+            _single_pass_kernel[(B, n_blocks)](*pointers, T, N, *strides, **flags)
         else:
-            end = torch.empty((B, plan.n_chunks, N, 2), **f32)
-            prod = torch.empty((B, plan.n_chunks, N, 2), **f32)
-            _chunk_summary_kernel[grid](
-                xr, lr, end, prod, T, N, plan.chunk, *x.stride(), *lam_strides, **flags
+            n_programs = B * n_blocks * plan.n_chunks
+            status = torch.zeros(n_programs + 1, dtype=torch.int32, device=x.device)
+            # Aggregates: the end state, and the coefficient product when lam varies.
+            aggregate = torch.empty((B, plan.n_chunks, N, 2, 2), **f32)
+            prefix = torch.empty((B, plan.n_chunks, N, 2), **f32)
+            _lookback_kernel[(n_programs,)](
+                *pointers, status, aggregate, prefix,
+                T, N, plan.n_chunks, n_blocks, *strides,
+                LOG2_BLOCK_T=plan.block_t.bit_length() - 1, PREFIX_EVERY=LOOKBACK_PREFIX_EVERY,
+                **flags,
             )
-            init_r = torch.view_as_real(init) if init is not None else end
-            _carry_kernel[grid[0], grid[2]](
-                end, prod, init_r, plan.n_chunks, N,
-                *(init.stride() if init is not None else (0, 0)),
-                BLOCK_N=plan.block_n, HAS_INIT=init is not None, REVERSE=reverse,
-            )
-            carry, carry_strides = end, (plan.n_chunks * N, N, 1)
-            LAUNCHES += 2
-        _chunk_scan_kernel[grid](
-            xr, lr, carry, out_r, h_r, h0_r, grad_lam if adjoint else out,
-            T, N, plan.chunk, *x.stride(), *lam_strides, *h_strides, *h0_strides, *carry_strides,
-            HAS_H0=h0 is not None, HAS_CARRY=init is not None or not plan.single_pass, **flags,
-        )
     LAUNCHES += 1
     return out, grad_lam
 

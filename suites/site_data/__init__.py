@@ -29,6 +29,7 @@ from suites.site_data.runs import (
     sweep_frame,
     task_order,
 )
+from suites.site_data.static_report import static_reports
 from suites.site_data.summaries import (
     configs_run,
     eval_run_count,
@@ -49,6 +50,6 @@ __all__ = [
     "failure_height", "file_hash", "format_config", "kernel_frame", "kernel_tables", "leaderboard_frame",
     "load_results", "natural_key", "optimizer_source", "optimizers_per_task",
     "profile_curves", "rank_cells", "scaling_series", "seed_scores", "sensitivity_series",
-    "site_budget", "suite_counts", "suite_order", "suite_tables", "sweep_frame",
+    "site_budget", "static_reports", "suite_counts", "suite_order", "suite_tables", "sweep_frame",
     "task_leaders", "task_order", "task_table",
 ]

@@ -11,6 +11,7 @@ import pandas as pd
 
 from suites.results import walk_files
 from suites.site_data.common import FileProblem, natural_key
+from suites.site_data.static_report import is_static_report
 
 #: Names of the fused implementations on the kernels page.
 FUSED_IMPLS = ("triton",)
@@ -33,6 +34,8 @@ def kernel_frame(kernels_dir: str | Path) -> tuple[pd.DataFrame, list[FileProble
     rows: list[dict[str, Any]] = []
     problems: list[FileProblem] = []
     for path, problem in walk_files(kernels_dir, recursive=False):
+        if is_static_report(path):  # the static GPU report: site_data.static_report
+            continue
         relative = path.relative_to(kernels_dir.parent).as_posix()  # kernels/<name>.json
         if problem is not None:  # a symbolic link or an oversized file: not read, not copied
             problems.append(FileProblem(relative, problem, copied=False))

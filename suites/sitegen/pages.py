@@ -376,12 +376,27 @@ def optimizer_page(site: Site, table: pd.DataFrame, name: str) -> None:
 
 
 def kernels_page(site: Site, kernels: pd.DataFrame) -> None:
+    from bench import history as kernel_history
+
     tables = site_data.kernel_tables(kernels)
     for number, table in enumerate(tables):
         table["href"] = site.raw_href(table["file"], "")
         table["plot"] = plots.plot_bandwidth(table["rows"], table["device"],
                                              salt=f"kernels-{number}")
-    site.render("kernels.html", "kernels.html", tables=tables)
+    reports, _ = site_data.static_reports(site.results.root / "kernels")
+    for report in reports:
+        report["href"] = site.raw_href(report["file"], "")
+    past = kernel_history.load(site.results.root)
+    history_plots = []
+    for kernel in past.kernels():
+        with plots.plt.rc_context(plots.PLOT_STYLE):
+            fig = kernel_history.figure(past, kernel, plots.IMPL_COLOURS)
+            history_plots.append({"kernel": kernel,
+                                  "svg": plots._svg(fig, f"kernel-history-{kernel}")})
+    site.render("kernels.html", "kernels.html", tables=tables, static_reports=reports,
+                history_plots=history_plots, history_changes=kernel_history.changes(past),
+                history=past, change_threshold=kernel_history.CHANGE_THRESHOLD,
+                short=kernel_history.short)
 
 
 def submit_page(site: Site) -> None:

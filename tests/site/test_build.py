@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import filecmp
 import html
+import json
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -288,3 +289,24 @@ def test_served_site(built_site):
         finally:
             server.shutdown()
             thread.join(timeout=10)
+
+
+def test_forty_optimizers_keep_forty_distinct_colours():
+    colours = sitegen.optimizer_colours([f"optimizer-{i}" for i in range(40)])
+    assert len(set(colours.values())) == 40
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colours.values())
+
+
+def test_the_kernels_page_shows_the_static_gpu_report(tmp_path):
+    committed = sorted(Path(registry.SUITES_DIR.parent / "results" / "kernels")
+                       .glob("static-*.json"))[-1]
+    results = tmp_path / "results"
+    (results / "kernels").mkdir(parents=True)
+    (results / "kernels" / committed.name).write_bytes(committed.read_bytes())
+    sitegen.build_site(results, tmp_path / "site")
+    page = (tmp_path / "site" / "kernels.html").read_text()
+    assert "Static GPU report" in page and "_single_pass_kernel" in page
+    first = json.loads(committed.read_text())["cases"][0]["kernels"][0]["compiled"]
+    sm90 = next(c for c in first if c["arch"] == "sm_90")
+    assert f"sm_90: {sm90['registers']} · 0 · " in page  # no spills at the benchmark plans
+    assert committed.name not in (tmp_path / "site" / "index.html").read_text()  # no Problem

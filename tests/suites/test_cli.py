@@ -125,27 +125,26 @@ def test_tasks_without_their_data_are_listed_and_skipped(fake_registry, results,
                  "--results", str(results)]) == 0
 
 
-def test_demo_runs_its_suites_for_all_and_the_lra_tasks_for_a_few(
-    fake_registry, write_submission, results, monkeypatch, capsys, tmp_path
+def test_demo_submits_the_example_optimizer_live_on_the_suites_demo_tasks(
+    fake_registry, results, monkeypatch, capsys, tmp_path
 ):
     from suites import registry, sitegen
 
     fake_registry[:] = [QuadraticTask(), QuadraticTask(name="extra/quadratic", suite="extra")]
-    lion = write_submission(LION_SOURCE, "lion.py")
-    gd = registry.builtin_optimizer_paths()["gd"]
-    monkeypatch.setattr(registry, "builtin_optimizer_paths", lambda: {"gd": gd, "lion": lion})
-    monkeypatch.setattr(registry, "demo_plan", lambda: [
-        (["fake"], None), (["extra/quadratic", "extra/absent"], ["gd"])])
+    monkeypatch.setattr(registry, "demo_plan", lambda: ["fake", "extra/absent"])
     built = {}
-    monkeypatch.setattr(sitegen, "build_site",
-                        lambda root: built.setdefault("index", tmp_path / "site/index.html"))
+    monkeypatch.setattr(sitegen, "build_site", lambda root, budget=None:
+                        built.setdefault("index", tmp_path / "site/index.html"))
     assert main(["demo", "-j", "1", "--results", str(results)]) == 0
     out = capsys.readouterr().out
-    assert "1 tasks x 2 optimizers" in out and "1 tasks x 1 optimizers" in out
+    assert "1 tasks x 1 optimizers" in out
+    # 6 configurations, 2 evaluation seeds, the tuned step size × 2^k for the six k ≠ 0
+    assert "demo: 14 runs of signum made, 0 found" in out
     assert f"site: open file://{tmp_path / 'site/index.html'}" in out
     ran = {(p.parts[-4], p.parts[-2]) for p in (results / "runs").rglob("*.json")}
-    assert ran == {("fake", "gd"), ("fake", "lion"), ("extra", "gd")}
-    assert "extra/quadratic (1 of 2)" in out  # ranked on its own, not in the overall score
+    assert ran == {("fake", "signum")}
+    assert main(["demo", "-j", "1", "--results", str(results)]) == 0
+    assert "demo: 0 runs of signum made, 14 found" in capsys.readouterr().out  # a second demo
 
 
 def test_data_directories_reach_the_tasks_through_the_environment(fake_registry, tmp_path,
