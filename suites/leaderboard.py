@@ -58,6 +58,7 @@ have such a pair, and no number where none has.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -65,8 +66,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-import json
 
 from suites.api import EVAL_SEED_OFFSET, Metric, step_size_variants
 from suites.results import ResultStore, config_key

@@ -7,8 +7,9 @@ on fresh *evaluation* seeds, disjoint from the tuning seeds, and the leaderboard
 those. Then the *sensitivity* phase reruns the chosen configuration on the tuning seeds
 with its step size (``lr_key``) × 2^k, k = −3 … 3 (``suites.api.step_size_variants``);
 k = 0 and any variant that the grid holds are the tuning runs themselves (run keys
-name the configuration, not the phase), so they are not made again. Runs already in the results store are not repeated, so an interrupted sweep
-resumes where it stopped. Seeds per budget live with the budgets in ``suites.api``.
+name the configuration, not the phase), so they are not made again. Runs already in the
+results store are not repeated, so an interrupted sweep resumes where it stopped. Seeds
+per budget live with the budgets in ``suites.api``.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from tqdm.auto import tqdm
 
 from suites.api import (
     SEEDS_PER_BUDGET,
-    step_size_variants,
     Metric,
     RunResult,
     RunSpec,
     Submission,
     Task,
     evaluation_seeds,
+    step_size_variants,
     tuning_seeds,
 )
 from suites.executors.base import Executor

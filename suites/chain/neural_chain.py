@@ -4,10 +4,10 @@ The ``L`` scalar weights are one float64 tensor of shape ``(L,)`` and the loss i
 ``torch.prod``, so a step costs microseconds. From ``w_i = w₀ < 1`` every gradient
 entry is ``w₀^{L−1}(1 − w₀^L)``: exponentially small in depth, hence gradient descent's
 exponentially long plateau (Prop. 3.2.4); the "const" start perturbs ``w₀ = 0.5`` by a
-seeded 1 % (``CONST_JITTER``) so that no grid step lands exactly on the optimum, while RMSprop's per-coordinate normalization
-escapes in a number of steps that barely depends on depth (Fig. 21/22). float64 keeps
-those gradients (about 1e−19 at depth 64 from 0.5, far smaller from a uniform start)
-representable.
+seeded 1 % (``CONST_JITTER``) so that no grid step lands exactly on the optimum, while
+RMSprop's per-coordinate normalization escapes in a number of steps that barely
+depends on depth (Fig. 21/22). float64 keeps those gradients (about 1e−19 at depth 64
+from 0.5, far smaller from a uniform start) representable.
 """
 
 from __future__ import annotations

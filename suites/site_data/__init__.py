@@ -33,10 +33,10 @@ from suites.site_data.static_report import static_reports
 from suites.site_data.summaries import (
     configs_run,
     eval_run_count,
+    failure_height,
     optimizers_per_task,
     rank_cells,
     scaling_series,
-    failure_height,
     seed_scores,
     sensitivity_series,
     suite_counts,
@@ -47,7 +47,8 @@ from suites.site_data.summaries import (
 __all__ = [
     "FUSED_IMPLS", "Band", "FileProblem", "OptimizerSource", "Results", "budget_counts",
     "configs_run", "curve_band", "eval_curve_keys", "eval_file_index", "eval_run_count",
-    "failure_height", "file_hash", "format_config", "kernel_frame", "kernel_tables", "leaderboard_frame",
+    "failure_height", "file_hash", "format_config", "kernel_frame", "kernel_tables",
+    "leaderboard_frame",
     "load_results", "natural_key", "optimizer_source", "optimizers_per_task",
     "profile_curves", "rank_cells", "scaling_series", "seed_scores", "sensitivity_series",
     "site_budget", "static_reports", "suite_counts", "suite_order", "suite_tables", "sweep_frame",

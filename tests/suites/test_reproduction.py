@@ -70,7 +70,7 @@ def test_adaptive_escape_time_is_nearly_flat_in_depth(optimizer):
     escape = {d: best_escape(f"chain/depth-{d}-const", optimizer, 500) for d in depths}
     print(f"{optimizer} escape steps by depth: {escape}")
     assert escape[64] <= 100
-    for shallow, deep in zip(depths, depths[1:]):
+    for shallow, deep in zip(depths, depths[1:], strict=False):
         assert escape[deep] <= 3 * escape[shallow]
 
 

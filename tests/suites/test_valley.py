@@ -13,8 +13,8 @@ from suites.valley.linear_net import effective_loss, sparse_regression
 
 def test_tasks():
     tasks = suites.valley.tasks()
-    assert [t.name for t in tasks] == ["valley/widening", "valley/linear-net-w30", "valley/linear-net-w300",
-                                      "valley/linear-net-w3000"]
+    assert [t.name for t in tasks] == ["valley/widening", "valley/linear-net-w30",
+                                       "valley/linear-net-w300", "valley/linear-net-w3000"]
     for task in tasks:
         assert isinstance(task, Task) and task.suite == "valley"
         assert task.budgets.smoke < task.budgets.quick < task.budgets.full
