@@ -129,9 +129,11 @@ def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
                   "sweep", file=sys.stderr)
             raise SystemExit(EXIT_RUNS_FAILED) from err
     diverged = sum(r.status == "diverged" for r in report.results)
+    phases = ", ".join(f"{n} {phase}" for phase, n in report.made_by_phase.items())
     print(
         f"{report.runs_made} runs made, {report.runs_reused} found in the results store, "
         f"{diverged} diverged, in {time.perf_counter() - started:.1f} s"
+        + (f" (made: {phases})" if phases else "")
     )
     return report
 

@@ -59,7 +59,8 @@ def test_a_submission_changing_global_state_leaves_the_others_runs_alone(tmp_pat
                 cwd=tmp_path)
     assert mixed.returncode == 0, mixed.stderr
     clean, beside = records(tmp_path / "alone", "sgd"), records(tmp_path / "mixed", "sgd")
-    assert clean.keys() == beside.keys() and len(clean) == 8
+    assert clean.keys() == beside.keys()
+    assert {r["phase"] for r in clean.values()} >= {"tune", "eval"}
     assert all(outcome(clean[k]) == outcome(beside[k]) for k in clean)
     assert not any("global_state_changes" in r["env"] for r in beside.values())
     changed = [r["env"].get("global_state_changes", []) for r in
@@ -77,8 +78,10 @@ def test_a_step_that_ends_its_process_is_an_error_and_the_sweep_goes_on(tmp_path
     assert "the worker process died (exit code 3)" in done.stderr
     statuses = {r["status"] for r in records(tmp_path / "r", "exits").values()}
     assert statuses == {"error"}
-    assert {r["status"] for r in records(tmp_path / "r", "sgd").values()} <= {"ok", "diverged"}
-    assert len(records(tmp_path / "r", "sgd")) == 8
+    sgd = records(tmp_path / "r", "sgd").values()
+    assert {r["status"] for r in sgd} <= {"ok", "diverged"}
+    assert [r["phase"] for r in sgd].count("tune") == 7  # its grid, every run made
+    assert [r["phase"] for r in sgd].count("eval") == 1
 
 
 def test_an_endless_step_is_a_timeout_with_one_job(tmp_path):
@@ -107,7 +110,7 @@ def test_printing_is_allowed_and_a_broken_file_is_blamed_alone(tmp_path):
     done = lsb("run", TASK, "--optimizer", str(prints), "--budget", "smoke",
                "--results", str(tmp_path / "r"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert len(records(tmp_path / "r", "prints")) == 3
+    assert [r["phase"] for r in records(tmp_path / "r", "prints").values()].count("tune") == 2
     both = lsb("run", TASK, "--optimizer", str(prints), "--optimizer", str(broken),
                "--optimizer", "sgd", "--budget", "smoke", "--results", str(tmp_path / "r"),
                cwd=tmp_path)
@@ -152,7 +155,8 @@ def test_failed_runs_are_retried_on_request(tmp_path):
     assert again.returncode == 1 and "0 runs made" in again.stdout  # stored errors are kept
     retried = lsb(*args, "--retry-failed", cwd=tmp_path)
     assert retried.returncode == 0, retried.stderr
-    assert "3 runs made" in retried.stdout
+    made = int(retried.stdout.split(" runs made")[0].rsplit("\n", 1)[-1])
+    assert made >= 3  # both configurations again, and the evaluation of the chosen one
     runs = records(tmp_path / "r", "flaky").values()
     assert {r["status"] for r in runs if r["phase"] == "tune"} == {"ok"}
     assert "ok" in {r["status"] for r in runs if r["phase"] == "eval"}
@@ -191,7 +195,8 @@ def test_two_identical_sweeps_into_one_directory_make_each_run_once(tmp_path):
     assert [sweep.returncode for sweep in sweeps] == [0, 0], outputs
     made = [int(out.split(" runs made")[0].rsplit("\n", 1)[-1]) for out, _ in outputs]
     files = list((tmp_path / "r" / "runs").rglob("*.json"))
-    assert sum(made) == len(files) == 5 * 8  # 5 chains x (7 tuning configs + 1 evaluation)
+    assert sum(made) == len(files)  # every run made by exactly one of the two sweeps
+    assert len(files) >= 5 * 8  # 5 chains x (7 tuning + 1 evaluation), sensitivity runs aside
 
 
 @pytest.mark.parametrize("where", ["file", "proc", "read-only"])
