@@ -58,10 +58,11 @@ def test_ray_gives_the_local_executors_results_and_saves_them(ray_cluster, gd, t
         on_ray = run_sweep(QUADRATICS[:1], [gd], store=ResultStore(tmp_path / "ray"),
                            executor=executor, **sweep)
         assert executor._started is False  # the test's Ray instance, not one of its own
-    assert on_ray.runs_made == local.runs_made == 3
+    assert on_ray.made_by_phase == local.made_by_phase
+    assert on_ray.made_by_phase["tuning"] + on_ray.made_by_phase["evaluation"] == 3
     assert outcome(on_ray) == outcome(local)  # one thread per run: identical numbers
     assert on_ray.best_configs == local.best_configs
-    assert len(result_files(tmp_path / "ray")) == 3
+    assert len(result_files(tmp_path / "ray")) == on_ray.runs_made  # the workers saved each
 
 
 def test_lost_workers_are_replaced_and_stuck_runs_saved_as_timeouts(ray_cluster, gd, tmp_path):
@@ -100,10 +101,12 @@ def test_a_stopped_sweep_resumes_without_redoing_or_duplicating_runs(ray_cluster
         with pytest.raises(Stop):  # the driver stops at the first result
             run_sweep(QUADRATICS, [gd], executor=executor, on_result=stop, **arguments)
         kept = len(result_files(store.root))  # that one, and any the workers finished
-        assert 1 <= kept < 6
+        assert kept >= 1
         again = run_sweep(QUADRATICS, [gd], executor=executor, **arguments)
-    assert (again.runs_reused, again.runs_made) == (kept, 6 - kept)
-    assert len(result_files(store.root)) == 6 == len(again.results)
+    total = len(result_files(store.root))
+    assert kept < total
+    assert (again.runs_reused, again.runs_made) == (kept, total - kept)
+    assert total == len(again.results)  # no run made twice, none lost
 
 
 def test_the_command_line_runs_a_real_task_on_ray(ray_cluster, tmp_path, capsys):
@@ -111,9 +114,12 @@ def test_the_command_line_runs_a_real_task_on_ray(ray_cluster, tmp_path, capsys)
                "--executor", "ray", "--results", str(tmp_path)]
     assert main(command) == 0
     out = capsys.readouterr().out
-    assert "on ray" in out and "8 runs made, 0 found" in out
+    counts = re.search(r"(\d+) runs made, (\d+) found", out)
+    assert "on ray" in out and counts, out
+    made, found = int(counts.group(1)), int(counts.group(2))  # found: grid runs reused
+    assert made >= 8  # 7 tuning + 1 evaluation, and the sensitivity runs the grid lacks
     assert main(command) == 0
-    assert "0 runs made, 8 found" in capsys.readouterr().out
+    assert f"0 runs made, {made + found} found" in capsys.readouterr().out
 
 
 def test_a_missing_extra_names_its_install_command(monkeypatch, tmp_path):
