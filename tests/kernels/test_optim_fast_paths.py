@@ -3,13 +3,13 @@ NGN (gradient hooks), the bytes models and the static report's figures."""
 
 import copy
 import gc
-import os
 import subprocess
 import sys
 from unittest import mock
 
 import pytest
 import torch
+from markers import needs_interpreter
 from optim_helpers import (
     ATOL_FP16,
     ATOL_FP32,
@@ -282,10 +282,6 @@ def test_bench_cases_learn_the_bytes_without_triton():
 # --------------------------------------------------------------------------- static report
 
 
-needs_interpreter = pytest.mark.skipif(
-    os.environ.get("TRITON_INTERPRET") != "1",
-    reason="the traffic meter runs the kernels under the Triton interpreter",
-)
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ and use short chunks (``chunk=4`` gives 4-step tiles) to cross chunk boundaries.
 import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
 import torch
+from markers import needs_interpreter
 
 import kernels
 from kernels.scan import bytes_moved, diag_scan, resolve_backend
@@ -425,8 +425,6 @@ def test_compare_measures_every_scheme():
 REPORT_DIR = Path(__file__).resolve().parents[2] / "results" / "kernels"
 # The traffic meter counts what the Triton interpreter executes (bench/gpu.sh runs these
 # tests on CUDA, without it).
-needs_interpreter = pytest.mark.skipif(
-    os.environ.get("TRITON_INTERPRET") != "1", reason="the traffic meter needs the interpreter")
 
 
 def metered(run):

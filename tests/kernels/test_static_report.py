@@ -2,11 +2,11 @@
 SASS arithmetic, an ahead-of-time compile, and the report's command."""
 
 import json
-import os
 
 import pytest
 import report_toys
 import torch
+from markers import needs_interpreter
 
 from kernels.report import ReportCase, collect_cases
 from kernels.report.compile import compile_launches, global_accesses, occupancy
@@ -14,8 +14,6 @@ from kernels.report.meter import TrafficMeter
 
 # The meter counts what the Triton interpreter executes (bench/gpu.sh runs the kernel
 # tests on CUDA, without it); the compile tests need no interpreter.
-needs_interpreter = pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1",
-                                       reason="the traffic meter needs the Triton interpreter")
 
 
 @needs_interpreter
