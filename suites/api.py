@@ -8,6 +8,7 @@ agrees on. It holds
   score is better": orientation, the failure score, the ratio to the best and "near
   best". The runner, the tuning protocol, the leaderboard and the site call these
   methods and write none of them out again;
+- ``Chance``, the accuracy of a network that learned nothing;
 - ``Problem`` and ``Task`` (what a suite provides), ``SuiteModule`` (what a suite's
   package exports to be discovered), ``Submission`` (a loaded submission file) and the
   run records ``RunSpec`` and ``RunResult``.
@@ -141,6 +142,24 @@ class Metric:
         return cls(**record) if record else None
 
 
+@dataclass(frozen=True)
+class Chance:
+    """What an accuracy reads when a network learned nothing: ``score``, the share of the
+    most frequent class among the ``examples`` of the split it is measured on.
+
+    ``ceiling``: the highest accuracy still read as chance, ``score`` plus three binomial
+    standard errors over ``examples``; an optimizer none of whose runs got above it did
+    not train the network at all.
+    """
+
+    score: float
+    examples: int
+
+    @property
+    def ceiling(self) -> float:
+        return self.score + 3.0 * math.sqrt(self.score * (1.0 - self.score) / self.examples)
+
+
 @dataclass
 class Problem:
     """One training problem, built by a task for a seed and a budget.
@@ -180,6 +199,10 @@ class Task(Protocol):
         """Turn a run's final metrics into the task's score (``metric.failed_score`` when
         the run failed)."""
         ...
+
+    # Optional: ``chance(budget) -> Chance | None``, the score of a network that learned
+    # nothing at ``budget`` (classification tasks); the task page names the optimizers
+    # that never got above it.
 
 
 class SuiteModule(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from suites.api import Budget, Metric, Problem
+from suites.api import Budget, Chance, Metric, Problem
 
 
 @dataclass(frozen=True)
@@ -40,3 +40,8 @@ class BaseTask:
 
     def score(self, metrics: Mapping[str, float], steps_run: int, status: str) -> float:
         return self.metric.score_of(metrics, status)
+
+    def chance(self, budget: str) -> Chance | None:
+        """The score of a network that learned nothing at ``budget``; ``None``: the task
+        has no such level (a loss, a distance)."""
+        return None

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from torch import nn
 
-from suites.api import Metric, Problem
+from suites.api import Chance, Metric, Problem
 from suites.common import BaseTask
 from suites.lra.data.release import default_root, find_release_dir, missing_files_error
 from suites.lra.model import LRUConfig
@@ -103,6 +104,17 @@ class LRATask(BaseTask):
             source=needed.source,
         )
         return str(error)
+
+    def chance(self, budget: str) -> Chance | None:
+        """The share of the test split's most frequent class at ``budget`` (None when the
+        split's files are missing)."""
+        if self.missing_data(budget) is not None:
+            return None
+        labels = getattr(self.splits(budget).test, "labels", None)
+        if labels is None or len(labels) == 0:
+            return None
+        majority = int(torch.bincount(labels).max())
+        return Chance(score=majority / len(labels), examples=len(labels))
 
     def splits(self, budget: str) -> Splits:
         raise NotImplementedError(f"{type(self).__name__} must define splits")

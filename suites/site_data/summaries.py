@@ -1,5 +1,6 @@
 """The numbers of the site's pages that are not a leaderboard table: per-suite counts, a
-suite's best optimizers, rank cells, the scaling series, seed scores, configuration counts.
+suite's best optimizers, rank cells, the scaling series, seed scores, configuration counts,
+the optimizers that never got above chance.
 
 The pages (``suites.sitegen.pages``) only lay these out; they compute no number.
 """
@@ -13,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from suites import leaderboard
+from suites.api import Chance
 
 
 def task_table(runs: pd.DataFrame, budget: str) -> pd.DataFrame:
@@ -129,3 +131,12 @@ def seed_scores(table: pd.DataFrame, task: str, records: Mapping[str, dict[str, 
 def configs_run(sweep: pd.DataFrame) -> int:
     """The most configurations the optimizer ran on any one task (``runs.sweep_frame``)."""
     return int(sweep.groupby("task")["config_key"].nunique().max()) if len(sweep) else 0
+
+
+def not_above_chance(runs: pd.DataFrame, budget: str, task: str, chance: Chance) -> list[str]:
+    """The optimizers none of whose tuning runs on ``task`` at ``budget`` scored above
+    ``chance.ceiling``: no configuration of their grid trained the network (a failed run
+    is not above it)."""
+    mine = runs[(runs["task"] == task) & (runs["budget"] == budget) & (runs["phase"] == "tune")]
+    best = mine.groupby("optimizer")["score"].max()
+    return sorted(name for name, score in best.items() if not score > chance.ceiling)

@@ -273,10 +273,15 @@ def task_page(site: Site, table: pd.DataFrame, task: str) -> None:
                                       xlabel="step-size multiplier", ylabel=label,
                                       salt=f"sensitivity-{task}"),
         })
+    chance = getattr(registered, "chance", None)
+    chance = chance(site.budget) if chance is not None and site.budget is not None else None
+    untrained = (site_data.not_above_chance(site.results.current, site.budget, task, chance)
+                 if chance is not None else [])
     suite = rows[0]["suite"] if rows else task.split("/", 1)[0]
     site.render(
         "task.html", f"task/{site.slugs('task', task)}.html",
         task=task, suite=suite, metric=metric, rows=rows, plots=shown,
+        chance=chance, untrained=untrained,
         description=registered.description if registered is not None else "",
         budgets=registered.budgets if registered is not None else None,
         budget_names=BUDGET_NAMES,

@@ -130,7 +130,8 @@ def write_fixture(root: Path) -> Path:
     run_task("valley/widening", TRACE, trace)
 
     def accuracy(optimizer: str, lr: float, seed: int) -> float:
-        return {"sgd": 0.35, "adam": 0.5, "rmsprop": 0.45, HOSTILE_NAME: 0.2}[optimizer] \
+        # The hostile optimizer stays at chance (the 13% majority class of the quick split).
+        return {"sgd": 0.35, "adam": 0.5, "rmsprop": 0.45, HOSTILE_NAME: 0.13}[optimizer] \
             - (0.05 if lr == 0.01 else 0.0) + 0.01 * (seed % 3)
 
     run_task("lra/listops", ACCURACY, accuracy)

@@ -131,8 +131,13 @@ def test_task_and_suite_pages_show_what_fits(built_site):
     assert "± " in valley and "3/3" in valley
     lra = (built_site / "task" / "lra--listops.html").read_text()
     assert "Accuracy during training" in lra and "higher is better" in lra
+    chance = lra.split('<p class="note chance">', 1)[1].split("</p>", 1)[0]
+    assert "Chance on this task's test split: 13% (the most frequent class of 1,000" in chance
+    finding = chance.split("Did not train the network", 1)[1]
+    assert finding.count("optimizer/") == 1 and "&lt;script&gt;" in finding  # the hostile one
     chain4 = (built_site / "task" / "chain--depth-4-const.html").read_text()
     assert "Score of each evaluation seed" in chain4  # the score is known only at the end
+    assert "Chance on this" not in chain4 and "Chance on this" not in valley
 
 
 def test_same_colour_for_an_optimizer_on_every_page(built_site):

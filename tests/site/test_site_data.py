@@ -199,3 +199,20 @@ def test_kernel_tables_for_the_cli(results_dir):
     fused = [r for r in table["rows"] if r["fused"]]
     assert {r["impl"] for r in fused} == {"triton"} and len(fused) == 4
     assert sum(r["is_reference"] for r in table["rows"]) == 4
+
+
+def test_not_above_chance_names_optimizers_whose_whole_grid_stayed_there():
+    import pandas as pd
+
+    from suites.api import Chance
+
+    chance = Chance(score=0.5, examples=1_000)  # ceiling 0.547
+    rows = [("a", "tune", 0.50), ("a", "tune", 0.54), ("a", "eval", 0.9),  # eval not tuning
+            ("b", "tune", 0.50), ("b", "tune", 0.56),
+            ("c", "tune", math.nan), ("c", "tune", math.nan)]  # every run failed
+    runs = pd.DataFrame([{"task": "lra/x", "budget": "quick", "phase": phase,
+                          "optimizer": name, "score": score} for name, phase, score in rows]
+                        + [{"task": "lra/y", "budget": "quick", "phase": "tune",
+                            "optimizer": "d", "score": 0.1}])
+    assert site_data.not_above_chance(runs, "quick", "lra/x", chance) == ["a", "c"]
+    assert site_data.not_above_chance(runs, "full", "lra/x", chance) == []

@@ -106,3 +106,22 @@ def test_warmup_cosine_follows_app_e3():
     assert warmup_cosine(5, 0.0)(0) == 1.0
     with pytest.raises(ValueError, match="warmup_fraction"):
         warmup_cosine(10, 1.0)
+
+
+def test_chance_is_the_majority_class_of_the_test_split():
+    listops = get_task("lra/listops").chance("quick")
+    labels = short_splits()[1].labels
+    assert listops.examples == len(labels) == 1_000
+    assert listops.score == pytest.approx(int(torch.bincount(labels).max()) / 1_000)
+    assert 0.1 < listops.score < 0.2  # ten classes, not balanced
+    assert listops.ceiling == pytest.approx(
+        listops.score + 3 * math.sqrt(listops.score * (1 - listops.score) / 1_000))
+    pathfinder = get_task("lra/pathfinder").chance("quick")
+    assert (pathfinder.score, pathfinder.examples) == (0.5, 1_000)  # balanced classes
+    assert pathfinder.ceiling == pytest.approx(0.5 + 3 * 0.5 / math.sqrt(1_000))
+
+
+def test_chance_is_unknown_without_the_data(tmp_path):
+    text = dataclasses.replace(get_task("lra/text"), data_root=tmp_path)
+    assert text.chance("quick") is None
+    assert get_task("chain/depth-4-const").chance("quick") is None
