@@ -269,17 +269,13 @@ def step_size_schedule(
     """A function that sets every group's step size for a step, from ``problem.lr_schedule``.
 
     Each group keeps its own base step size (the submission's, times the task's
-    ``lr_scale``); the schedule multiplies it. ``None`` when the problem has no schedule.
-    A submission without ``lr_key`` has no step size to schedule: that is an error, not a
-    silently constant step size.
+    ``lr_scale``); the schedule multiplies it. ``None`` when the problem has no schedule,
+    or when the submission declares ``lr_key = None``: a method without a step size
+    hyperparameter (SPS, DecSPS: the step is computed from the loss) sets every step
+    itself, so neither the schedule nor a group's ``lr_scale`` applies to it.
     """
-    if problem.lr_schedule is None:
+    if problem.lr_schedule is None or lr_key is None:
         return None
-    if lr_key is None:
-        raise ValueError(
-            "this task schedules the step size (warm-up, decay), but the submission sets no "
-            "lr_key: name the hyperparameter that is its step size with `lr_key = ...`"
-        )
     missing = [i for i, g in enumerate(optimizer.param_groups) if lr_key not in g]
     if missing:
         raise ValueError(

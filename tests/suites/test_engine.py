@@ -171,11 +171,16 @@ def test_lr_schedule_multiplies_each_group_s_step_size_per_step(gd):
     assert moves[:, 1].tolist() == pytest.approx([-0.05, -0.025, -0.0125])
 
 
-def test_lr_schedule_needs_a_step_size_to_schedule(write_submission):
+def test_a_method_without_a_step_size_sets_its_own_steps(write_submission):
     source = GD_SOURCE.replace('lr_key = "lr"', "lr_key = None")
-    result = execute(_ScheduledTask(lambda step: 1.0), load_submission(write_submission(source)),
-                     {"lr": 0.1}, seed=0, budget="quick")
-    assert result.status == "error" and "lr_key" in result.error
+    task = _ScheduledTask(lambda step: [1.0, 0.5, 0.25, 0.0][step])
+    result = execute(task, load_submission(write_submission(source)), {"lr": 0.1}, seed=0,
+                     budget="quick")
+    assert result.status == "ok", result.error
+    moves = torch.tensor(task.trace).diff(dim=0)
+    # Neither the schedule nor the second group's lr_scale: "lr" is not its step size.
+    assert moves[:, 0].tolist() == pytest.approx([-0.1, -0.1, -0.1])
+    assert moves[:, 1].tolist() == pytest.approx([-0.1, -0.1, -0.1])
 
 
 def test_execute_records_curve_metrics_and_cost(gd):
