@@ -134,9 +134,10 @@ def configs_run(sweep: pd.DataFrame) -> int:
 
 
 def not_above_chance(runs: pd.DataFrame, budget: str, task: str, chance: Chance) -> list[str]:
-    """The optimizers none of whose tuning runs on ``task`` at ``budget`` scored above
-    ``chance.ceiling``: no configuration of their grid trained the network (a failed run
-    is not above it)."""
-    mine = runs[(runs["task"] == task) & (runs["budget"] == budget) & (runs["phase"] == "tune")]
+    """The optimizers none of whose runs on ``task`` at ``budget`` (tuning, evaluation,
+    step-size sensitivity) scored above ``chance.ceiling``: no configuration of their grid
+    and no step size tried around the chosen one trained the network (a failed run is not
+    above it)."""
+    mine = runs[(runs["task"] == task) & (runs["budget"] == budget)]
     best = mine.groupby("optimizer")["score"].max()
     return sorted(name for name, score in best.items() if not score > chance.ceiling)
