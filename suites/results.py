@@ -350,6 +350,27 @@ def parse_record(text: str | bytes) -> dict[str, Any]:
     return decode_floats(document)
 
 
+#: Records already parsed in this process, by the BLAKE2b digest of their file's bytes:
+#: a command that reads the store more than once (``lsb demo``: the estimate, the sweep,
+#: the site) validates and decodes each file once. Only valid records are kept; callers
+#: treat records as read-only.
+_PARSED: dict[bytes, dict[str, Any]] = {}
+_PARSED_MAX = 200_000
+
+
+def parse_record_cached(data: bytes) -> dict[str, Any]:
+    """:func:`parse_record` of ``data``, from the cache when the same bytes were parsed
+    before in this process."""
+    digest = hashlib.blake2b(data, digest_size=16).digest()
+    record = _PARSED.get(digest)
+    if record is None:
+        record = parse_record(data)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[digest] = record
+    return record
+
+
 def read_record(path: Path) -> dict[str, Any]:
     """A results file's record; raises ``CorruptRecord`` (its message starts with the
     path) for a file that is not a regular file under ``MAX_FILE_BYTES`` or not a valid
@@ -495,7 +516,7 @@ class ResultStore:
                 skipped.append(Skipped(path, problem, unread=True))
                 continue
             try:
-                records.append((path, parse_record(path.read_bytes())))
+                records.append((path, parse_record_cached(path.read_bytes())))
             except OSError as err:
                 skipped.append(Skipped(path, f"not readable ({err.strerror})", unread=True))
             except CorruptRecord as err:

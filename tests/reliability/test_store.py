@@ -154,3 +154,19 @@ def test_a_read_only_mount_fails_the_check(tmp_path, monkeypatch):
     with pytest.raises(StoreError, match="Read-only file system; pass --results DIR naming a "
                                          "directory you can write to"):
         ResultStore(tmp_path / "results").check_writable()
+
+
+def test_a_rescan_reads_a_changed_file_again_and_never_caches_a_broken_one(tmp_path):
+    store = ResultStore(tmp_path)
+    path = store.save(result())
+    (first,), _ = store.scan()
+    (again,), _ = store.scan()
+    assert again[1] is first[1]  # the same bytes: parsed once
+    text = path.read_text()
+    path.write_text(text.replace('"status": "ok"', '"status": "diverged"', 1))
+    (changed,), _ = store.scan()
+    assert changed[1]["status"] == "diverged" and first[1]["status"] == "ok"
+    path.write_text(text[: len(text) // 2])  # a truncated file
+    for _ in range(2):
+        records, skipped = store.scan()
+        assert records == [] and "not readable as JSON" in skipped[0].reason
