@@ -273,8 +273,9 @@ def task_page(site: Site, table: pd.DataFrame, task: str) -> None:
                                       xlabel="step-size multiplier", ylabel=label,
                                       salt=f"sensitivity-{task}"),
         })
-    chance = getattr(registered, "chance", None)
-    chance = chance(site.budget) if chance is not None and site.budget is not None else None
+    # ``chance`` is optional in the Task protocol (``BaseTask`` has it).
+    chance_of = getattr(registered, "chance", None)
+    chance = chance_of(site.budget) if chance_of and site.budget is not None else None
     untrained = (site_data.not_above_chance(site.results.current, site.budget, task, chance)
                  if chance is not None else [])
     suite = rows[0]["suite"] if rows else task.split("/", 1)[0]
