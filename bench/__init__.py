@@ -1,4 +1,6 @@
-"""Kernel benchmarks: the cases both harnesses time (``bench.cases``), the one timer
-(``bench.timing``) and input generator (``bench.inputs``) every kernel script shares,
-the asv suite (``bench.benchmarks``) and the history tables the site draws from asv's
-and pytest-benchmark's results (``bench.history``)."""
+"""Kernel benchmarks: the cases every harness measures (``bench.cases``), the one timer
+(``bench.timing``) every kernel script shares (their inputs come from ``kernels.inputs``),
+the comparison scripts (``bench.scan_compare``, ``bench.scan_demo``, ``bench.optim_compare``),
+the asv suite (``bench.benchmarks``) and the per-commit count gate (``bench.counts``:
+valgrind's instruction counts, ``bench.callgrind``; the Triton kernels' static figures,
+``bench.static_figures``; the verdict, ``bench.count_gate``)."""

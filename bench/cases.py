@@ -1,5 +1,6 @@
 """The benchmark cases that both harnesses time: asv (``bench/benchmarks``) and
-pytest-benchmark (``bench/test_*.py``).
+pytest-benchmark (``bench/test_*.py``); and the cases the per-commit count gate measures
+(``bench.counts``). Append only: asv's history and the committed counts are keyed by them.
 
 A case is one kernel, one implementation and one size. ``build(case, device)`` returns a
 callable that runs the case once, synchronised with the device, on inputs made with a
@@ -18,6 +19,9 @@ Kernels and implementations:
   of ``torch.optim.SGD`` (``torch_foreach``, ``torch_fused``), NGN's cost baseline.
 
 Sizes: scan ``(B, T, N)``; optimizers ``(tensors, elements per tensor)``.
+
+``kernels`` is imported inside the functions that use it: asv and the count gate import
+this module against every commit's ``kernels``, and older commits lack some of its modules.
 """
 
 from __future__ import annotations
@@ -27,9 +31,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
-
-from bench.inputs import optim_params, scan_inputs
-from kernels.machine import default_device, device_name, machine_label, synchronize
 
 SCAN_KERNELS = ("scan_fwd", "scan_fwdbwd")
 OPTIM_KERNELS = ("adamw", "ngn", "sgd")
@@ -136,6 +137,7 @@ def skip_reason(case: Case, device: torch.device) -> str | None:
 
 def _scan_runner(case: Case, device: torch.device) -> Callable[[], None]:
     from kernels import diag_scan
+    from kernels.inputs import scan_inputs
 
     backward = case.kernel == "scan_fwdbwd"
     lam, b, _, grad = scan_inputs(*case.size, device=device, grad=backward)
@@ -184,6 +186,8 @@ def build_optimizer(case: Case, params: list[torch.Tensor]) -> torch.optim.Optim
 
 
 def _optim_runner(case: Case, device: torch.device) -> Callable[[], None]:
+    from kernels.inputs import optim_params
+
     count, numel = case.size
     params = optim_params([numel] * count, device=device)
     optimizer = build_optimizer(case, params)
@@ -192,6 +196,12 @@ def _optim_runner(case: Case, device: torch.device) -> Callable[[], None]:
         # validate=False: the fused path's contract is no host sync per step.
         return lambda: optimizer.step(loss=loss, validate=False)
     return optimizer.step
+
+
+def default_device() -> torch.device:
+    from kernels.machine import default_device
+
+    return default_device()
 
 
 def runner(case: Case, device: torch.device | None = None) -> Callable[[], None]:
@@ -210,6 +220,8 @@ def runner(case: Case, device: torch.device | None = None) -> Callable[[], None]
 def build(case: Case, device: torch.device | None = None) -> Callable[[], None]:
     """A callable running ``case`` once, synchronised with the device before returning
     (for wall-clock timers: pytest-benchmark's and asv's)."""
+    from kernels.machine import synchronize
+
     device = device or default_device()
     run = runner(case, device)
 
@@ -248,6 +260,8 @@ def peak_gbps(device_name: str) -> float | None:
 
 def extra_info(case: Case, seconds: float | None, device: torch.device) -> dict:
     """What each benchmark records beside its timing (pytest-benchmark's ``extra_info``)."""
+    from kernels.machine import device_name
+
     name = device_name(device)
     moved = bytes_moved(case)
     info = {
@@ -270,6 +284,66 @@ def extra_info(case: Case, seconds: float | None, device: torch.device) -> dict:
 if __name__ == "__main__":
     import sys
 
+    from kernels.machine import machine_label
+
     if sys.argv[1:] != ["label"]:
         sys.exit("usage: python -m bench.cases label")
     print(machine_label())
+
+
+# The count gate (bench.counts). Instruction counts of the CPU paths under valgrind, at
+# sizes where one valgrind process measures them all in a minute or two: the sequential
+# oracle and the chunked scan; ``reference`` is kernels.optim's ``*_step_ref`` function,
+# ``cpu_fused`` the optimizer's own step on the CPU (torch's fused CPU kernels where the
+# commit has them).
+COUNT_SCAN_SIZE = (8, 256, 256)
+COUNT_OPTIM_SIZE = (1, 1 << 20)
+INSTRUCTION_CASES = (
+    Case("scan_fwd", "sequential", COUNT_SCAN_SIZE),
+    Case("scan_fwd", "chunked", COUNT_SCAN_SIZE),
+    Case("scan_fwdbwd", "chunked", COUNT_SCAN_SIZE),
+    Case("adamw", "reference", COUNT_OPTIM_SIZE),
+    Case("adamw", "cpu_fused", COUNT_OPTIM_SIZE),
+    Case("ngn", "reference", COUNT_OPTIM_SIZE),
+    Case("ngn", "cpu_fused", COUNT_OPTIM_SIZE),
+)
+
+
+def instruction_case(name: str) -> Case:
+    """The instruction case called ``name`` (``Case.name``)."""
+    for case in INSTRUCTION_CASES:
+        if case.name == name:
+            return case
+    known = ", ".join(c.name for c in INSTRUCTION_CASES)
+    raise ValueError(f"no instruction case {name!r}; the cases are: {known}")
+
+# Static report cases (kernels.report: bytes metered under the Triton interpreter, the
+# sm_90/sm_80 compile) that the count gate and asv's track_* benchmarks follow: every case
+# of the report but those in STATIC_SKIPPED.
+STATIC_CASES = (
+    "scan_fwd 16x1024x512",
+    "scan_fwdbwd 16x1024x512",
+    "scan_fwd_varying 16x1024x512",
+    "scan_fwdbwd_varying 16x1024x512",
+    "scan_fwd 8x4096x256",
+    "scan_fwdbwd 8x4096x256",
+    "adamw float32 1x16777216",
+    "adamw float16 1x16777216",
+    "ngn two-pass float32 1x16777216",
+    "ngn one-pass float32 1x16777216",
+    "adamw float32 1000x16384",
+    "ngn two-pass float32 1000x16384",
+    "ngn one-pass float32 1000x16384",
+    "grad_sq_norm float32 1x16777216",
+    "scan_fwd complex32 16x1024x512",
+    "scan_fwdbwd bf16-pairs 16x1024x512",
+    "scan_fwdbwd bf16-pairs 8x4096x256",
+    "scan_fwd channel-stride 4 16x1024x512",
+)
+#: Report cases the gate leaves out, and why.
+STATIC_SKIPPED = {
+    "scan_fwd 16x4096x512": "the kernel configuration of scan_fwd 16x1024x512 at 4x the "
+                            "interpreter's time",
+    "scan_fwdbwd 16x4096x512": "the kernel configurations of scan_fwdbwd 16x1024x512 at 4x "
+                               "the interpreter's time",
+}

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The one script to run on a lent GPU machine: the kernel tests on real CUDA (the gpu
-# marker included, no interpreter), then the full benchmark cases, a summary table, the
-# static report (bytes counted under the interpreter, sm_90/sm_80 compiles) beside them,
-# and the LRA tasks' training steps/s per scan backend (Triton vs the reference scans).
+# The one script to run on a lent GPU machine: first a stress and correctness pass with a
+# hard budget of 4 minutes (bench/scan_stress.py: the gpu tests, hundreds of repeated
+# look-back launches over 64k-1M steps compared bitwise with each other and with the
+# chunked scan, compute-sanitizer's synccheck where installed; one line per check and a
+# JSON), then the kernel tests on real CUDA (no interpreter), the full benchmark cases,
+# a summary table, the static report (bytes counted under the interpreter, sm_90/sm_80
+# compiles) beside them, and the LRA tasks' training steps/s per scan backend.
 #   bench/gpu.sh [RESULTS_DIR]      (default results, or $OUT when set; JSON into its kernels/)
 # Runs from a plain checkout with the machine's own python3, torch and triton; Python
 # packages missing there can travel as wheels in .whl/ and are installed first.
@@ -24,8 +27,14 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --f
 label=$("$py" bench/cases.py label)
 stamp=$(date +%Y%m%d)
 
-# Every kernel test runs on CUDA here (no interpreter), plus the gpu-only ones.
 unset TRITON_INTERPRET
+# Correctness before any timing; the pass shares 225 s among its checks, timeout kills it
+# at 240 s whatever they do.
+timeout --kill-after=5 240 "$py" -m bench.scan_stress --budget 225 \
+    --out "$out/$label-$stamp-stress.json"
+stress_rc=$?
+
+# Every kernel test runs on CUDA here (no interpreter), plus the gpu-only ones.
 "$py" -m pytest -q -p no:cacheprovider tests/kernels 2>&1 | tee "$out/$label-$stamp-tests.log"
 tests_rc=${PIPESTATUS[0]}
 
@@ -56,6 +65,7 @@ if "$py" -c "import asv" 2>/dev/null && git rev-parse -q --verify HEAD >/dev/nul
     if [ "$root" != results ]; then mkdir -p "$root/asv" && cp -r "results/asv/$label" "$root/asv/"; fi
 fi
 echo "asv exit $asv_rc (skipped without asv or git)"
-echo "kernel tests exit $tests_rc, benchmarks exit $bench_rc, static report exit $report_rc," \
-    "throughput exit $throughput_rc; JSON: $out/$label-$stamp.json"
-[ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ] && [ "$report_rc" = 0 ] && [ "$throughput_rc" = 0 ]
+echo "stress pass exit $stress_rc, kernel tests exit $tests_rc, benchmarks exit $bench_rc," \
+    "static report exit $report_rc, throughput exit $throughput_rc; JSON: $out/$label-$stamp.json"
+[ "$stress_rc" = 0 ] && [ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ] && [ "$report_rc" = 0 ] && \
+    [ "$throughput_rc" = 0 ]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bench import asv_run
+from bench import asv_run, cases, static_figures
 
 
 def test_asv_missing_names_the_install(monkeypatch, capsys):
@@ -106,7 +106,8 @@ def test_cli_prints_no_traceback():
 
 def test_asv_finds_the_kernel_benchmarks_and_nothing_else():
     """asv imports every module of ``bench`` (its benchmark_dir) and takes any
-    ``time_*``/``track_*`` name for a benchmark: only the kernel classes may match."""
+    ``time_*``/``track_*`` name for a benchmark: only the kernel classes' timings and the
+    static figures' tracks may match."""
     listing = (
         "from asv_runner.discovery import disc_benchmarks; "
         "print('\\n'.join(sorted(b.name for b in disc_benchmarks('bench'))))"
@@ -114,4 +115,27 @@ def test_asv_finds_the_kernel_benchmarks_and_nothing_else():
     out = subprocess.run([sys.executable, "-c", listing], cwd=asv_run.ROOT,
                          capture_output=True, text=True, check=True)
     classes = ["AdamWStep", "NGNStep", "SGDStep", "ScanForward", "ScanForwardBackward"]
-    assert out.stdout.split() == [f"benchmarks.kernels.{c}.time_step" for c in classes]
+    tracks = sorted(["bytes_per_element"] + [f"{arch}_{figure}" for arch in ("sm_80", "sm_90")
+                                             for figure in static_figures.COMPILE_UNITS])
+    assert out.stdout.split() == (
+        [f"benchmarks.counts.StaticFigures.track_{t}" for t in tracks]
+        + [f"benchmarks.kernels.{c}.time_step" for c in classes])
+
+
+def test_the_static_tracks_read_one_report_per_commit(monkeypatch):
+    from bench.benchmarks import counts as suite
+
+    case = cases.STATIC_CASES[0]
+    compiled = {"arch": "sm_90", "registers": 77, "occupancy": 0.375, "loads": {"64": 5},
+                "stores": {"64": 4}, "spill_stores": 0, "spill_loads": 0, "shared_bytes": 0}
+    report = {"cases": [{"name": case, "bytes_per_element": 16.5,
+                         "kernels": [{"compiled": [compiled]}]}]}
+    monkeypatch.setattr(static_figures, "build_report", lambda names, processes: report)
+    bench = suite.StaticFigures()
+    figures = bench.setup_cache()
+    bench.setup(figures, case)
+    assert bench.track_bytes_per_element(figures, case) == 16.5
+    assert bench.track_sm_90_registers(figures, case) == 77
+    assert suite.StaticFigures.track_sm_90_occupancy.unit == "fraction of the SM's warps"
+    with pytest.raises(NotImplementedError, match="no case"):
+        bench.setup(figures, cases.STATIC_CASES[1])

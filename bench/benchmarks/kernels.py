@@ -4,8 +4,7 @@ commit asv builds.
 asv imports this suite from the checkout it runs in (``benchmark_dir`` is ``bench``),
 and ``kernels`` from the commit it installed, so every commit is timed with the same
 cases, inputs and sizes. ``time_step`` is asv's timing of one synchronised run; the
-history tables (``bench.history``) turn it into GB/s with the case's bytes model and
-into a speedup over the kernel's reference implementation timed on the same commit.
+site's kernels page plots it per commit (``suites.site_data.kernels.timings``).
 
 A case that does not run here (Triton on the CPU, the sequential oracle at long T) or
 that an older commit lacks (a module, a function, a backend) is skipped by ``setup``

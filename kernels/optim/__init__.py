@@ -6,7 +6,8 @@ Triton kernels (``kernels.optim.triton_optim``, imported only when used). The by
 step moves are modelled in ``kernels.optim.traffic`` (no torch, no Triton).
 """
 
-from kernels.optim.optimizers import NGN, Adam, AdamW
+from kernels.optim.ngn import NGN
+from kernels.optim.optimizers import Adam, AdamW
 from kernels.optim.reference import adamw_step_ref, ngn_step_ref
 
 __all__ = ["NGN", "Adam", "AdamW", "adamw_step_ref", "ngn_step_ref"]

@@ -1,57 +1,129 @@
-"""‖g‖² computed as the backward produces each gradient, so that NGN's step is one pass.
+"""‖g‖² computed as the backward produces the gradients, so that NGN's step is one pass.
 
-A post-accumulate-grad hook on every parameter writes ``‖p.grad‖`` into that
-parameter's slot of one device buffer as soon as autograd has accumulated it, while
-the gradient is fresh in cache. The step then reads the slots instead of re-reading
-every gradient: its traffic is SGD's (read p, g; write p).
+A post-accumulate-grad hook on every parameter queues it as soon as autograd has
+accumulated its gradient; once a group's queue holds ``BUCKET_BYTES`` of gradients, and
+for the rest when the backward ends, one fused norm (``torch._foreach_norm``) reads them
+while they are fresh in cache and adds their ‖g‖² to the group's sum on the device. The
+step then needs no norm pass of its own: its traffic is SGD's (read p, g; write p).
 
-The slots are trusted only for gradients the hook has seen as they are now. Each slot
-keeps a weak reference to the gradient tensor and its version counter, so a gradient
-set by hand (``p.grad = ...``), replaced, or changed in place after the backward
-(``clip_grad_norm_``, a grad scaler's unscale, ``zero_grad(set_to_none=False)``
-without a backward after it) makes its group fall back to the two-pass norm. A
-closure that calls ``backward`` more than once is exact: each call's hook recomputes
-the norm of the accumulated gradient. Slots are cleared after every step.
+The sums are trusted only for gradients the hooks have seen as they are now. Each
+gradient's tensor (held weakly) and version counter are recorded when its norm is
+taken, at the latest as the backward ends, so a gradient set by hand (``p.grad = ...``),
+dropped, replaced, or changed in place after the backward (``clip_grad_norm_``, a grad
+scaler's unscale, ``zero_grad(set_to_none=False)`` without a backward after it) makes
+its group fall back to the two-pass norm. A closure that calls ``backward`` more than
+once is exact: a parameter hooked a second time starts its group's sum afresh, and the
+second backward's hooks count the accumulated gradients (a parameter that backward does
+not reach then leaves its group to the two-pass norm).
 
-Not detected: writes that bypass autograd's version counters, such as
-``DistributedDataParallel(gradient_as_bucket_view=True)`` all-reducing into the
-gradients after their hooks ran. Use the two-pass NGN there.
+Writes that the version counter does not see (through ``.data``, or by a collective on a
+bucket the gradients are views of) are caught by the step, which compares the hooks'
+sum with ‖g‖² of the gradients it reads (see :class:`kernels.optim.NGN`); under
+``torch.distributed`` the hooks run before the gradients are reduced across ranks, so
+one-pass NGN refuses to run there (:func:`refuse_distributed`).
+
+On the CPU a fused norm is a loop over its tensors, so buckets save no per-tensor work
+there; on CUDA one bucket is one launch instead of one per tensor.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-
-def _real(t: Tensor) -> Tensor:
-    return torch.view_as_real(t) if t.is_complex() else t
+#: Gradient bytes per fused norm: what a CPU core's L2 cache holds.
+BUCKET_BYTES = 1 << 20
 
 
 def _norm_dtype(params: list[Tensor]) -> torch.dtype:
-    """fp32 slots, or fp64 when any parameter is double precision (as the reference)."""
+    """fp32 sums, or fp64 when any parameter is double precision (as the reference)."""
     wide = (torch.float64, torch.complex128)
     return torch.float64 if any(p.dtype in wide for p in params) else torch.float32
 
 
+def _record(g: Tensor) -> tuple[weakref.ref, int]:
+    """What identifies a gradient as it is now: the tensor (weakly) and its version."""
+    return weakref.ref(g), g._version
+
+
+def _matches(record: tuple[weakref.ref, int] | None, g: Tensor) -> bool:
+    """Whether ``g`` is the very tensor ``record`` was taken of, at the same version."""
+    return record is not None and record[0]() is g and record[1] == g._version
+
+
+def refuse_distributed() -> None:
+    """Raise when a ``torch.distributed`` process group of several ranks is running."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        raise RuntimeError(
+            "NGN(one_pass=True) cannot run under torch.distributed: its gradient hooks see "
+            "each rank's gradient before the all-reduce, so every rank would take a "
+            f"different step size ({dist.get_world_size()} ranks); use one_pass=False, "
+            "whose norm pass reads the reduced gradients"
+        )
+
+
+class _GroupSums:
+    """The hooks' ‖g‖² of one parameter group, for the step to come."""
+
+    def __init__(self, params: list[Tensor]):
+        self.dtype = _norm_dtype(params)
+        self.clear()
+
+    def clear(self) -> None:
+        self.total: Tensor | None = None  # Σ‖g‖² of the gradients in ``seen``
+        self.queued: set[int] = set()  # hooked since the sum began
+        self.pending: list[Tensor] = []  # hooked parameters, not yet in the sum
+        self.pending_bytes = 0
+        self.seen: dict[int, tuple] = {}  # in the sum: the gradient's record
+        self.device: int | None = None  # of the gradients in the sum (an index: cheap)
+        self.lost = False  # a hooked gradient could not be read, or is on another device
+
+    def flush(self, position: dict[int, int], complex_positions: set[int]) -> None:
+        """Add the pending gradients' ‖g‖² to the sum, in one fused norm."""
+        if not self.pending:
+            return
+        grads = []
+        for p in self.pending:
+            g = p.grad
+            if g is None or g.is_sparse:
+                self.lost = True
+                continue
+            if self.device is None:
+                self.device = g.get_device()
+            elif g.get_device() != self.device:
+                self.lost = True
+                continue
+            i = position[id(p)]
+            grads.append(torch.view_as_real(g) if i in complex_positions else g)
+            self.seen[i] = _record(g)
+        self.pending, self.pending_bytes = [], 0
+        if grads:
+            with torch.no_grad():
+                norms = torch._foreach_norm(grads, 2, dtype=self.dtype)
+                part = torch.stack(norms).square().sum()
+            self.total = part if self.total is None else self.total + part
+
+
 class GradNormSlots:
-    """One slot per parameter holding ``‖grad‖`` as the backward leaves it.
+    """The hooks and the per-group sums of one optimizer.
 
     ``owner`` is the optimizer (held weakly: the hooks do nothing once it is gone, and
-    they are removed when it is collected). Parameters are registered group by group,
-    so each group's slots are one contiguous run of the buffer.
+    they are removed when it is collected). Parameters are registered group by group.
     """
 
     def __init__(self, owner: object):
         self._owner = weakref.ref(owner)
-        self._index: dict[Tensor, int] = {}
+        self._position: dict[int, int] = {}  # id(param): a tensor's own hash is slow
         self._params: list[Tensor] = []
-        self._seen: list[tuple[weakref.ref, int] | None] = []
-        self._slots: Tensor | None = None
-        self._slot_views: list[Tensor] = []  # one 0-dim view per slot: cheaper than slots[i]
+        self._bytes: list[int] = []
+        self._group_of: list[_GroupSums] = []  # by position
+        self._groups: list[_GroupSums] = []
+        self._complex: set[int] = set()  # positions of complex parameters
+        self._flush_queued = False
         self._handles: list = []
         weakref.finalize(owner, GradNormSlots._remove, self._handles)
 
@@ -63,83 +135,68 @@ class GradNormSlots:
 
     def register(self, params: list[Tensor]) -> None:
         """Hook the parameters of a new group (those that can receive gradients)."""
-        for p in params:
-            if p in self._index:
-                continue
-            self._index[p] = len(self._params)
+        new = [p for p in params if id(p) not in self._position]
+        sums = _GroupSums(new)
+        self._groups.append(sums)
+        for p in new:
+            if p.is_complex():
+                self._complex.add(len(self._params))
+            self._position[id(p)] = len(self._params)
             self._params.append(p)
+            self._bytes.append(p.numel() * p.element_size())
+            self._group_of.append(sums)
             if p.requires_grad:
                 self._handles.append(p.register_post_accumulate_grad_hook(self._hook))
-        # Re-allocated, zeroed, at the next backward: the norms seen so far are lost.
-        self._slots = None
-        self._seen = [None] * len(self._params)
-
-    def _buffer(self) -> Tensor:
-        if self._slots is None:
-            device = self._params[0].device
-            self._slots = torch.zeros(
-                len(self._params), dtype=_norm_dtype(self._params), device=device
-            )
-            self._slot_views = list(self._slots.unbind())
-        return self._slots
 
     def _hook(self, p: Tensor) -> None:
         if self._owner() is None:
             return
-        g, i = p.grad, self._index[p]
-        if g is None or g.is_sparse or g.device != self._params[0].device:
-            self._seen[i] = None
-            return
-        slots = self._buffer()
-        with torch.no_grad():
-            torch.linalg.vector_norm(_real(g), dtype=slots.dtype, out=self._slot_views[i])
-        self._seen[i] = (weakref.ref(g), g._version)
+        i = self._position[id(p)]
+        sums = self._group_of[i]
+        if i in sums.queued:  # a second backward: count its accumulated gradients
+            sums.clear()
+        sums.queued.add(i)
+        sums.pending.append(p)
+        sums.pending_bytes += self._bytes[i]
+        if sums.pending_bytes >= BUCKET_BYTES:
+            sums.flush(self._position, self._complex)
+        if not self._flush_queued:
+            # The last buckets are read when this backward ends, before any other code
+            # can change the gradients it left.
+            self._flush_queued = True
+            torch.autograd.Variable._execution_engine.queue_callback(self._end_of_backward)
 
-    def _fresh(self, p: Tensor) -> bool:
-        seen = self._seen[self._index[p]] if p in self._index else None
-        return seen is not None and seen[0]() is p.grad and p.grad._version == seen[1]
+    def _end_of_backward(self) -> None:
+        self._flush_queued = False
+        for sums in self._groups:
+            sums.flush(self._position, self._complex)
 
     def group_sq_norm(self, group_params: list[Tensor]) -> Tensor | None:
-        """``‖g‖²`` over a group's gradients from the slots, or None when any slot is
-        missing or stale (the caller then reads the gradients)."""
-        if self._slots is None or not group_params:
+        """``‖g‖²`` of a group's gradients from the hooks (0-dim, on the device), or None
+        when any gradient is missing, stale or was never seen (the caller then reads the
+        gradients)."""
+        if not group_params or id(group_params[0]) not in self._position:
             return None
-        indices = []
+        sums = self._group_of[self._position[id(group_params[0])]]
+        if sums.pending:  # a backward that did not end (it raised): read them now
+            self._flush_queued = False
+            sums.flush(self._position, self._complex)
+        if sums.lost or sums.total is None:
+            return None
         for p in group_params:
-            if p.grad is None:
-                if p in self._index and self._seen[self._index[p]] is not None:
+            i = self._position.get(id(p))
+            if i is None or self._group_of[i] is not sums:
+                return None
+            g = p.grad
+            if g is None:
+                if i in sums.queued:
                     return None  # the hook saw a gradient that is gone now
                 continue
-            if not self._fresh(p):
+            if not _matches(sums.seen.get(i), g):
                 return None
-            indices.append(self._index[p])
-        if not indices:
-            return None
-        begin, end = min(indices), max(indices) + 1
-        # The run [begin, end) holds only this group's parameters; those without a
-        # gradient have zero slots (cleared after each step, never written since).
-        return self._slots[begin:end].square().sum()
+        return sums.total
 
     def clear(self) -> None:
-        """Forget this step's norms (after the step has read them)."""
-        if self._slots is not None:
-            self._slots.zero_()
-        self._seen = [None] * len(self._seen)
-
-
-def sq_norms_with_slots(
-    slots: GradNormSlots | None,
-    groups: list[tuple[list[Tensor], list[Tensor]]],
-    grad_sq_norms: Callable[[list[list[Tensor]]], list[Tensor]],
-) -> tuple[list[Tensor], int]:
-    """Each group's ``‖g‖²``: from the slots where they are fresh, else by
-    ``grad_sq_norms`` (one reduction over the remaining groups). ``groups`` holds
-    (the group's parameters, their real gradients) pairs. Returns the norms and how
-    many groups took the slots."""
-    from_slots = [slots.group_sq_norm(params) if slots else None for params, _ in groups]
-    missing = [j for j, n in enumerate(from_slots) if n is None]
-    if missing:
-        computed = grad_sq_norms([groups[j][1] for j in missing])
-        for j, n in zip(missing, computed, strict=True):
-            from_slots[j] = n
-    return from_slots, len(groups) - len(missing)
+        """Forget this step's sums (after the step has read them)."""
+        for sums in self._groups:
+            sums.clear()

@@ -11,6 +11,7 @@ with fp32 moments) are updated in fp32 and rounded once when written back.
 """
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -83,17 +84,35 @@ def adamw_step_ref(
     _write_back(params, work)
 
 
+def _sq_norm_dtype(grads: list[Tensor]) -> torch.dtype:
+    return torch.float64 if any(g.dtype == torch.float64 for g in grads) else torch.float32
+
+
+class SqNormsStep:
+    """:func:`grad_sq_norms_ref` prepared for lists like these (their dtypes looked at
+    once; ``set_grads`` for new gradient tensors); calling it with the lists returns the
+    norms."""
+
+    def __init__(self, grad_lists: list[list[Tensor]]):
+        self.set_grads(grad_lists)
+
+    def set_grads(self, grad_lists: list[list[Tensor]]) -> None:
+        self._dtypes = [_sq_norm_dtype(grads) for grads in grad_lists]
+
+    def __call__(self, grad_lists: list[list[Tensor]]) -> list[Tensor]:
+        norms = []
+        for grads, dtype in zip(grad_lists, self._dtypes, strict=True):
+            if not grads:
+                norms.append(torch.zeros((), dtype=dtype))
+                continue
+            norms.append(torch.stack(torch._foreach_norm(grads, 2, dtype=dtype)).square().sum())
+        return norms
+
+
 def grad_sq_norms_ref(grad_lists: list[list[Tensor]]) -> list[Tensor]:
     """``‖g‖²`` of each list of gradients (all on one device), as 0-dim tensors: fp32,
     or fp64 when a list holds fp64 gradients."""
-    norms = []
-    for grads in grad_lists:
-        dtype = torch.float64 if any(g.dtype == torch.float64 for g in grads) else torch.float32
-        if not grads:
-            norms.append(torch.zeros((), dtype=dtype))
-            continue
-        norms.append(torch.stack(torch._foreach_norm(grads, 2, dtype=dtype)).square().sum())
-    return norms
+    return SqNormsStep(grad_lists)(grad_lists)
 
 
 def ngn_scale(loss: Tensor, weighted_sq_norm: Tensor) -> Tensor:
@@ -155,3 +174,18 @@ def ngn_step_ref(
     gamma = sigma * ngn_scale(loss.to(sq_norm.device), sigma * sq_norm)
     ngn_update_ref(params, grads, momentum_buffers, gamma, weight_decay, momentum)
     return gamma
+
+
+class BoundStep:
+    """One of this module's step functions bound to its tensor lists but the gradients,
+    as the optimizers keep them from step to step: calling it with the gradients passes
+    the parameters, the gradients, the other lists, then the arguments."""
+
+    def __init__(self, fn: Callable, params: list, grads: list, *lists: list | None):
+        self._fn, self._params, self._lists = fn, params, lists
+
+    def set_grads(self, grads: list) -> None:
+        """Nothing to do: the gradients come with every call."""
+
+    def __call__(self, grads: list, *args, **kwargs):
+        return self._fn(self._params, grads, *self._lists, *args, **kwargs)

@@ -9,9 +9,11 @@ pointer table read zeros under the Triton interpreter (3.9), and both share one
 launch configuration.
 
 NGN is metered both ways: two-pass (gradients set by hand: the ‖g‖² kernel, then the
-update) and one-pass (``one_pass=True`` after a backward: the update alone; the
-hooks' read of each gradient happens in the backward, in torch's norm, which the meter
-does not see and the step does not pay).
+update) and one-pass (``one_pass=True`` after a backward: the update, summing ‖g‖² as
+it reads the gradients, then the same kernel's second launch that would move the step
+to that sum's γ, whose programs return at once since the hooks' sum agrees; the hooks'
+read of each gradient happens in the backward, in torch's norm, which the meter does not
+see and the step does not pay).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from functools import partial
 
 import torch
 
-from bench.inputs import optim_params
+from kernels.inputs import optim_params
 from kernels.optim import traffic
 from kernels.report import ReportCase
 

@@ -4,7 +4,7 @@ figures and for the static report's traffic meter (imports neither torch nor Tri
 ``itemsize`` is the parameter's (and gradient's) element size in bytes: 4 for fp32,
 2 for bf16/fp16, 8 for fp64 and complex64 parameters counted as real pairs. Optimizer
 state is fp32 for 2-byte parameters, else the parameter's dtype, as in
-``kernels.optim.optimizers``. A step reads each operand once and writes each result
+``kernels.optim.step_optimizer``. A step reads each operand once and writes each result
 once; nothing is re-read.
 """
 

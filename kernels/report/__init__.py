@@ -36,6 +36,15 @@ Each :class:`ReportCase` names one kernel configuration at a benchmark size:
   benchmark size's configuration and meter a slice of it, and say so in ``note``.
 - ``target_bytes_per_element`` (optional): the goal that tests assert; ``note``
   (optional): one line on how the case was metered.
+- ``bench_run`` (optional): calls the same launcher at the benchmark size itself, on
+  meta tensors; its launches are recorded without running (``TrafficMeter(dry=True)``)
+  and they, not the metered slice's, are compiled, so registers, occupancy and grid are
+  the benchmark configuration's own (a slice can specialize differently: a channel-block
+  count of 1 is a constant to the compiler). Every metered kernel configuration must be
+  launched there too, and the other way round.
+- ``stage_elements`` (optional): elements one program loads per pipeline stage, from a
+  launch's keyword arguments (e.g. ``BLOCK_T * BLOCK_N``); with it the report gives the
+  bytes in flight per SM (:func:`kernels.report.compile.in_flight`).
 
 The report does not import Triton kernels itself: it only calls ``run``. A family
 without a ``report_cases`` module is left out of the report.
@@ -63,6 +72,8 @@ class ReportCase:
     run: Callable[[], object]
     target_bytes_per_element: float | None = None
     note: str = ""
+    bench_run: Callable[[], object] | None = None
+    stage_elements: Callable[[dict], int] | None = None
 
 
 def collect_cases(families: tuple[str, ...] = FAMILIES) -> list[ReportCase]:

@@ -11,7 +11,9 @@ Triton wheel, and read back:
 - the width of every global load and store in the SASS (``LDG`` / ``STG`` and their
   ``.64`` / ``.128`` forms; the wheel's cuobjdump), ``LDGSTS`` (asynchronous copies,
   i.e. software pipelining) and global atomics;
-- the theoretical occupancy from registers, shared memory and warps (:func:`occupancy`).
+- the theoretical occupancy from registers, shared memory and warps (:func:`occupancy`);
+- the integer width of every address offset in the Triton IR (``tt.addptr``): 64 bits
+  everywhere means no offset can wrap past 2**31.
 
 The compiles run in a child process without ``TRITON_INTERPRET`` (under the interpreter
 ``@triton.jit`` makes interpreted functions, which cannot be compiled):
@@ -45,15 +47,17 @@ class SMLimits:
     shared_bytes: int  # shared memory per SM usable by blocks
     shared_unit: int  # shared memory allocation granularity
     shared_reserved_per_block: int  # system use (CUDA 11+)
+    sm_count: int  # SMs of the reference part, for programs per SM at a benchmark's grid
 
 
 # CUDA C++ Programming Guide, "Technical Specifications per Compute Capability" and the
 # CUDA occupancy calculator's allocation granularities: both 9.0 (H100/H200) and 8.0
 # (A100) have 64K 32-bit registers and 64 resident warps per SM; they differ in shared
-# memory (228 KiB and 164 KiB per SM) and resident blocks (32 on both).
+# memory (228 KiB and 164 KiB per SM) and resident blocks (32 on both). SMs: H100/H200
+# SXM 132, A100 108 (the datasheets).
 SM_LIMITS = {
-    90: SMLimits(64, 32, 65536, 256, 255, 228 * 1024, 128, 1024),
-    80: SMLimits(64, 32, 65536, 256, 255, 164 * 1024, 128, 1024),
+    90: SMLimits(64, 32, 65536, 256, 255, 228 * 1024, 128, 1024, 132),
+    80: SMLimits(64, 32, 65536, 256, 255, 164 * 1024, 128, 1024, 108),
 }
 
 
@@ -72,31 +76,58 @@ def occupancy(arch: int, registers: int, shared_bytes: int, num_warps: int) -> d
             "limited_by": min(limits, key=limits.get)}
 
 
-_SASS_OP = re.compile(r"\b(LDGSTS|LDG|STG|ATOMG|ATOM|RED)((?:\.[A-Z0-9_]+)*)")
+# Whole mnemonics only: LDGDEPBAR (the wait on asynchronous copies) is no load, ATOMS
+# (shared memory) no global atomic.
+_SASS_OP = re.compile(r"\b(LDGSTS|LDG|STG|ATOMG|ATOM|RED)((?:\.[A-Z0-9_]+)*)(?![A-Z0-9_])")
 _NARROW = {"U8": 8, "S8": 8, "U16": 16, "S16": 16}
 
 
+def _bits(suffixes: list[str]) -> int:
+    bits = 128 if "128" in suffixes else 64 if "64" in suffixes else 32
+    return next((_NARROW[s] for s in suffixes if s in _NARROW), bits)
+
+
 def global_accesses(sass: str) -> dict:
-    """Counts of global loads and stores by width in bits, asynchronous copies, atomics."""
-    loads: dict[str, int] = {}
-    stores: dict[str, int] = {}
-    async_copies = atomics = 0
+    """Counts of global loads, stores and asynchronous copies (``LDGSTS``: software
+    pipelining) by width in bits, and of global atomics."""
+    tables: dict[str, dict[str, int]] = {"LDG": {}, "STG": {}, "LDGSTS": {}}
+    atomics = 0
     for line in sass.splitlines():
         match = _SASS_OP.search(line)
         if not match:
             continue
         op, suffixes = match.group(1), match.group(2).split(".")[1:]
-        if op == "LDGSTS":
-            async_copies += 1
-            continue
         if op in ("ATOMG", "ATOM", "RED"):
             atomics += 1
             continue
-        bits = 128 if "128" in suffixes else 64 if "64" in suffixes else 32
-        bits = next((_NARROW[s] for s in suffixes if s in _NARROW), bits)
-        table = loads if op == "LDG" else stores
-        table[str(bits)] = table.get(str(bits), 0) + 1
-    return {"loads": loads, "stores": stores, "async_copies": async_copies, "atomics": atomics}
+        table = tables[op]
+        bits = str(_bits(suffixes))
+        table[bits] = table.get(bits, 0) + 1
+    copies = tables["LDGSTS"]
+    return {"loads": tables["LDG"], "stores": tables["STG"], "async_copies": sum(copies.values()),
+            "async_copy_bits": copies, "atomics": atomics}
+
+
+_ADDPTR = re.compile(r"tt\.addptr[^:]*:\s*[^,]+,\s*(?:tensor<(?:\d+x)*)?i(\d+)")
+
+
+def address_offset_bits(ttir: str) -> dict:
+    """Counts of ``tt.addptr`` ops in the Triton IR by the bit width of their offsets."""
+    counts: dict[str, int] = {}
+    for match in _ADDPTR.finditer(ttir):
+        counts[match.group(1)] = counts.get(match.group(1), 0) + 1
+    return counts
+
+
+def in_flight(arch: int, compiled: dict, programs: int, stage_bytes: float) -> dict:
+    """Bytes a kernel has requested from memory and not yet consumed, per SM, at a grid of
+    ``programs``: resident programs per SM (occupancy, or the grid spread over the SMs
+    when it is smaller) times the bytes one program loads per pipeline stage, times the
+    stages in flight (num_stages - 1 with asynchronous copies, else one)."""
+    per_sm = min(compiled["blocks_per_sm"], programs / SM_LIMITS[arch].sm_count)
+    stages = max(1, compiled["num_stages"] - 1) if compiled["async_copies"] else 1
+    return {"programs": programs, "programs_per_sm": per_sm, "stage_bytes": stage_bytes,
+            "stages_in_flight": stages, "bytes_in_flight_per_sm": per_sm * stage_bytes * stages}
 
 
 def _ptxas_figures(log: str) -> dict:
@@ -167,6 +198,7 @@ def compile_one(kernel: str, args: list, kwargs: dict, arch: int) -> dict:
         "num_stages": compiled.metadata.num_stages,
         **occupancy(arch, figures["registers"], shared, num_warps),
         **global_accesses(get_sass(compiled.asm["cubin"])),
+        "address_offset_bits": address_offset_bits(compiled.asm["ttir"]),
     }
 
 

@@ -5,12 +5,19 @@ counted: every element a ``tl.load`` (or a store, an atomic read-modify-write, a
 descriptor load...) touches is counted with its dtype's width, masked-off lanes
 excluded. Nothing is cached, so a re-read counts again, as HBM traffic would on a GPU
 without a cache hit: an upper bound that equals DRAM traffic for streaming kernels.
+Each access is also counted in the 32-byte sectors it touches (the unit DRAM moves): a
+strided access that uses 8 bytes of every sector moves four times its bytes.
+
+``TrafficMeter(dry=True)`` records launches without running them: their tensors may be
+meta tensors of any size, so a launcher can be called at a benchmark's size to record
+the configuration it launches there (the static report compiles those).
 
 The hook sits on ``InterpreterBuilder.create_masked_load`` / ``create_masked_store``, which
 every unmasked load, atomic load/store and descriptor access of the interpreter goes
 through, plus ``create_atomic_rmw`` / ``create_atomic_cas``. Launches are recorded by
 wrapping ``InterpretedFunction.run`` (the ``kernel[grid](...)`` entry point), with what
 :mod:`kernels.report.compile` needs to compile the same configuration ahead of time.
+While active, the interpreter's scans run vectorized (:mod:`kernels.report.interpreter`).
 """
 
 from __future__ import annotations
@@ -19,7 +26,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from kernels.report.interpreter import vectorized_scans
+
 _DESCRIBED = (bool, int, float, str, type(None))
+SECTOR_BYTES = 32  # the granularity of DRAM traffic on NVIDIA GPUs
 
 
 @dataclass
@@ -33,6 +45,8 @@ class Launch:
     loaded: int = 0
     stored: int = 0
     atomic: int = 0
+    sector_loaded: int = 0  # bytes of the 32-byte sectors the loads touch
+    sector_stored: int = 0
 
     @property
     def config(self) -> tuple:
@@ -62,9 +76,11 @@ class TrafficMeter:
         meter.loaded, meter.stored, meter.launches
     """
 
+    dry: bool = False
     launches: list[Launch] = field(default_factory=list)
     _current: Launch | None = None
     _saved: list = field(default_factory=list)
+    _scans: Any = None
 
     @property
     def loaded(self) -> int:
@@ -81,6 +97,11 @@ class TrafficMeter:
     @property
     def total(self) -> int:
         return self.loaded + self.stored + self.atomic
+
+    @property
+    def sector_total(self) -> int:
+        return sum(launch.sector_loaded + launch.sector_stored + launch.atomic
+                   for launch in self.launches)
 
     def __enter__(self) -> TrafficMeter:
         if os.environ.get("TRITON_INTERPRET") != "1":
@@ -106,13 +127,19 @@ class TrafficMeter:
         def width(ptrs) -> int:
             return ptrs.get_element_ty().primitive_bitwidth // 8
 
+        def sectors(ptrs, mask) -> int:
+            addresses = np.broadcast_to(ptrs.data, mask.data.shape)[mask.data.astype(bool)]
+            return SECTOR_BYTES * np.unique(addresses // SECTOR_BYTES).size
+
         def masked_load(self, ptrs, mask, other, cache_policy, is_volatile):
             meter._count("loaded", lanes(mask) * width(ptrs))
+            meter._count("sector_loaded", sectors(ptrs, mask))
             return originals[builder, "create_masked_load"](
                 self, ptrs, mask, other, cache_policy, is_volatile)
 
         def masked_store(self, ptrs, value, mask, cache_policy):
             meter._count("stored", lanes(mask) * width(ptrs))
+            meter._count("sector_stored", sectors(ptrs, mask))
             return originals[builder, "create_masked_store"](self, ptrs, value, mask, cache_policy)
 
         def atomic_rmw(self, op, ptr, val, mask, sem, scope):
@@ -135,6 +162,8 @@ class TrafficMeter:
                 grid=[int(g) for g in grid],
             )
             meter.launches.append(launch)
+            if meter.dry:
+                return None
             meter._current = launch
             try:
                 return originals[function, "run"](self, *args, grid=grid, warmup=warmup, **kwargs)
@@ -152,12 +181,15 @@ class TrafficMeter:
         self._saved = list(originals.items())
         for (owner, name), replacement in replacements.items():
             setattr(owner, name, replacement)
+        self._scans = vectorized_scans()
+        self._scans.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         for (owner, name), original in self._saved:
             setattr(owner, name, original)
         self._saved = []
+        self._scans.__exit__(*exc)
 
     def _count(self, kind: str, nbytes: int) -> None:
         if self._current is None:

@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from kernels.scan.varlen import first_rows
+
 # Longest time chunk of the chunked scan. Chunks of about sqrt(T) balance the two Python
 # loops (one over the steps of a chunk, one over the chunks); the cap keeps the powers
 # lam^l of the carry fix-up bounded when |lam| is slightly above 1.
@@ -166,10 +168,13 @@ def chunked_scan_backward(
 
 def lam_and_h0_grads(
     lam: torch.Tensor, h: torch.Tensor, h0: torch.Tensor | None, grad_b: torch.Tensor,
-    reverse: bool,
+    reverse: bool, cu_seqlens: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(grad_lam, grad_h0)`` from the adjoint states ``grad_b``, with differentiable ops
-    only (the scan's double backward runs through them, see :mod:`kernels.scan.op`)."""
+    only (the scan's double backward runs through them, see :mod:`kernels.scan.op`).
+    ``cu_seqlens``: packed sequences (:mod:`kernels.scan.varlen`), h0 one per sequence."""
+    if cu_seqlens is not None:
+        return _packed_lam_and_h0_grads(lam, h, h0, grad_b, reverse, cu_seqlens)
     T = h.shape[1]
     # h_prev is h shifted one step against the scan direction, h0 (or 0) at the boundary.
     first = T - 1 if reverse else 0
@@ -190,3 +195,21 @@ def lam_and_h0_grads(
             grad_lam = grad_lam + torch.linalg.vecdot(h0, a_first, dim=0)
         lam_first = lam
     return grad_lam, lam_first.conj() * a_first
+
+
+def _packed_lam_and_h0_grads(lam, h, h0, grad_b, reverse, cu_seqlens):
+    # h_prev is h shifted against the scan direction, h0_s (or 0) at each sequence's
+    # first row.
+    first, nonempty = first_rows(cu_seqlens, reverse)
+    edge = torch.zeros_like(h[:, :1])
+    h_prev = torch.cat((h[:, 1:], edge) if reverse else (edge, h[:, :-1]), dim=1)
+    T = h.shape[1]
+    keep = torch.ones(T + 1, dtype=h.real.dtype, device=h.device)  # row T: empty sequences'
+    keep = keep.index_fill(0, torch.where(nonempty, first, T), 0)[:T]
+    h_prev = h_prev * keep[None, :, None]
+    if h0 is not None:
+        h_prev = h_prev.index_add(1, first, (h0 * nonempty[:, None])[None])
+    terms = grad_b * h_prev.conj()
+    grad_lam = terms if lam.dim() == 3 else terms.sum((0, 1))
+    lam_first = lam[0, first] if lam.dim() == 3 else lam
+    return grad_lam, lam_first.conj() * grad_b[0, first] * nonempty[:, None]

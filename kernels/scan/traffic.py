@@ -1,11 +1,11 @@
 """Memory traffic the scan must move, for achieved-bandwidth figures in the benchmarks and
 the static report's model (torch-free).
 
-Per complex64 element of ``b`` (8 bytes) with lam shared over batch and time:
-forward reads b and writes h (16 bytes); the backward reads grad_h and h and writes
-grad_b (24 bytes), so forward + backward moves about 40 bytes. A time-varying lam adds
-one read in the forward (24 bytes) and a read and a write (grad_lam) in the backward
-(64 bytes forward + backward).
+Per element of ``b`` with lam shared over batch and time: the forward reads b and writes
+h; the backward reads grad_h and h and writes grad_b. With complex64 (8 bytes) that is
+16 bytes forward and 40 forward + backward; with 16-bit pairs (complex32, bf16: 4 bytes)
+8 and 20. A time-varying lam (complex64) adds one read in the forward and a read and a
+write (grad_lam) in the backward: 24 and 64 bytes with complex64 b.
 """
 
 from __future__ import annotations
@@ -16,17 +16,22 @@ VARYING_FORWARD_BYTES_PER_ELEMENT = 24
 VARYING_FORWARD_BACKWARD_BYTES_PER_ELEMENT = 64
 
 
-def bytes_per_element(*, backward: bool = False, varying: bool = False) -> int:
-    """Model bytes per complex64 element of ``b``."""
-    if varying:
-        return VARYING_FORWARD_BACKWARD_BYTES_PER_ELEMENT if backward else (
-            VARYING_FORWARD_BYTES_PER_ELEMENT)
-    return FORWARD_BACKWARD_BYTES_PER_ELEMENT if backward else FORWARD_BYTES_PER_ELEMENT
+def bytes_per_element(
+    *, backward: bool = False, varying: bool = False, itemsize: int = 8, lam_itemsize: int = 8
+) -> int:
+    """Model bytes per element of ``b``: ``itemsize`` bytes per element of b, h and their
+    gradients (8 for complex64, 4 for 16-bit pairs), ``lam_itemsize`` per element of a
+    time-varying lam and of its gradient."""
+    forward = 2 * itemsize + (lam_itemsize if varying else 0)
+    if not backward:
+        return forward
+    return forward + 3 * itemsize + (2 * lam_itemsize if varying else 0)
 
 
 def bytes_moved(
-    B: int, T: int, N: int, *, backward: bool = False, varying: bool = False, itemsize: int = 8
+    B: int, T: int, N: int, *, backward: bool = False, varying: bool = False, itemsize: int = 8,
+    lam_itemsize: int = 8,
 ) -> int:
     """Minimum bytes a scan over ``(B, T, N)`` moves; ``itemsize`` 8 is complex64."""
-    per_element = bytes_per_element(backward=backward, varying=varying)
-    return B * T * N * per_element * itemsize // 8
+    return B * T * N * bytes_per_element(backward=backward, varying=varying, itemsize=itemsize,
+                                         lam_itemsize=lam_itemsize)

@@ -1,31 +1,53 @@
 """Triton forward and backward kernels for the diagonal complex scan.
 
-Complex tensors are read through ``torch.view_as_real`` as interleaved fp32 (real,
-imag) pairs; strides are passed in complex elements, so every access loads or stores a
-(real, imag) pair in one 64-bit access (a ``[..., 2]`` tile split with ``tl.split``), and
-non-contiguous inputs need no copy. State and accumulation are fp32.
+Complex tensors are read as interleaved (real, imag) pairs (``torch.view_as_real``, or
+the caller's ``(..., 2)`` pairs); strides are passed in complex elements, so every access
+moves a pair in one access (a ``[..., 2]`` tile split with ``tl.split``): 64 bits for
+fp32 pairs, 32 for bf16/fp16. Loads convert to fp32, stores to the output's dtype. Every
+offset is formed in int64. Inputs are read where they lie, strided or not: a channel
+stride above 1 costs whole 32-byte sectors per pair, which the static report's sector
+count shows. The tile-level pieces are in :mod:`kernels.scan.triton_tiles`.
 
 Two schedules, chosen by size (:func:`plan_scan`), each one kernel launch that reads
 ``b`` once and writes ``h`` once:
 
 - **Single pass** (``_single_pass_kernel``): one program per (batch element, channel
-  block) walks the whole sequence. Used when batch and channels alone give enough
-  programs to fill a large GPU (``FILL_PROGRAMS``), and whenever ``chunk >= T``.
+  block) walks the whole sequence tile by tile, the next tiles' loads in flight while one
+  is scanned (``tl.range(num_stages=...)``: asynchronous copies into shared memory,
+  as many stages as keep ``IN_FLIGHT_BYTES`` loading).
+  Used when batch and channels alone give enough programs to fill a large GPU
+  (``FILL_PROGRAMS``), and whenever ``chunk >= T``.
 - **Chained scan with decoupled look-back** (``_lookback_kernel``), for more parallelism
   when B·N is small: one program per (time chunk, batch element, channel block), each
-  chunk one register tile. A program publishes its chunk's aggregate, waits for its
-  predecessors (in launch order, from an atomic ticket) to give its carry, then writes
-  its states. The carry costs a few bytes per channel per chunk, and programs wait only
-  on chunks that are already done in the common case: no separate carry pass.
+  chunk one register tile. A program publishes its chunk's aggregate, looks back over a
+  window of up to ``LOOKBACK_WINDOW`` predecessors (as CUB does) for the nearest one
+  that has published its inclusive prefix, then publishes its own prefix and writes its
+  states. Programs take chunks in scan order from an atomic ticket, so they wait only on
+  programs that are already running: no deadlock, no separate carry pass.
 
-Tiles of ``BLOCK_T`` steps are scanned in registers with ``tl.associative_scan`` over
-the affine maps ``s -> mu*s + x`` (and, in the single pass, chained tile by tile).
+Precision. Tiles of ``BLOCK_T`` steps are scanned in fp32 registers with
+``tl.associative_scan`` over the affine maps ``s -> mu*s + x``. What crosses a tile or
+chunk boundary is fp64: the carried state, and the tile's coefficient product (for a
+whole tile of a shared lam its fp64 power ``lam**BLOCK_T``, never the fp32 tile product,
+whose rounding is the same in every tile and would add up coherently over T). So long
+sequences are as accurate as a sequential fp32 loop, and the error does not grow with
+T/BLOCK_T.
+
+Reproducibility. The look-back's result does not depend on which predecessors had
+published what: the carry into chunk k is always the sequential fp64 fold
+``F_k = A_k F_{k-1} + X_k`` of the chunk aggregates (A, X), started from the nearest
+published prefix (itself such a fold) and applied by the same function
+(``triton_tiles.fold``) in every program. Two runs on one input are bitwise identical.
+
+Variable-length batches (``cu_seqlens``, :mod:`kernels.scan.varlen`) run on the packed
+sequence with a per-row tag: the coefficient is zero at each sequence's first row (its
+last row in the backward scan) and ``lam h0_s`` joins ``b`` there.
 
 The backward pass is the same scan run the other way over ``grad_h`` with
 ``conj(lam)`` (shifted one step when lam varies in time); its kernel also forms
 ``grad_lam_t = grad_b_t * conj(h_prev_t)``: per element when lam varies in time, else
-as per-program partial sums that a torch ``sum`` reduces (no atomics). Bytes per
-element: :mod:`kernels.scan.traffic`.
+as per-program partial sums (fp64 in the program) that a torch ``sum`` reduces (no
+atomics). Bytes per element: :mod:`kernels.scan.traffic`.
 """
 
 from __future__ import annotations
@@ -36,6 +58,23 @@ from dataclasses import dataclass
 import torch
 import triton
 import triton.language as tl
+
+from kernels.scan import dtypes
+from kernels.scan.triton_tiles import (
+    emit_tile,
+    fold,
+    last_row,
+    load_complex,
+    load_complex64,
+    pow2k64,
+    scan_tile,
+    shared_lam,
+    start_state,
+    store_complex,
+    tile_factor,
+    tile_start,
+)
+from kernels.scan.varlen import first_rows, row_tags
 
 # Launches of Triton kernels in this process; tests read it to prove the Triton path ran.
 LAUNCHES = 0
@@ -48,8 +87,14 @@ MIN_PROGRAMS = 1024  # enough to fill a large GPU several times over
 FILL_PROGRAMS = 512
 MAX_BLOCK_T = 32  # time steps per register tile
 MAX_BLOCK_N = 16  # channels per program: a 16-channel row is one 128-byte line
-# Every how many chunks the look-back publishes inclusive prefixes (tests raise it).
-LOOKBACK_PREFIX_EVERY = 1
+# Bytes a single-pass program keeps loading while it scans a tile: about 32 KB per SM at
+# the four programs per SM of FILL_PROGRAMS (HBM3e wants >= 25 KB in flight per SM).
+IN_FLIGHT_BYTES = 8192
+MAX_STAGES = 5
+LOOKBACK_WINDOW = 32  # predecessors whose status one look-back step reads at once
+# A mask over chunk positions (order % 32) whose inclusive prefix is withheld, so that
+# successors must fold aggregates (tests force the look-back's paths with it; 0: none).
+LOOKBACK_WITHHOLD = 0
 
 
 @dataclass(frozen=True)
@@ -67,191 +112,71 @@ class ScanPlan:
     def single_pass(self) -> bool:
         return self.n_chunks == 1
 
-
-@triton.jit
-def _compose(ar, ai, xr, xi, br, bi, yr, yi):
-    # Affine map s -> a*s + x followed by s -> b*s + y is s -> (b*a)*s + (b*x + y).
-    return (
-        br * ar - bi * ai,
-        br * ai + bi * ar,
-        br * xr - bi * xi + yr,
-        br * xi + bi * xr + yi,
-    )
+    def stages(self, load_bytes: int) -> int:
+        """Software pipeline stages of a launch that loads ``load_bytes`` per element: the
+        single pass keeps IN_FLIGHT_BYTES of tiles loading ahead (each stage one tile in
+        shared memory); a look-back program is one tile, loaded at once."""
+        if not self.single_pass:
+            return 1
+        tile = self.block_t * self.block_n * load_bytes
+        return min(MAX_STAGES, 1 + triton.cdiv(IN_FLIGHT_BYTES, tile))
 
 
-@triton.jit
-def _load_complex(ptr, off, mask):
-    # off counts complex elements: each (real, imag) pair is one 64-bit access.
-    pairs = tl.expand_dims(off * 2, len(off.shape)) + tl.arange(0, 2)
-    return tl.split(tl.load(ptr + pairs, mask=tl.expand_dims(mask, len(mask.shape)), other=0.0))
-
-
-@triton.jit
-def _store_complex(ptr, off, re, im, mask):
-    pairs = tl.expand_dims(off * 2, len(off.shape)) + tl.arange(0, 2)
-    tl.store(ptr + pairs, tl.join(re, im), mask=tl.expand_dims(mask, len(mask.shape)))
-
-
-@triton.jit
-def _shared_lam(lam_ptr, offs_n, mask_n, s_ln, ADJOINT: tl.constexpr):
-    # lam shared over batch and time: loaded once per program (conj for the backward).
-    lr, li = _load_complex(lam_ptr, offs_n * s_ln, mask_n)
-    if ADJOINT:
-        li = -li
-    return lr, li
-
-
-@triton.jit
-def _scan_tile(
-    x_ptr, lam_ptr, lr, li, pid_b, t0, t_end, T, offs_n, mask_n,
-    s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
-    BLOCK_T: tl.constexpr, VARYING: tl.constexpr, ADJOINT: tl.constexpr,
-    REVERSE: tl.constexpr,
-):
-    """Scan of the steps t0 .. t0+BLOCK_T-1 (those < t_end) from a zero state.
-
-    Returns (product of coefficients, state) at every row, both accumulated in scan
-    order; rows past t_end are identity maps so they leave the scan unchanged. ADJOINT
-    uses the backward scan's coefficients conj(lam), shifted when lam varies in time;
-    (lr, li) is the shared lam when it does not vary.
-    """
-    t = t0 + tl.arange(0, BLOCK_T)[:, None]
-    in_time = t < t_end
-    valid = in_time & mask_n[None, :]
-    xr, xi = _load_complex(x_ptr, pid_b * s_xb + t * s_xt + offs_n[None, :] * s_xn, valid)
-    if VARYING:
-        # The backward scan's coefficient at step t is lam of the step processed just
-        # before it (t+1 for a reverse scan); off the ends it multiplies a zero state.
-        if ADJOINT:
-            if REVERSE:
-                t_lam = t + 1
-            else:
-                t_lam = t - 1
-        else:
-            t_lam = t
-        lam_ok = valid & (t_lam >= 0) & (t_lam < T)
-        l_off = pid_b * s_lb + t_lam * s_lt + offs_n[None, :] * s_ln
-        mr, mi = _load_complex(lam_ptr, l_off, lam_ok)
-        if ADJOINT:
-            mi = -mi
-    else:
-        rows = tl.zeros((BLOCK_T, 1), tl.float32)
-        mr = lr[None, :] + rows
-        mi = li[None, :] + rows
-    mr = tl.where(in_time, mr, 1.0)
-    mi = tl.where(in_time, mi, 0.0)
-    return tl.associative_scan((mr, mi, xr, xi), 0, _compose, reverse=REVERSE)
-
-
-@triton.jit
-def _tile_start(lo, j, n_tiles, BLOCK_T: tl.constexpr, REVERSE: tl.constexpr):
-    # The j-th tile in scan order: chunks are walked from their end in a reverse scan.
-    if REVERSE:
-        return lo + (n_tiles - 1 - j) * BLOCK_T
-    return lo + j * BLOCK_T
-
-
-@triton.jit
-def _last_row(v, BLOCK_T: tl.constexpr, REVERSE: tl.constexpr):
-    # The row reached last in scan order: the bottom row, or the top one in reverse.
-    rows = tl.arange(0, BLOCK_T)[:, None]
-    last = 0 if REVERSE else BLOCK_T - 1
-    return tl.sum(tl.where(rows == last, v, 0.0), axis=0)
-
-
-@triton.jit
-def _emit_tile(
-    ar, ai, xr, xi, sr, si, acc_r, acc_i, h0r, h0i,
-    out_ptr, h_ptr, grad_lam_ptr, pid_b, t0, hi, T, N, offs_n, mask_n, s_hb, s_ht, s_hn,
-    BLOCK_T: tl.constexpr, VARYING: tl.constexpr, ADJOINT: tl.constexpr,
-    REVERSE: tl.constexpr, HAS_H0: tl.constexpr,
-):
-    """Writes the states of a scanned tile entered with state s: y = a*s + x.
-
-    With ADJOINT (the backward pass: x = grad_h, out = grad_b) it also forms
-    grad_b_t * conj(h_prev_t), where h_prev_t is the forward state at the step the
-    backward scan visits next (h0 past the end): stored per element when lam varies in
-    time, else added to the per-channel sums acc. Returns (y, acc).
-    """
-    yr = ar * sr[None, :] - ai * si[None, :] + xr
-    yi = ar * si[None, :] + ai * sr[None, :] + xi
-    t = t0 + tl.arange(0, BLOCK_T)[:, None]
-    valid = (t < hi) & mask_n[None, :]
-    o_off = (pid_b * T + t) * N + offs_n[None, :]
-    _store_complex(out_ptr, o_off, yr, yi, valid)
-    if ADJOINT:
-        if REVERSE:
-            t_prev = t - 1
-        else:
-            t_prev = t + 1
-        inside = (t_prev >= 0) & (t_prev < T)
-        p_off = pid_b * s_hb + t_prev * s_ht + offs_n[None, :] * s_hn
-        pr, pi = _load_complex(h_ptr, p_off, valid & inside)
-        if HAS_H0:
-            pr = tl.where(inside, pr, h0r[None, :])
-            pi = tl.where(inside, pi, h0i[None, :])
-        # grad_b * conj(h_prev)
-        gr = yr * pr + yi * pi
-        gi = yi * pr - yr * pi
-        if VARYING:
-            _store_complex(grad_lam_ptr, o_off, gr, gi, valid)
-        else:
-            acc_r += tl.sum(tl.where(valid, gr, 0.0), axis=0)
-            acc_i += tl.sum(tl.where(valid, gi, 0.0), axis=0)
-    return yr, yi, acc_r, acc_i
-
-
-@triton.jit(do_not_specialize=["T", "s_xb", "s_xt", "s_lb", "s_lt", "s_hb", "s_ht", "s_0b"])
+@triton.jit(do_not_specialize=["T", "s_xb", "s_xt", "s_lb", "s_lt", "s_ob", "s_hb", "s_ht",
+                               "s_0b"])
 def _single_pass_kernel(
-    x_ptr, lam_ptr, out_ptr, h_ptr, h0_ptr, grad_lam_ptr,
+    x_ptr, lam_ptr, out_ptr, h_ptr, h0_ptr, grad_lam_ptr, tags_ptr,
     T, N,
-    s_xb, s_xt, s_xn, s_lb, s_lt, s_ln, s_hb, s_ht, s_hn, s_0b, s_0n,
-    BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr,
+    s_xb, s_xt, s_xn, s_lb, s_lt, s_ln, s_ob, s_ot, s_on, s_hb, s_ht, s_hn, s_0b, s_0n,
+    BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr, LOG2_BLOCK_T: tl.constexpr,
     VARYING: tl.constexpr, ADJOINT: tl.constexpr, REVERSE: tl.constexpr,
-    HAS_H0: tl.constexpr,
+    HAS_H0: tl.constexpr, VARLEN: tl.constexpr, NUM_STAGES: tl.constexpr,
 ):
     """One program per (batch element, channel block) scans all of T tile by tile.
 
     The forward starts from h0 (HAS_H0) or zero; the backward from zero, reading h0 for
-    grad_lam at the boundary.
+    grad_lam at the boundary. The state between tiles is fp64.
     """
-    # int64 offsets: B*T*N*2 can exceed 2**31.
     pid_b = tl.program_id(0).to(tl.int64)
-    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_n = tl.program_id(1).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < N
     lr = tl.zeros((BLOCK_N,), tl.float32)  # unused when lam varies
     li = tl.zeros((BLOCK_N,), tl.float32)
+    g_full_r = tl.zeros((BLOCK_N,), tl.float64)
+    g_full_i = tl.zeros((BLOCK_N,), tl.float64)
     if not VARYING:
-        lr, li = _shared_lam(lam_ptr, offs_n, mask_n, s_ln, ADJOINT)
-    h0r = tl.zeros((BLOCK_N,), tl.float32)
-    h0i = tl.zeros((BLOCK_N,), tl.float32)
-    if HAS_H0:
-        h0r, h0i = _load_complex(h0_ptr, pid_b * s_0b + offs_n * s_0n, mask_n)
-    if ADJOINT:
-        sr = tl.zeros((BLOCK_N,), tl.float32)
-        si = tl.zeros((BLOCK_N,), tl.float32)
-    else:
-        sr, si = h0r, h0i
-    acc_r = tl.zeros((BLOCK_N,), tl.float32)
-    acc_i = tl.zeros((BLOCK_N,), tl.float32)
+        lr, li = shared_lam(lam_ptr, offs_n, mask_n, s_ln, ADJOINT)
+        g_full_r, g_full_i = pow2k64(lr, li, LOG2_BLOCK_T)
+    h0r, h0i = start_state(h0_ptr, pid_b, offs_n, mask_n, s_0b, s_0n, BLOCK_N,
+                            HAS_H0 and not VARLEN)
+    cr = tl.zeros((BLOCK_N,), tl.float64)
+    ci = tl.zeros((BLOCK_N,), tl.float64)
+    if not ADJOINT:
+        cr = h0r.to(tl.float64)
+        ci = h0i.to(tl.float64)
+    acc_r = tl.zeros((BLOCK_N,), tl.float64)
+    acc_i = tl.zeros((BLOCK_N,), tl.float64)
     n_tiles = tl.cdiv(T, BLOCK_T)
     start = pid_b * 0  # an int64 zero: time offsets in int64 too
-    for j in range(0, n_tiles):
-        t0 = _tile_start(start, j, n_tiles, BLOCK_T, REVERSE)
-        ar, ai, xr, xi = _scan_tile(
-            x_ptr, lam_ptr, lr, li, pid_b, t0, T, T, offs_n, mask_n,
-            s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
-            BLOCK_T, VARYING, ADJOINT, REVERSE,
+    for j in tl.range(0, n_tiles, num_stages=NUM_STAGES):
+        t0 = tile_start(start, j, n_tiles, BLOCK_T, REVERSE)
+        ar, ai, xr, xi, tag, resets = scan_tile(
+            x_ptr, lam_ptr, h0_ptr, tags_ptr, lr, li, pid_b, t0, T, T, offs_n, mask_n,
+            s_xb, s_xt, s_xn, s_lb, s_lt, s_ln, s_0b, s_0n,
+            BLOCK_T, VARYING, ADJOINT, REVERSE, HAS_H0, VARLEN,
         )
-        yr, yi, acc_r, acc_i = _emit_tile(
-            ar, ai, xr, xi, sr, si, acc_r, acc_i, h0r, h0i,
-            out_ptr, h_ptr, grad_lam_ptr, pid_b, t0, T, T, N, offs_n, mask_n, s_hb, s_ht, s_hn,
-            BLOCK_T, VARYING, ADJOINT, REVERSE, HAS_H0,
+        acc_r, acc_i = emit_tile(
+            ar, ai, xr, xi, cr.to(tl.float32), ci.to(tl.float32), acc_r, acc_i, h0r, h0i, tag,
+            out_ptr, h_ptr, h0_ptr, grad_lam_ptr, pid_b, t0, T, T, offs_n, mask_n,
+            s_ob, s_ot, s_on, s_hb, s_ht, s_hn, s_0b, s_0n,
+            BLOCK_T, VARYING, ADJOINT, REVERSE, HAS_H0, VARLEN,
         )
-        sr = _last_row(yr, BLOCK_T, REVERSE)
-        si = _last_row(yi, BLOCK_T, REVERSE)
+        gr, gi = tile_factor(ar, ai, tl.minimum(T - t0, BLOCK_T), resets, g_full_r, g_full_i,
+                              BLOCK_T, VARYING, REVERSE, VARLEN)
+        cr, ci = fold(gr, gi, cr, ci, last_row(xr, BLOCK_T, REVERSE).to(tl.float64),
+                       last_row(xi, BLOCK_T, REVERSE).to(tl.float64))
     if ADJOINT and not VARYING:
-        _store_complex(grad_lam_ptr, pid_b * N + offs_n, acc_r, acc_i, mask_n)
+        store_complex(grad_lam_ptr, pid_b * N + offs_n, acc_r, acc_i, mask_n)
 
 
 # Chunk status in the look-back kernel's flags.
@@ -260,128 +185,144 @@ _AGGREGATE = tl.constexpr(1)
 _PREFIX = tl.constexpr(2)
 
 
-@triton.jit(do_not_specialize=["T", "s_xb", "s_xt", "s_lb", "s_lt", "s_hb", "s_ht", "s_0b"])
+@triton.jit
+def _nearest_prefix(status_row, order, WINDOW: tl.constexpr):
+    """The nearest predecessor of chunk ``order`` that has published its inclusive prefix
+    while every chunk after it has published its aggregate. Reads the statuses of WINDOW
+    predecessors at once (acquire), waits only while the nearest chunk that is not an
+    aggregate is still pending, and moves the window back past WINDOW aggregates."""
+    k = tl.arange(0, WINDOW)
+    base = order - 1
+    found = base * 0 - 1
+    while found < 0:
+        idx = base - k
+        valid = idx >= 0
+        status = tl.atomic_add(status_row + idx, 0, mask=valid, sem="acquire")
+        not_aggregate = valid & (status != _AGGREGATE)
+        nearest = tl.min(tl.where(not_aggregate, k, WINDOW), axis=0)
+        if nearest < WINDOW:
+            if tl.sum(tl.where(k == nearest, status, 0), axis=0) == _PREFIX:
+                found = base - nearest
+        else:
+            base -= WINDOW
+    tl.debug_barrier()  # every thread's reads of the chunk data after the acquire
+    return found
+
+
+@triton.jit(do_not_specialize=["T", "s_xb", "s_xt", "s_lb", "s_lt", "s_ob", "s_hb", "s_ht",
+                               "s_0b"])
 def _lookback_kernel(
-    x_ptr, lam_ptr, out_ptr, h_ptr, h0_ptr, grad_lam_ptr,
-    status_ptr, aggregate_ptr, prefix_ptr,
+    x_ptr, lam_ptr, out_ptr, h_ptr, h0_ptr, grad_lam_ptr, tags_ptr,
+    status_ptr, agg_x_ptr, agg_a_ptr, prefix_ptr,
     T, N, n_chunks, n_blocks,
-    s_xb, s_xt, s_xn, s_lb, s_lt, s_ln, s_hb, s_ht, s_hn, s_0b, s_0n,
+    s_xb, s_xt, s_xn, s_lb, s_lt, s_ln, s_ob, s_ot, s_on, s_hb, s_ht, s_hn, s_0b, s_0n,
     BLOCK_T: tl.constexpr, BLOCK_N: tl.constexpr, LOG2_BLOCK_T: tl.constexpr,
     VARYING: tl.constexpr, ADJOINT: tl.constexpr, REVERSE: tl.constexpr,
-    HAS_H0: tl.constexpr, PREFIX_EVERY: tl.constexpr,
+    HAS_H0: tl.constexpr, VARLEN: tl.constexpr, WINDOW: tl.constexpr,
+    WITHHOLD: tl.constexpr,
 ):
     """A chained scan: one program per (chunk of BLOCK_T steps, batch element, channel
     block), each chunk held in registers, so b is read once.
 
     Programs take chunks in scan order from an atomic ticket (a program only ever waits
-    for programs already running, so there is no deadlock). Each one scans its chunk from
-    a zero state, publishes the chunk's aggregate (its end state; the product of lam too
-    when lam varies), then looks back: the predecessors' aggregates compose until one
-    publishes its inclusive prefix (the state at its end), which gives this chunk's carry.
-    It publishes its own prefix and writes its states. Status slot per chunk: 0 pending,
-    1 aggregate, 2 prefix, written with release and read with acquire semantics.
-    PREFIX_EVERY > 1 withholds most prefixes, so that tests walk the aggregates the way
-    a GPU does when predecessors lag (under the interpreter every predecessor is done).
+    for programs already running, so there is no deadlock). Each one scans its chunk
+    from a zero state and publishes its aggregate: the end state X (fp32) and, when lam
+    varies or sequences restart, the coefficient product A (fp64; else every whole chunk's
+    A is lam**BLOCK_T, which each program forms itself). It looks back to the nearest
+    published prefix F_j (fp64) and folds the aggregates after it in order,
+    F <- A_i F + X_i, which gives its carry; then it publishes its own prefix and writes
+    its states. Status slot per chunk: 0 pending, 1 aggregate, 2 prefix, written with
+    release and read with acquire semantics. WITHHOLD (tests) keeps some prefixes back so
+    that the folds run the way a GPU runs them when predecessors lag.
     """
     n_seq = tl.num_programs(0) // n_chunks
-    ticket = tl.atomic_add(status_ptr + n_seq * n_chunks, 1)  # the last slot counts tickets
-    order = ticket // n_seq  # position of the chunk in scan order
-    seq = ticket % n_seq
-    pid_b = (seq // n_blocks).to(tl.int64)
+    ticket = tl.atomic_add(status_ptr + n_seq.to(tl.int64) * n_chunks, 1)  # the last slot
+    order = (ticket // n_seq).to(tl.int64)  # position of the chunk in scan order
+    seq = (ticket % n_seq).to(tl.int64)
+    pid_b = seq // n_blocks
     offs_n = (seq % n_blocks) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < N
     if REVERSE:
         chunk = n_chunks - 1 - order
     else:
         chunk = order
-    t0 = chunk.to(tl.int64) * BLOCK_T
+    t0 = chunk * BLOCK_T
     hi = tl.minimum(t0 + BLOCK_T, T)
 
     lr = tl.zeros((BLOCK_N,), tl.float32)  # unused when lam varies
     li = tl.zeros((BLOCK_N,), tl.float32)
     if not VARYING:
-        lr, li = _shared_lam(lam_ptr, offs_n, mask_n, s_ln, ADJOINT)
-    ar, ai, xr, xi = _scan_tile(
-        x_ptr, lam_ptr, lr, li, pid_b, t0, hi, T, offs_n, mask_n,
-        s_xb, s_xt, s_xn, s_lb, s_lt, s_ln,
-        BLOCK_T, VARYING, ADJOINT, REVERSE,
+        lr, li = shared_lam(lam_ptr, offs_n, mask_n, s_ln, ADJOINT)
+    ar, ai, xr, xi, tag, resets = scan_tile(
+        x_ptr, lam_ptr, h0_ptr, tags_ptr, lr, li, pid_b, t0, hi, T, offs_n, mask_n,
+        s_xb, s_xt, s_xn, s_lb, s_lt, s_ln, s_0b, s_0n,
+        BLOCK_T, VARYING, ADJOINT, REVERSE, HAS_H0, VARLEN,
     )
-    end_ar = _last_row(ar, BLOCK_T, REVERSE)
-    end_ai = _last_row(ai, BLOCK_T, REVERSE)
-    end_xr = _last_row(xr, BLOCK_T, REVERSE)
-    end_xi = _last_row(xi, BLOCK_T, REVERSE)
+    end_xr = last_row(xr, BLOCK_T, REVERSE)
+    end_xi = last_row(xi, BLOCK_T, REVERSE)
+    zero64 = tl.zeros((BLOCK_N,), tl.float64)
+    # A whole chunk's lam**BLOCK_T: every program forms it alike, so the folds below
+    # use exactly the factor the chunk that published an aggregate used itself.
+    g_r = zero64
+    g_i = zero64
+    if not VARYING:
+        g_r, g_i = pow2k64(lr, li, LOG2_BLOCK_T)
+    own_ar, own_ai = tile_factor(ar, ai, hi - t0, resets, g_r, g_i, BLOCK_T, VARYING, REVERSE,
+                                  VARLEN)
+    PUBLISH_A: tl.constexpr = VARYING or VARLEN
 
-    slot = seq * n_chunks + order
+    status_row = status_ptr + seq * n_chunks
     c_off = (pid_b * n_chunks + order) * N + offs_n  # this chunk's aggregate and prefix
-    if order > 0:
-        _store_complex(aggregate_ptr, c_off * 2, end_xr, end_xi, mask_n)
-        if VARYING:
-            _store_complex(aggregate_ptr, c_off * 2 + 1, end_ar, end_ai, mask_n)
+    has_successor = order < n_chunks - 1
+    if (order > 0) & has_successor:
+        store_complex(agg_x_ptr, c_off, end_xr, end_xi, mask_n)
+        if PUBLISH_A:
+            store_complex(agg_a_ptr, c_off, own_ar, own_ai, mask_n)
         tl.debug_barrier()  # every thread's stores before the flag
-        tl.atomic_xchg(status_ptr + slot, _AGGREGATE, sem="release")
+        tl.atomic_xchg(status_row + order, _AGGREGATE, sem="release")
 
-    # Look back. A full predecessor chunk's coefficient product is lam^BLOCK_T when lam
-    # is shared (by squaring); an inclusive prefix P is the constant map s -> 0*s + P.
-    pow_r, pow_i = lr, li
-    for _ in tl.static_range(LOG2_BLOCK_T):
-        pow_r, pow_i = pow_r * pow_r - pow_i * pow_i, 2 * pow_r * pow_i
-    acc_ar = tl.full((BLOCK_N,), 1.0, tl.float32)
-    acc_ai = tl.zeros((BLOCK_N,), tl.float32)
-    acc_xr = tl.zeros((BLOCK_N,), tl.float32)
-    acc_xi = tl.zeros((BLOCK_N,), tl.float32)
-    pred = order - 1
-    searching = pred >= 0
-    while searching:
-        status = tl.atomic_add(status_ptr + seq * n_chunks + pred, 0, sem="acquire")
-        while status == _PENDING:
-            status = tl.atomic_add(status_ptr + seq * n_chunks + pred, 0, sem="acquire")
+    # The carry into this chunk, fp64: h0 (or zero) before the first chunk.
+    h0r, h0i = start_state(h0_ptr, pid_b, offs_n, mask_n, s_0b, s_0n, BLOCK_N,
+                            HAS_H0 and not VARLEN)
+    cr = zero64
+    ci = zero64
+    if not ADJOINT:
+        cr = h0r.to(tl.float64)
+        ci = h0i.to(tl.float64)
+    if order > 0:
+        j = _nearest_prefix(status_row, order, WINDOW)
+        cr, ci = load_complex64(prefix_ptr, (pid_b * n_chunks + j) * N + offs_n, mask_n)
+        # Every chunk folded over here is whole (only the first or the last chunk in scan
+        # order can be partial) and restarts no sequence unless its A was published, so
+        # with a shared lam its product is g = lam**BLOCK_T.
+        for i in range(j + 1, order):
+            i_off = (pid_b * n_chunks + i) * N + offs_n
+            x_r, x_i = load_complex(agg_x_ptr, i_off, mask_n, ".cg")
+            if PUBLISH_A:
+                g_r, g_i = load_complex64(agg_a_ptr, i_off, mask_n)
+            cr, ci = fold(g_r, g_i, cr, ci, x_r.to(tl.float64), x_i.to(tl.float64))
+
+    publish = has_successor
+    if WITHHOLD != 0:
+        withheld = ((order * 0 + WITHHOLD) >> (order % 32)) & 1
+        publish = publish & ((order == 0) | (withheld == 0))
+    if publish:
+        pr, pi = fold(own_ar, own_ai, cr, ci, end_xr.to(tl.float64), end_xi.to(tl.float64))
+        store_complex(prefix_ptr, c_off, pr, pi, mask_n)
         tl.debug_barrier()
-        is_prefix = status == _PREFIX
-        # (The status as a vector: the interpreter mistypes a vector & scalar mask.)
-        prefix_n = (tl.zeros((BLOCK_N,), tl.int32) + status) == _PREFIX
-        p_off = (pid_b * n_chunks + pred) * N + offs_n
-        px, py = _load_complex(prefix_ptr, p_off, mask_n & prefix_n)
-        gx, gy = _load_complex(aggregate_ptr, p_off * 2, mask_n & ~prefix_n)
-        if VARYING:
-            gr, gi = _load_complex(aggregate_ptr, p_off * 2 + 1, mask_n & ~prefix_n)
-        else:
-            gr, gi = pow_r, pow_i
-        # acc <- acc after the predecessor's map (the prefix's map when there is one).
-        mr = tl.where(prefix_n, 0.0, gr)
-        mi = tl.where(prefix_n, 0.0, gi)
-        mxr = tl.where(prefix_n, px, gx)
-        mxi = tl.where(prefix_n, py, gy)
-        acc_ar, acc_ai, acc_xr, acc_xi = _compose(mr, mi, mxr, mxi, acc_ar, acc_ai, acc_xr, acc_xi)
-        searching = (pred > 0) & ~is_prefix
-        pred -= 1
+        tl.atomic_xchg(status_row + order, _PREFIX, sem="release")
 
-    # The carry: acc applied to the state before the first chunk (h0 in the forward).
-    h0r = tl.zeros((BLOCK_N,), tl.float32)
-    h0i = tl.zeros((BLOCK_N,), tl.float32)
-    if HAS_H0:
-        h0r, h0i = _load_complex(h0_ptr, pid_b * s_0b + offs_n * s_0n, mask_n)
-    if ADJOINT:
-        sr = acc_xr
-        si = acc_xi
-    else:
-        sr = acc_ar * h0r - acc_ai * h0i + acc_xr
-        si = acc_ar * h0i + acc_ai * h0r + acc_xi
-    if (order < n_chunks - 1) & (order % PREFIX_EVERY == 0):
-        _store_complex(prefix_ptr, c_off,
-                       end_ar * sr - end_ai * si + end_xr, end_ar * si + end_ai * sr + end_xi,
-                       mask_n)
-        tl.debug_barrier()
-        tl.atomic_xchg(status_ptr + slot, _PREFIX, sem="release")
-
-    acc_r = tl.zeros((BLOCK_N,), tl.float32)
-    acc_i = tl.zeros((BLOCK_N,), tl.float32)
-    yr, yi, acc_r, acc_i = _emit_tile(
-        ar, ai, xr, xi, sr, si, acc_r, acc_i, h0r, h0i,
-        out_ptr, h_ptr, grad_lam_ptr, pid_b, t0, hi, T, N, offs_n, mask_n, s_hb, s_ht, s_hn,
-        BLOCK_T, VARYING, ADJOINT, REVERSE, HAS_H0,
+    acc_r = zero64
+    acc_i = zero64
+    acc_r, acc_i = emit_tile(
+        ar, ai, xr, xi, cr.to(tl.float32), ci.to(tl.float32), acc_r, acc_i, h0r, h0i, tag,
+        out_ptr, h_ptr, h0_ptr, grad_lam_ptr, pid_b, t0, hi, T, offs_n, mask_n,
+        s_ob, s_ot, s_on, s_hb, s_ht, s_hn, s_0b, s_0n,
+        BLOCK_T, VARYING, ADJOINT, REVERSE, HAS_H0, VARLEN,
     )
     if ADJOINT and not VARYING:
-        _store_complex(grad_lam_ptr, c_off, acc_r, acc_i, mask_n)
+        store_complex(grad_lam_ptr, (pid_b * n_chunks + chunk) * N + offs_n, acc_r, acc_i,
+                       mask_n)
 
 
 def _default_chunk(B: int, T: int, n_blocks: int) -> int:
@@ -412,78 +353,109 @@ def plan_scan(B: int, T: int, N: int, chunk: int = 0) -> ScanPlan:
     return ScanPlan(chunk, triton.cdiv(T, chunk), block_t, block_n, num_warps)
 
 
+def _pairs(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """``x`` as real (real, imag) pairs with the parts adjacent, and its strides counted
+    in complex elements (a copy only where the parts are not adjacent)."""
+    if x.is_complex():
+        x = torch.view_as_real(x.resolve_conj().resolve_neg())
+    if x.stride(-1) != 1 or any(s % 2 for s in x.stride()[:-1]):
+        x = x.contiguous()
+    return x, tuple(s // 2 for s in x.stride()[:-1])
+
+
 def _scan(
     lam: torch.Tensor,
     x: torch.Tensor,
-    init: torch.Tensor | None,
     *,
     reverse: bool,
     adjoint: bool,
     chunk: int,
+    out_dtype: torch.dtype,
+    init: torch.Tensor | None = None,
     h: torch.Tensor | None = None,
     h0: torch.Tensor | None = None,
+    tags: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Runs the scan's kernel; with ``adjoint`` it is the backward scan (conj(lam),
     shifted coefficients for time-varying lam, fused grad_lam; ``init`` is then None and
-    ``h0`` only enters grad_lam). Returns the states as an fp32 ``(B, T, N, 2)`` tensor
-    and, with ``adjoint``, the raw grad_lam buffer."""
+    ``h0`` only enters grad_lam). ``tags`` (:func:`kernels.scan.varlen.row_tags`) marks
+    packed sequences. Returns the states as ``(B, T, N, 2)`` pairs of ``out_dtype``'s
+    part dtype and, with ``adjoint``, the raw fp32 grad_lam buffer."""
     global LAUNCHES
-    B, T, N = x.shape
+    B, T, N = dtypes.shape_of(x)
     varying = lam.dim() == 3
     plan = plan_scan(B, T, N, chunk)
     n_blocks = triton.cdiv(N, plan.block_n)
 
-    lam_strides = lam.stride() if varying else (0, 0, lam.stride(0))
-    f32 = dict(dtype=torch.float32, device=x.device)
-    out = torch.empty((B, T, N, 2), **f32)
+    x_r, x_strides = _pairs(x)
+    lam_r, lam_strides = _pairs(lam)
+    lam_strides = lam_strides if varying else (0, 0, lam_strides[0])
+    out = torch.empty((B, T, N, 2), dtype=dtypes.component_dtype(out_dtype), device=x.device)
+    _, out_strides = _pairs(out)
     start = h0 if adjoint else init  # the kernels read h0 from one argument
-    start_r = torch.view_as_real(start) if start is not None else out
-    start_strides = start.stride() if start is not None else (0, 0)
-    h_r, h_strides = (torch.view_as_real(h), h.stride()) if adjoint else (out, (0, 0, 0))
+    start_r, start_strides = _pairs(start) if start is not None else (out, (0, 0))
+    h_r, h_strides = _pairs(h) if adjoint else (out, (0, 0, 0))
+    f32 = dict(dtype=torch.float32, device=x.device)
     grad_lam = None
     if adjoint:
         partial = (B, T, N, 2) if varying else (B, plan.n_chunks, N, 2)
         grad_lam = torch.empty(partial, **f32)
-    strides = (*x.stride(), *lam_strides, *h_strides, *start_strides)
+    strides = (*x_strides, *lam_strides, *out_strides, *h_strides, *start_strides)
+    # Bytes per element each tile loads: x, and lam when it varies, h for grad_lam.
+    load_bytes = x_r.element_size() * 2 + (lam_r.element_size() * 2 if varying else 0) + (
+        h_r.element_size() * 2 if adjoint else 0)
+    stages = plan.stages(load_bytes)
     flags = dict(
-        BLOCK_T=plan.block_t, BLOCK_N=plan.block_n, VARYING=varying, ADJOINT=adjoint,
-        REVERSE=reverse, HAS_H0=start is not None, num_warps=plan.num_warps,
+        BLOCK_T=plan.block_t, BLOCK_N=plan.block_n, LOG2_BLOCK_T=plan.block_t.bit_length() - 1,
+        VARYING=varying, ADJOINT=adjoint, REVERSE=reverse, HAS_H0=start is not None,
+        VARLEN=tags is not None, num_warps=plan.num_warps, num_stages=stages,
     )
-    pointers = (torch.view_as_real(x), torch.view_as_real(lam), out, h_r, start_r,
-                grad_lam if adjoint else out)
+    pointers = (x_r, lam_r, out, h_r, start_r, grad_lam if adjoint else out,
+                tags if tags is not None else out)
 
     # Triton launches on the current CUDA device, so make it the tensors' device.
     on_device = torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
     with on_device:
         if plan.single_pass:
-            _single_pass_kernel[(B, n_blocks)](*pointers, T, N, *strides, **flags)
+            _single_pass_kernel[(B, n_blocks)](*pointers, T, N, *strides, NUM_STAGES=stages,
+                                               **flags)
         else:
             n_programs = B * n_blocks * plan.n_chunks
             status = torch.zeros(n_programs + 1, dtype=torch.int32, device=x.device)
-            # Aggregates: the end state, and the coefficient product when lam varies.
-            aggregate = torch.empty((B, plan.n_chunks, N, 2, 2), **f32)
-            prefix = torch.empty((B, plan.n_chunks, N, 2), **f32)
+            agg_x = torch.empty((B, plan.n_chunks, N, 2), **f32)
+            f64 = dict(dtype=torch.float64, device=x.device)
+            agg_a = torch.empty((B, plan.n_chunks, N, 2) if varying or tags is not None
+                                else (1,), **f64)
+            prefix = torch.empty((B, plan.n_chunks, N, 2), **f64)
             _lookback_kernel[(n_programs,)](
-                *pointers, status, aggregate, prefix,
+                *pointers, status, agg_x, agg_a, prefix,
                 T, N, plan.n_chunks, n_blocks, *strides,
-                LOG2_BLOCK_T=plan.block_t.bit_length() - 1, PREFIX_EVERY=LOOKBACK_PREFIX_EVERY,
-                **flags,
+                WINDOW=LOOKBACK_WINDOW, WITHHOLD=LOOKBACK_WITHHOLD, **flags,
             )
     LAUNCHES += 1
     return out, grad_lam
 
 
-def _resolved(x: torch.Tensor) -> torch.Tensor:
-    # view_as_real refuses tensors with a pending conjugation or negation.
-    return x.resolve_conj().resolve_neg()
+def _as_form(pairs: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return torch.view_as_complex(pairs) if dtype.is_complex else pairs
 
 
 def triton_scan_forward(
-    lam: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, reverse: bool, chunk: int = 0
+    lam: torch.Tensor,
+    b: torch.Tensor,
+    h0: torch.Tensor | None,
+    reverse: bool,
+    chunk: int = 0,
+    out_dtype: torch.dtype | None = None,
+    cu_seqlens: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    h0 = _resolved(h0) if h0 is not None else None
-    out, _ = _scan(_resolved(lam), _resolved(b), h0, reverse=reverse, adjoint=False, chunk=chunk)
-    return torch.view_as_complex(out)
+    """``h`` stored as ``out_dtype`` (default b's dtype); b in any form of
+    :mod:`kernels.scan.dtypes`, lam and h0 complex64."""
+    out_dtype = out_dtype or b.dtype
+    tags = row_tags(cu_seqlens, dtypes.shape_of(b)[1], reverse) if cu_seqlens is not None else None
+    out, _ = _scan(lam, b, init=h0, reverse=reverse, adjoint=False, chunk=chunk,
+                   out_dtype=out_dtype, tags=tags)
+    return _as_form(out, out_dtype)
 
 
 def triton_scan_backward(
@@ -493,19 +465,29 @@ def triton_scan_backward(
     grad_h: torch.Tensor,
     reverse: bool,
     chunk: int = 0,
+    b_dtype: torch.dtype | None = None,
+    cu_seqlens: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(grad_lam, grad_b, grad_h0)``; see :func:`kernels.scan.reference.chunked_scan_backward`."""
-    lam = _resolved(lam)
-    h0 = _resolved(h0) if h0 is not None else None
+    """``(grad_lam, grad_b, grad_h0)``, grad_b stored as ``b_dtype`` (default h's dtype);
+    see :func:`kernels.scan.reference.chunked_scan_backward`."""
+    b_dtype = b_dtype or h.dtype
+    T = dtypes.shape_of(h)[1]
+    tags = row_tags(cu_seqlens, T, reverse) if cu_seqlens is not None else None
     grad_b, grad_lam = _scan(
-        lam, _resolved(grad_h), None,
-        reverse=not reverse, adjoint=True, chunk=chunk, h=_resolved(h), h0=h0,
+        lam, grad_h, reverse=not reverse, adjoint=True, chunk=chunk, out_dtype=b_dtype,
+        h=h, h0=h0, tags=tags,
     )
-    grad_b = torch.view_as_complex(grad_b)
     if lam.dim() == 1:
         grad_lam = grad_lam.sum((0, 1))
-    grad_lam = torch.view_as_complex(grad_lam)
-    first = h.shape[1] - 1 if reverse else 0
-    lam_first = lam[:, first] if lam.dim() == 3 else lam
-    grad_h0 = lam_first.conj() * grad_b[:, first]
-    return grad_lam, grad_b, grad_h0
+    grad_lam = torch.view_as_complex(grad_lam).to(lam.dtype)
+    # grad_h0 = conj(lam_first) * grad_b_first, per sequence (batch element, or packed).
+    adjoint_b = torch.view_as_complex(grad_b.to(torch.float32))
+    if cu_seqlens is not None:
+        first, nonempty = first_rows(cu_seqlens, reverse)
+        lam_first = lam[0, first] if lam.dim() == 3 else lam
+        grad_h0 = lam_first.conj() * adjoint_b[0, first] * nonempty[:, None]
+    else:
+        first = T - 1 if reverse else 0
+        lam_first = lam[:, first] if lam.dim() == 3 else lam
+        grad_h0 = lam_first.conj() * adjoint_b[:, first]
+    return grad_lam, _as_form(grad_b, b_dtype), grad_h0.to(lam.dtype)

@@ -1,11 +1,17 @@
 """Shared pieces of the kernels.optim tests: a small awkward model, tolerances, tensors."""
 
+import copy
+
 import pytest
 import torch
 
+from kernels.optim import NGN
 from kernels.optim import triton_optim as T
 
 BACKENDS = ["torch", "triton"]
+#: The same, with the Triton backend (interpreted: 10-25 s for a long run) marked slow;
+#: the torch backend of the same test and the awkward-shape tests keep it in make test.
+BACKENDS_SLOW_TRITON = ["torch", pytest.param("triton", marks=pytest.mark.slow)]
 
 # fp32 round-off bound after hundreds of steps: |Δp| <= ATOL_FP32 * (1 + |p|).
 ATOL_FP32 = 2e-6
@@ -114,3 +120,22 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def ngn_groups(model):
+    """Three groups with different σ, momentum and decay on the second."""
+    return [
+        {"params": model.fc1.parameters(), "sigma": 0.3},
+        {"params": model.fc2.parameters(), "momentum": 0.9, "weight_decay": 0.05},
+        {"params": [*model.fc3.parameters(), model.z]},
+    ]
+
+
+def two_runs(**kwargs):
+    """A model trained by one-pass NGN and a copy trained by two-pass NGN."""
+    ours = Net()
+    theirs = copy.deepcopy(ours)
+    backend = kwargs.pop("backend", "torch")
+    one = NGN(ngn_groups(ours), sigma=0.5, backend=backend, one_pass=True, **kwargs)
+    two = NGN(ngn_groups(theirs), sigma=0.5, backend=backend, **kwargs)
+    return (ours, one), (theirs, two)

@@ -16,6 +16,7 @@ from optim_helpers import (
     ATOL_FP16,
     ATOL_FP32,
     BACKENDS,
+    BACKENDS_SLOW_TRITON,
     Net,
     adamw_state,
     assert_close_fp32,
@@ -36,7 +37,7 @@ from kernels.optim.reference import grad_sq_norms_ref, ngn_update_ref
 # --------------------------------------------------------------------------- AdamW
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS_SLOW_TRITON)
 def test_adamw_matches_torch_adamw_for_200_steps(backend):
     ours = Net()
     theirs = copy.deepcopy(ours)
@@ -137,7 +138,7 @@ def test_ngn_matches_the_formula_on_a_1d_quadratic(backend, c):
             assert x.item() == pytest.approx(x0 / (1 + sigma * a), rel=1e-6)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS_SLOW_TRITON)
 def test_ngn_matches_the_formula_on_an_mlp_for_100_steps(backend):
     ours = Net()
     theirs = copy.deepcopy(ours)

@@ -13,7 +13,7 @@ from markers import needs_interpreter
 from optim_helpers import (
     ATOL_FP16,
     ATOL_FP32,
-    BACKENDS,
+    BACKENDS_SLOW_TRITON,
     Net,
     adamw_state,
     assert_close_fp32,
@@ -21,8 +21,10 @@ from optim_helpers import (
     clone_all,
     data,
     launches,
+    ngn_groups,
     one_thread,  # noqa: F401 (an autouse fixture)
     train,
+    two_runs,
 )
 
 from kernels.optim import NGN, AdamW, adamw_step_ref, traffic
@@ -109,26 +111,7 @@ def test_optimizers_on_the_cpu_use_torchs_fused_kernels():
 # --------------------------------------------------------------------------- NGN, one pass
 
 
-def ngn_groups(model):
-    """Three groups with different σ, momentum and decay on the second."""
-    return [
-        {"params": model.fc1.parameters(), "sigma": 0.3},
-        {"params": model.fc2.parameters(), "momentum": 0.9, "weight_decay": 0.05},
-        {"params": [*model.fc3.parameters(), model.z]},
-    ]
-
-
-def two_runs(**kwargs):
-    """A model trained by one-pass NGN and a copy trained by two-pass NGN."""
-    ours, theirs = Net(), None
-    theirs = copy.deepcopy(ours)
-    backend = kwargs.pop("backend", "torch")
-    one = NGN(ngn_groups(ours), sigma=0.5, backend=backend, one_pass=True, **kwargs)
-    two = NGN(ngn_groups(theirs), sigma=0.5, backend=backend, **kwargs)
-    return (ours, one), (theirs, two)
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", BACKENDS_SLOW_TRITON)
 def test_one_pass_ngn_matches_two_pass_for_hundreds_of_steps(backend):
     (ours, one), (theirs, two) = two_runs(backend=backend)
     x, y = data()
@@ -293,6 +276,7 @@ def optim_report():
     return build_report(report_cases(), archs=(90,))["cases"]
 
 
+@pytest.mark.slow
 @needs_interpreter
 def test_report_optimizer_steps_move_their_models_bytes(optim_report):
     from kernels.optim.report_cases import NGN_ONE_PASS_TARGET
@@ -308,6 +292,7 @@ def test_report_optimizer_steps_move_their_models_bytes(optim_report):
             assert [k["kernel"].split(":")[1] for k in row["kernels"]] == ["_ngn_kernel"]
 
 
+@pytest.mark.slow
 @needs_interpreter
 def test_report_optimizer_kernels_vectorize_without_spills(optim_report):
     for row in optim_report:

@@ -1,4 +1,4 @@
-"""Times every pure-PyTorch scan scheme in one run; ``python -m kernels.scan.compare``.
+"""Times every pure-PyTorch scan scheme in one run; ``python -m bench.scan_compare``.
 
 The candidates besides the registered backends are written here only to be measured:
 they are what the chunked backend was chosen over. Each is timed forward and
@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import torch
 
-from bench.inputs import scan_inputs
 from bench.timing import median_seconds
+from kernels.inputs import scan_inputs
 from kernels.scan import diag_scan
 from kernels.scan.reference import chunked_scan_forward
 

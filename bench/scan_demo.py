@@ -1,12 +1,12 @@
-"""A quick look at the scan (``python -m kernels.scan.demo``): each backend checked
+"""A quick look at the scan (``python -m bench.scan_demo``): each backend checked
 against the sequential oracle, then the CPU default timed against the sequential loop."""
 
 from __future__ import annotations
 
 import torch
 
-from bench.inputs import scan_inputs
 from bench.timing import median_seconds
+from kernels.inputs import scan_inputs
 from kernels.scan import diag_scan, resolve_backend
 from kernels.scan.reference import sequential_scan
 

@@ -1,4 +1,5 @@
-"""The kernels page's data: pytest-benchmark JSON files as one frame, and its tables."""
+"""The kernels page's one-run tables: pytest-benchmark JSON files (``results/kernels/``) as one
+frame, and its tables."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pandas as pd
 
 from suites.results import walk_files
 from suites.site_data.common import FileProblem, natural_key
-from suites.site_data.static_report import is_static_report
+from suites.site_data.kernels.static_report import is_static_report
 
 #: Names of the fused implementations on the kernels page.
 FUSED_IMPLS = ("triton",)

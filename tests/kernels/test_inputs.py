@@ -1,9 +1,9 @@
-"""bench.inputs: the scan and optimizer inputs every kernel script uses."""
+"""kernels.inputs: the scan and optimizer inputs every kernel script uses."""
 
 import pytest
 import torch
 
-from bench.inputs import optim_params, scan_inputs, split_evenly
+from kernels.inputs import optim_params, scan_inputs, split_evenly
 
 
 def test_scan_inputs_shapes_ring_and_seed():
