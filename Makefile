@@ -6,8 +6,8 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-asv bench bench-compare kernel-report asv asv-history asv-continuous \
-	lint clean browser
+.PHONY: demo test test-all test-asv bench bench-compare kernel-report asv asv-history asv-continuous \
+	lint clean browser verify-changed valgrind counts counts-compare
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,14 @@ browser:
 	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } || \
 	    echo "chromium/chromedriver unavailable: the browser test will be skipped"
 
+# The fast tier: every test not marked slow (the README's test command).
 test: $(STAMP) browser
-	$(PY) -m pytest -q --benchmark-disable -m "not asv"
+	$(PY) -m pytest -q --benchmark-disable -m "not slow and not asv" -n auto --dist loadfile
+
+# The whole suite: the slow tests (sweeps, hostile submissions, the count gate, the
+# published optimizers, asv across commits) with the fast ones; what CI runs.
+test-all: $(STAMP) browser valgrind
+	$(PY) -m pytest -q --benchmark-disable -n auto --dist loadfile
 
 # asv flags an injected regression across two commits of a throwaway repository (slow:
 # it builds both; the first run on a machine also creates asv's environment).
@@ -77,6 +83,31 @@ asv-history: $(STAMP)
 
 asv-continuous: $(STAMP)
 	$(PY) -m bench.asv_run continuous $(BASE) HEAD $(if $(ASV_ARGS),-- $(ASV_ARGS))
+
+# What a pull request's CI runs on results that arrive by pull request: every run file
+# added or changed since BASE, re-run from its recorded spec and compared value by value
+# (lsb verify exits 1 on any difference and shows it).
+verify-changed: $(STAMP)
+	@files=$$(git diff --name-only --diff-filter=AM $(BASE) -- 'results/runs/*.json'); \
+	if [ -z "$$files" ]; then echo "no run file changed since $(BASE)"; exit 0; fi; \
+	$(VENV)/bin/lsb verify $$files
+
+# The count gate (bench/counts.py): valgrind's instruction counts of the CPU paths and the
+# Triton kernels' metered bytes and sm_90/sm_80 compile, per commit. valgrind is installed
+# where apt-get can; without it the instruction counts are skipped, with a message.
+valgrind:
+	@command -v valgrind >/dev/null || \
+	    { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; } || \
+	    echo "valgrind unavailable: the instruction counts will be skipped"
+
+# results/counts/<commit>.json (<commit>-dirty.json for a working tree with changes).
+counts: $(STAMP) valgrind
+	$(PY) -m bench.counts measure
+
+# The working tree against BASE (default main): exit 1 when a count moved by more than 2 %.
+counts-compare: $(STAMP) valgrind
+	$(PY) -m bench.counts compare --base $(BASE)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check kernels suites tests bench

@@ -10,8 +10,10 @@ agrees on. It holds
   methods and write none of them out again;
 - ``Chance``, the accuracy of a network that learned nothing;
 - ``Problem`` and ``Task`` (what a suite provides), ``SuiteModule`` (what a suite's
-  package exports to be discovered), ``Submission`` (a loaded submission file) and the
-  run records ``RunSpec`` and ``RunResult``.
+  package exports to be discovered), ``Submission`` (a loaded submission file).
+
+The record of one run (its spec, what its worker measured, the file) is declared in
+``suites.record``.
 
 A *submission* is a Python file (see ``suites/optimizers/`` for the built-ins) that
 defines ``name``, ``search_space``, ``lr_key`` and ``build(param_groups, **hparams)``;
@@ -21,10 +23,12 @@ its module docstring is its description on the site.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 BudgetName = Literal["smoke", "quick", "full"]
@@ -36,17 +40,20 @@ EVAL_SEED_OFFSET = 1000
 #: Seconds a run may take, per budget, unless the caller sets a limit.
 TIME_LIMITS: dict[str, float] = {"smoke": 120.0, "quick": 600.0, "full": 6 * 3600.0}
 
-RunStatus = Literal["ok", "diverged", "timeout", "error"]
-#: Statuses of runs that produced no measurement (divergence is a measured outcome).
-FAILED_STATUSES: tuple[RunStatus, ...] = ("error", "timeout")
-
 #: A submission's grid may hold at most this many configurations unless it says otherwise.
 MAX_CONFIGS = 8
+#: Gradient evaluations charged for one call of the closure of a submission that declares
+#: ``create_graph = True``: the gradient, plus the Hessian-vector product its graph is
+#: built for (a Hessian-vector product costs about one more backward pass).
+GRAPH_EVAL_COST = 2
 
 
 @dataclass(frozen=True)
 class Budget:
-    """Training steps of a task at each budget level."""
+    """Gradient evaluations a run of the task may make at each budget level: every call of
+    the closure that backpropagates counts one (``GRAPH_EVAL_COST`` where the closure builds
+    a graph for Hessian-vector products). An optimizer that evaluates the gradient once per
+    step takes that many steps."""
 
     smoke: int
     quick: int
@@ -70,13 +77,15 @@ def evaluation_seeds(count: int) -> list[int]:
 class Metric:
     """The number a task ranks optimizers by, and the rules that compare its values.
 
-    ``target``: a training-loss threshold; the runner records ``steps_to_target``, the
-    number of steps until the minibatch loss first reached it.
+    ``target``: a training-loss threshold; the runner records ``evals_to_target``, the
+    gradient evaluations until the minibatch loss first reached it.
     ``tolerance``: relative distance to a best score within which another score counts
     as "near best" (``near_best``).
     ``select_by``: a metric the task reports besides its score (e.g. ``val_accuracy``,
     oriented like the score) by which the tuning phase picks the best configuration, so
     the reported score is measured on data that did not pick it. ``None``: the score.
+    ``must_beat_initial``: the metric has a trivial baseline at the initial parameters (a
+    loss): a run whose score is not better than its ``initial_score`` failed.
 
     Scores are assumed positive (steps, losses, traces, accuracies) where ratios are
     taken; a failed run scores ``failed_score`` (worse than every number).
@@ -88,6 +97,7 @@ class Metric:
     tolerance: float = 0.1
     unit: str = ""
     select_by: str | None = None
+    must_beat_initial: bool = False
 
     @property
     def failed_score(self) -> float:
@@ -99,6 +109,14 @@ class Metric:
         if not succeeded or math.isnan(score):
             return math.inf
         return -score if self.higher_is_better else score
+
+    def beats_baseline(self, score: float, initial: float) -> bool:
+        """Whether ``score`` beats the metric's trivial baseline: with
+        ``must_beat_initial``, ``initial`` (the score at the initial parameters; a run
+        without one cannot show that it beat it); always without."""
+        if not self.must_beat_initial:
+            return True
+        return math.isfinite(initial) and self.better(score, initial)
 
     def better(self, a: float, b: float) -> bool:
         """True when score ``a`` beats score ``b``."""
@@ -122,6 +140,23 @@ class Metric:
             return max(1.0, numerator / denominator)
         return 1.0 if score == best else math.inf
 
+    def best_of_rows(self, scores: np.ndarray) -> np.ndarray:
+        """``best`` of each row of a 2-D array of scores (NaN for a row with none finite)."""
+        finite = np.where(np.isfinite(scores), scores, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row: NaN
+            return np.nanmax(finite, axis=1) if self.higher_is_better \
+                else np.nanmin(finite, axis=1)
+
+    def ratios(self, scores: np.ndarray, best: np.ndarray) -> np.ndarray:
+        """``ratio`` of every score of a 2-D array against its row's ``best``, at once."""
+        best = np.asarray(best, dtype=float)[:, None]
+        numerator, denominator = (best, scores) if self.higher_is_better else (scores, best)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(denominator > 0, np.maximum(1.0, numerator / denominator),
+                             np.where(scores == best, 1.0, np.inf))
+        return np.where(np.isfinite(scores) & np.isfinite(best), ratio, np.inf)
+
     def near_best(self, score: float, best: float) -> bool:
         """``score`` lies within ``tolerance`` (relative) of ``best``; both must be finite."""
         if not (math.isfinite(score) and math.isfinite(best)):
@@ -135,11 +170,6 @@ class Metric:
         if status != "ok" or not math.isfinite(value):
             return self.failed_score
         return float(value)
-
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any] | None) -> Metric | None:
-        """The metric a run file stored (``dataclasses.asdict`` of one), or ``None``."""
-        return cls(**record) if record else None
 
 
 @dataclass(frozen=True)
@@ -160,29 +190,63 @@ class Chance:
         return self.score + 3.0 * math.sqrt(self.score * (1.0 - self.score) / self.examples)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far a run had got at an evaluation point: optimizer steps taken and gradient
+    evaluations spent (both 0 at the initial parameters)."""
+
+    step: int
+    grad_evals: int
+
+
 @dataclass
 class Problem:
     """One training problem, built by a task for a seed and a budget.
 
+    The same problem is built twice: in the training worker, which runs the submission
+    and only trains, and in the evaluating process, which never imports submission code
+    and receives the trained tensors (``state``) at each evaluation point. So data that
+    only evaluation reads (a test split) must be loaded inside ``evaluate``, never in
+    ``setup``: the training worker then never holds it.
+
     ``param_groups`` are what the optimizer is built on (list of dicts with ``params``
     and optionally ``lr_scale``: a task may ask for a smaller step size on some groups;
-    the runner multiplies the submission's ``lr_key`` hyperparameter by it).
-    ``loss(step)`` returns the minibatch loss of that step as a scalar tensor that
-    requires grad; ``evaluate()`` returns metrics, among them the task's metric name.
-    ``steps`` is the number of optimizer steps; ``eval_every`` how often to evaluate.
+    the runner multiplies the submission's ``lr_key`` hyperparameter by it; and
+    ``param_names``, which name the tensors). ``loss(step)`` returns the minibatch loss of
+    that step as a scalar tensor that requires grad. ``evaluate()`` — or
+    ``evaluate(progress)``, given a ``Progress`` — returns metrics, among them the task's
+    metric name, computed from the current tensors. ``steps`` is the budget in gradient
+    evaluations (``Budget``); ``eval_every`` how many steps apart to evaluate.
     ``stop(loss_value, step)`` may end a run early (e.g. a target reached).
-    ``lr_schedule(step)`` multiplies every group's step size (the submission's ``lr_key``)
-    at that step (0-based), e.g. a warm-up then cosine decay; ``None``: constant.
+    ``lr_schedule(position)`` multiplies every group's step size (the submission's
+    ``lr_key``) when ``position`` of the ``steps`` gradient evaluations are spent (0-based),
+    e.g. a warm-up then cosine decay; ``None``: constant. ``state()`` returns the tensors
+    that make the trained model, by name (parameters and buffers such as batch norm's
+    running statistics); by default the parameters, named by their groups' ``param_names``.
     """
 
     param_groups: list[dict[str, Any]]
     loss: Callable[[int], torch.Tensor]
-    evaluate: Callable[[], dict[str, float]]
+    evaluate: Callable[..., dict[str, float]]
     steps: int
     eval_every: int = 0
     stop: Callable[[float, int], bool] | None = None
     lr_schedule: Callable[[int], float] | None = None
+    state: Callable[[], dict[str, torch.Tensor]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """``state()``, or the parameters by their groups' ``param_names`` (``group<i>.<j>``
+        where a group names none)."""
+        if self.state is not None:
+            return dict(self.state())
+        tensors: dict[str, torch.Tensor] = {}
+        for i, group in enumerate(self.param_groups):
+            params = group["params"]
+            params = list(params) if isinstance(params, (list, tuple)) else [params]
+            names = group.get("param_names") or [f"group{i}.{j}" for j in range(len(params))]
+            tensors.update(zip(names, params, strict=True))
+        return tensors
 
 
 @runtime_checkable
@@ -251,30 +315,15 @@ class Submission:
     #: Resolved versions of the distributions it requires or imports at top level (the
     #: platform's own, torch and numpy, aside): part of its runs' keys.
     packages: dict[str, str] = field(default_factory=dict)
+    #: "task": the task's step-size schedule multiplies ``lr_key``; "own": the optimizer
+    #: schedules itself and the harness never writes a group's step size after ``build``.
+    schedule: str = "task"
+    #: The configuration the self-tuning track runs (``defaults`` in the file), if any.
+    defaults: dict[str, Any] | None = None
 
     def configs(self) -> list[dict[str, Any]]:
         """The configurations the tuning protocol runs, in the search space's order."""
         return [dict(config) for config in self.grid]
-
-
-@dataclass
-class RunSpec:
-    """What one run is: everything its key is made of."""
-
-    task: str
-    budget: str
-    optimizer: str
-    optimizer_path: str
-    source_hash: str
-    hparams: dict[str, Any]
-    seed: int
-    #: "sensitivity": the tuned configuration with its step size × 2^k, on the tuning seeds.
-    phase: Literal["tune", "eval", "sensitivity"] = "tune"
-    #: ``Submission.packages``: a new version of a required package makes new runs.
-    packages: dict[str, str] = field(default_factory=dict)
-    #: ``Submission.lr_key``, recorded so that scoring can tell step-size variants apart;
-    #: not part of the run key.
-    lr_key: str | None = None
 
 
 #: The sensitivity phase runs the tuned configuration with its step size × 2^k for these k.
@@ -289,33 +338,3 @@ def step_size_variants(config: Mapping[str, Any], lr_key: str | None
         return []
     return [(k, dict(config) if k == 0 else {**config, lr_key: config[lr_key] * 2.0**k})
             for k in SENSITIVITY_EXPONENTS]
-
-
-@dataclass
-class RunResult:
-    """What one run produced; stored as one JSON file by ``suites.results``."""
-
-    spec: RunSpec
-    status: RunStatus
-    metrics: dict[str, float]
-    score: float
-    steps_run: int
-    curve: dict[str, Sequence[float]]
-    time_per_step: float
-    wall_time: float
-    state_bytes: int
-    #: Seconds of the first steps (compilation, first allocations), not in ``time_per_step``.
-    warmup_time: float = math.nan
-    steps_to_target: int | None = None
-    error: str | None = None
-    env: dict[str, Any] = field(default_factory=dict)
-    #: The task's suite and metric, stored with the run so that scoring needs only files.
-    suite: str = ""
-    metric: Metric | None = None
-    #: Bytes of the trained parameters: the scale for ``state_bytes``.
-    param_bytes: int = 0
-
-    @property
-    def failed(self) -> bool:
-        """No measurement (``error``, ``timeout``); a diverged run is a measured outcome."""
-        return self.status in FAILED_STATUSES

@@ -18,177 +18,22 @@ from pathlib import Path
 
 from suites import __version__, console
 from suites.api import BUDGET_NAMES, SEEDS_PER_BUDGET, TIME_LIMITS
-from suites.console import EXIT_OK, EXIT_RUNS_FAILED
+from suites.console import EXIT_OK
+from suites.record import TRACKS
+from suites.sweeps import (
+    UsageError,
+    default_jobs,
+    load_submissions,
+    memory_limit,
+    results_root,
+    select_tasks,
+    sweep,
+    tasks_with_data,
+)
+from suites.validation import VALIDATION_TIMEOUT
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C
-
-
-class UsageError(Exception):
-    """Wrong arguments or an invalid submission: printed, exit code 2."""
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _results_root(args: argparse.Namespace) -> Path:
-    from suites.results import default_root
-
-    return Path(args.results) if args.results else default_root()
-
-
-def _load_submissions(paths: list[Path]):
-    """Validate the files in subprocesses and keep their descriptions (their code never
-    runs in this process); ``UsageError`` naming the invalid files.
-
-    Each submission file gets an interpreter of its own; the built-in optimizers, the
-    project's own files, share one.
-    """
-    from suites import registry
-    from suites.submission import inspect_in_subprocess
-
-    builtin = {p.resolve() for p in registry.builtin_optimizer_paths().values()}
-    groups = [[p for p in paths if p.resolve() in builtin]]
-    groups += [[p] for p in paths if p.resolve() not in builtin]
-    described = {}
-    problems = []
-    for group in filter(None, groups):
-        for path, (submission, found) in zip(group, inspect_in_subprocess(group), strict=False):
-            problems += found
-            if submission is not None:
-                described[path] = submission
-    submissions = [described[p] for p in paths if p in described]
-    if problems:
-        raise UsageError(
-            "invalid submission:\n" + "\n".join(f"  {p}" for p in problems)
-        )
-    names = [s.name for s in submissions]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise UsageError(f"several files define the optimizer name(s) {repeated}: rename them")
-    return submissions
-
-
-def _select_tasks(selectors: list[str]):
-    from suites import registry
-
-    try:
-        return registry.tasks_for(selectors)
-    except ValueError as err:
-        raise UsageError(str(err)) from err
-
-
-def _tasks_with_data(tasks, budget: str):
-    """The tasks whose data are here; each other one is named with what it needs."""
-    from suites import registry
-
-    ready = []
-    for task in tasks:
-        missing = registry.missing_data(task, budget)
-        if missing is None:
-            ready.append(task)
-        else:
-            print(f"skipping {task.name} (needs data): " + missing.replace("\n", "\n    "),
-                  file=sys.stderr)
-    if tasks and not ready:
-        raise UsageError(f"no selected task has its data at the {budget!r} budget (see above)")
-    return ready
-
-
-def _sweep(args: argparse.Namespace, tasks, submissions, budget: str):
-    from suites.executors import ClusterLost
-    from suites.results import ResultStore, StoreError
-    from suites.tuning import run_sweep
-
-    root = _results_root(args)
-    time_limit = args.time_limit if args.time_limit is not None else TIME_LIMITS[budget]
-    seeds = getattr(args, "seeds", None)
-    kind = getattr(args, "executor", "local")
-    jobs = args.jobs if args.jobs is not None or kind != "local" else _default_jobs()
-    configs = sum(len(s.configs()) for s in submissions)
-    where = f"-j {jobs}" if kind == "local" else f"on {kind}" + (f", -j {jobs}" if jobs else "")
-    print(
-        f"{len(tasks)} tasks x {len(submissions)} optimizers ({configs} configs) at the "
-        f"{budget!r} budget, {where}, time limit {time_limit:g} s per run, results in {root}/"
-    )
-    console.print_estimate(root, tasks, submissions, budget, seeds, jobs or 1)
-    started = time.perf_counter()
-    with _executor(args, kind, jobs, time_limit, root) as executor:
-        try:
-            report = run_sweep(
-                tasks, submissions, budget,
-                store=ResultStore(root),
-                executor=executor,
-                seeds=tuple(seeds) if seeds else None,
-                retry_failed=getattr(args, "retry_failed", False),
-            )
-        except StoreError as err:
-            raise UsageError(str(err)) from err
-        except ClusterLost as err:
-            print(f"lsb: error: {err}\nfinished runs are saved; the same command resumes the "
-                  "sweep", file=sys.stderr)
-            raise SystemExit(EXIT_RUNS_FAILED) from err
-    diverged = sum(r.status == "diverged" for r in report.results)
-    phases = ", ".join(f"{n} {phase}" for phase, n in report.made_by_phase.items())
-    print(
-        f"{report.runs_made} runs made, {report.runs_reused} found in the results store, "
-        f"{diverged} diverged, in {time.perf_counter() - started:.1f} s"
-        + (f" (made: {phases})" if phases else "")
-    )
-    return report
-
-
-#: Options that not every executor reads: their flags and the executors that read them.
-_EXECUTOR_OPTIONS = {
-    "address": ("--address", ("ray",)),
-    "partition": ("--partition", ("slurm",)),
-    "slurm_time": ("--time", ("slurm",)),
-    "gpus_per_run": ("--gpus-per-run", ("ray", "slurm")),
-    "retries": ("--retries", ("ray", "slurm")),
-}
-
-
-def _executor(args: argparse.Namespace, kind: str, jobs: int | None, time_limit: float,
-              root: Path):
-    """The executor ``--executor`` names; ``UsageError`` for an option it does not read."""
-    from suites import executors
-
-    given = {k: getattr(args, k) for k in _EXECUTOR_OPTIONS if getattr(args, k, None) is not None}
-    for option in given:
-        flag, readers = _EXECUTOR_OPTIONS[option]
-        if kind not in readers:
-            raise UsageError(f"{flag} is an option of --executor {' and '.join(readers)}")
-    if given.get("gpus_per_run", 0) < 0 or given.get("retries", 0) < 0:
-        raise UsageError("--gpus-per-run and --retries must be at least 0")
-    cluster = {"retries": given["retries"]} if "retries" in given else {}
-    gpus = given.get("gpus_per_run", 0)
-    try:
-        if kind == "ray":
-            return executors.RayExecutor(root, time_limit, address=given.get("address"),
-                                         num_cpus=jobs, gpus_per_run=gpus, **cluster)
-        if kind == "slurm":
-            if gpus != int(gpus):
-                raise UsageError("--gpus-per-run must be a whole number on Slurm")
-            return executors.SlurmExecutor(
-                root, time_limit, partition=given.get("partition"),
-                time_min=given.get("slurm_time"), gpus_per_run=int(gpus),
-                array_parallelism=jobs, **cluster,
-            )
-    except (executors.MissingExtra, RuntimeError, ConnectionError) as err:
-        raise UsageError(str(err)) from err
-    if getattr(args, "in_process", False):
-        print("lsb: warning: --in-process makes every run in this process, one after "
-              "another: nothing isolates one optimizer's runs from another's, and a run that "
-              "hangs or ends the process stops the sweep. Use it to debug, not to rank.",
-              file=sys.stderr)
-        return executors.LocalExecutor(1, time_limit, in_process=True)
-    return executors.LocalExecutor(jobs, time_limit)
-
-
-def _default_jobs() -> int:
-    from suites.executors.local import default_jobs
-
-    return default_jobs()
 
 
 # --------------------------------------------------------------------------- commands
@@ -257,7 +102,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from suites import registry
 
-    tasks = _select_tasks(args.selectors)
+    tasks = select_tasks(args.selectors)
     try:
         paths = [registry.resolve_optimizer(o) for o in args.optimizer] if args.optimizer \
             else list(registry.builtin_optimizer_paths().values())
@@ -265,19 +110,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from err
     if not paths:
         raise UsageError("no optimizers: name them with --optimizer")
-    submissions = _load_submissions(paths)
-    tasks = _tasks_with_data(tasks, args.budget)
-    report = _sweep(args, tasks, submissions, args.budget)
-    console.print_leaderboard(_results_root(args), args.budget, sorted({t.suite for t in tasks}))
+    tasks = tasks_with_data(tasks, args.budget)
+    submissions = load_submissions(args, paths, tasks)
+    report = sweep(args, tasks, submissions, args.budget)
+    console.print_leaderboard(results_root(args), args.budget, sorted({t.suite for t in tasks}),
+                              args.track)
     return console.report_failures(report.failures, args.argv)
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
     from suites import registry
 
-    tasks = _select_tasks(args.selectors) if args.selectors else registry.all_tasks()
+    tasks = select_tasks(args.selectors) if args.selectors else registry.all_tasks()
     report, submission = _submit(args, Path(args.path), tasks, args.budget)
-    root = _results_root(args)
+    root = results_root(args)
     print(f"\nsee it on the site: lsb site build --results {root} --budget {args.budget}, "
           "then open site/build/index.html")
     return console.report_failures(report.failures, args.argv)
@@ -285,19 +131,15 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 def _submit(args: argparse.Namespace, path: Path, tasks, budget: str):
     """Validate one submission, sweep it over ``tasks`` and print its ranks."""
-    from suites import leaderboard, registry
+    from suites import leaderboard
 
-    (submission,) = _load_submissions([path])
-    builtin = registry.builtin_optimizer_paths().get(submission.name)
-    if builtin is not None and builtin.resolve() != path.resolve():
-        raise UsageError(
-            f"{path}: the name {submission.name!r} belongs to a built-in optimizer: rename yours"
-        )
     if not tasks:
         raise UsageError("no task suites are installed")
-    report = _sweep(args, _tasks_with_data(tasks, budget), [submission], budget)
+    tasks = tasks_with_data(tasks, budget)
+    (submission,) = load_submissions(args, [path], tasks)
+    report = sweep(args, tasks, [submission], budget)
 
-    runs = leaderboard.load_runs(_results_root(args))
+    runs = leaderboard.load_runs(results_root(args), args.track)
     table = leaderboard.task_table(runs, budget)
     counts = table.groupby("task")["optimizer"].size()
     mine = table[table["optimizer"] == submission.name].assign(
@@ -310,7 +152,8 @@ def _submit(args: argparse.Namespace, path: Path, tasks, budget: str):
     overall = leaderboard.overall_table(runs, budget)
     row = overall[overall["optimizer"] == submission.name]
     if len(row):
-        print(f"\n== {submission.name} overall: rank {int(row['rank'].iloc[0])}/{len(overall)} ==")
+        print(f"\n== {submission.name} overall: rank {row['tied_rank'].iloc[0]} of "
+              f"{len(overall)} ({leaderboard.rank_groups(overall['tied_rank'])} rank groups) ==")
         print(console.as_text(row))
     console.print_coverage(table)
     return report, submission
@@ -319,13 +162,48 @@ def _submit(args: argparse.Namespace, path: Path, tasks, budget: str):
 def _cmd_show(args: argparse.Namespace) -> int:
     from suites import leaderboard, site_data
 
-    root = _results_root(args)
+    root = results_root(args)
     if args.kernels:
         return console.print_kernels(root)
-    budget = args.budget or site_data.site_budget(leaderboard.load_runs(root)) or "quick"
-    if not console.print_leaderboard(root, budget, args.suite):
-        print(f"no {budget!r} evaluation runs in {root}/: run `lsb demo` or `lsb run`")
+    runs = leaderboard.load_runs(root, args.track)
+    budget = args.budget or site_data.site_budget(runs) or "quick"
+    if args.variants:
+        return console.print_variants(runs, budget)
+    if not console.print_leaderboard(root, budget, args.suite, args.track, runs):
+        evaluated = runs[runs["phase"] == "eval"] if not runs.empty else runs
+        if args.suite and not evaluated.empty:
+            evaluated = evaluated[evaluated["suite"].isin(args.suite)]
+        others = site_data.budget_counts(evaluated) if not evaluated.empty else {}
+        if not others:
+            print(f"no {budget!r} evaluation runs in {root}/: run `lsb demo` or `lsb run`")
+            return EXIT_OK if args.budget is None else EXIT_USAGE
+        listed = ", ".join(f"{name} ({count} evaluation runs)" for name, count in others.items())
+        print(f"lsb: error: no {budget!r} evaluation runs in {root}/; the budgets with some: "
+              f"{listed}. Pass one with --budget.", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    """Re-run recorded runs from their spec and compare every recorded value: exit 1 on any
+    difference (shown) or on a file that cannot be re-run."""
+    from suites import verify
+    from suites.executors import LocalExecutor
+    from suites.results import ResultStore
+
+    store = ResultStore(results_root(args))
+    files = verify.sample(verify.run_files(store, args.paths), args.sample, args.seed)
+    if not files:
+        print(f"no run files to verify in {store.runs_dir}/")
+        return EXIT_OK
+    jobs = args.jobs or default_jobs()
+    print(f"verifying {len(files)} run files by re-running them, -j {jobs}"
+          + (f", relative tolerance {args.tolerance:g}" if args.tolerance else ", bitwise"))
+    with LocalExecutor(jobs, args.time_limit, memory_limit=memory_limit(args),
+                       reap_orphans=args.owns_children) as executor:
+        verdicts = verify.verify(store, files, executor, tolerance=args.tolerance,
+                                 record=not args.no_record)
+    return console.print_verdicts(verdicts)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -341,7 +219,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     report, submission = _submit(args, sitegen.EXAMPLE_SUBMISSION,
                                  registry.tasks_for(selectors), "quick")
-    root = _results_root(args)
+    root = results_root(args)
     try:
         index = sitegen.build_site(root, budget="quick")
     except sitegen.SiteError as err:
@@ -381,6 +259,21 @@ def build_parser() -> argparse.ArgumentParser:
             "'.[slurm]', and the results directory on a file system every worker shares")
         p.add_argument("--retry-failed", action="store_true",
                        help="make the runs stored as error or timeout again (others are reused)")
+        p.add_argument("--memory-limit", type=float, default=None, metavar="GIB",
+                       help="resident memory a training worker and the processes it starts "
+                            "may use, in GiB (default 8); a run over it is out_of_memory")
+        p.add_argument("--no-variants", action="store_true",
+                       help="do not evaluate the tuned configurations on the suites' held-out "
+                            "variant tasks")
+        p.add_argument("--track", choices=TRACKS, default="external",
+                       help="external: tune each optimizer's search space (default); "
+                            "self-tuning: run each at its declared defaults, no tuning")
+        p.add_argument("--new-version", action="store_true",
+                       help="rank a changed submission file under the name its earlier version "
+                            "has in the results (the earlier runs are then superseded)")
+        p.add_argument("--validation-timeout", type=float, default=None, metavar="S",
+                       help=f"seconds to validate each submission file (default "
+                            f"{VALIDATION_TIMEOUT:g})")
         p.add_argument("--in-process", action="store_true",
                        help="debugging: make every run in this process, one after another, "
                             "with no isolation between optimizers (a warning says so)")
@@ -433,15 +326,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: the largest budget with evaluation runs (the site's)")
     p.add_argument("--kernels", action="store_true",
                    help="print the kernel benchmark tables instead (results/kernels/)")
+    p.add_argument("--variants", action="store_true",
+                   help="the ranking on the suites' held-out variant tasks, against the public "
+                        "one (Kendall tau with its bootstrap interval, each optimizer's move)")
+    p.add_argument("--track", choices=TRACKS, default="external",
+                   help="the track ranked (default: external tuning)")
     results_option(p)
     p.set_defaults(func=_cmd_show)
+    p = sub.add_parser("verify", help="re-run recorded runs from their spec and compare every "
+                                      "recorded value (exit 1 on a difference)")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="run files or directories of them (default: every run file)")
+    p.add_argument("--sample", type=int, default=None, metavar="N",
+                   help="verify N files drawn at random (reproducibly, --seed)")
+    p.add_argument("--seed", type=int, default=0, help="the draw of --sample (default 0)")
+    p.add_argument("--tolerance", type=float, default=0.0, metavar="REL",
+                   help="relative tolerance for numbers (default 0: bitwise)")
+    p.add_argument("--no-record", action="store_true",
+                   help="do not record the verified files under <results>/verified/")
+    p.add_argument("-j", "--jobs", type=int, default=None, help="parallel runs")
+    p.add_argument("--time-limit", type=float, default=None, metavar="S")
+    p.add_argument("--memory-limit", type=float, default=None, metavar="GIB")
+    results_option(p)
+    p.set_defaults(func=_cmd_verify)
     p = sub.add_parser("demo", help="submit the site's example optimizer on each suite's demo "
                        "tasks at the quick budget, against the committed results; then the "
                        "site")
     p.add_argument("-j", "--jobs", type=int, default=None, help="parallel runs")
     p.add_argument("--time-limit", type=float, default=None, metavar="S")
     results_option(p)
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(func=_cmd_demo, track="external")
     from suites.sitegen import commands
 
     commands.add_commands(sub)
@@ -462,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    # As the lsb command (no argv given) this process owns all its children, so orphans of
+    # the workers' processes may be adopted and killed; called as a library, it may not.
+    args.owns_children = argv is None
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
@@ -503,6 +420,14 @@ def _check_sweep_numbers(args: argparse.Namespace) -> None:
         default = TIME_LIMITS[getattr(args, "budget", None) or "quick"]
         raise UsageError(f"--time-limit {limit:g}: give a finite number of seconds > 0, "
                          f"e.g. --time-limit {default:g}")
+    memory = getattr(args, "memory_limit", None)
+    if memory is not None and not (math.isfinite(memory) and memory > 0):
+        raise UsageError(f"--memory-limit {memory:g}: give a finite number of GiB > 0, "
+                         "e.g. --memory-limit 8")
+    validation = getattr(args, "validation_timeout", None)
+    if validation is not None and not (math.isfinite(validation) and validation > 0):
+        raise UsageError(f"--validation-timeout {validation:g}: give a finite number of "
+                         f"seconds > 0, e.g. --validation-timeout {VALIDATION_TIMEOUT:g}")
     seeds = getattr(args, "seeds", None)
     if seeds and min(seeds) < 1:
         raise UsageError(f"--seeds {seeds[0]} {seeds[1]}: both counts must be at least 1 "

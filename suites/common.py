@@ -21,6 +21,8 @@ class BaseTask:
     description: str
     budgets: Budget
     metric: Metric
+    tuned_on: str | None = None
+    """The public task whose tuned configuration a held-out variant runs with; None: public."""
 
     @property
     def suite(self) -> str:
@@ -37,6 +39,11 @@ class BaseTask:
         data" and a sweep skips them with the message instead of failing every run.
         """
         return None
+
+    def prepare(self, budget: str) -> None:
+        """Make what the task's runs read at ``budget`` (a generated data set in its cache):
+        called by the driver before a sweep, since a sandboxed worker writes only in its
+        scratch directory. Nothing by default."""
 
     def score(self, metrics: Mapping[str, float], steps_run: int, status: str) -> float:
         return self.metric.score_of(metrics, status)

@@ -8,40 +8,28 @@ import re
 import sys
 from pathlib import Path
 
-from suites.api import SEEDS_PER_BUDGET, SENSITIVITY_EXPONENTS
-
 EXIT_OK, EXIT_RUNS_FAILED = 0, 1
+#: The last lines of a failed run's output that its summary shows, and their widest.
+OUTPUT_LINES = 5
+OUTPUT_LINE_CHARS = 160
 
 
-def print_estimate(root: Path, tasks, submissions, budget: str, seeds, jobs: int) -> None:
-    """Per suite: the runs the sweep makes at most (tuning, evaluation and sensitivity, before
-    what the store already holds) and the time they would take at ``jobs`` runs at once, from the
-    tasks' recorded wall time per run."""
-    from suites import leaderboard
-    from suites.results import ResultStore, StoreError
-
-    n_tune, n_eval = tuple(seeds) if seeds else SEEDS_PER_BUDGET[budget]
-    try:
-        known = leaderboard.seconds_per_run(leaderboard.runs_frame(ResultStore(root).records()),
-                                            budget)
-    except StoreError:
-        known = {}
-    per_suite: dict[str, list[float]] = {}
-    for task in tasks:
-        runs = sum(len(s.configs()) * n_tune + n_eval
-                   + (len(SENSITIVITY_EXPONENTS) - 1) * n_tune * (s.lr_key is not None)
-                   for s in submissions)
-        entry = per_suite.setdefault(task.suite, [0, 0.0, 0])
-        entry[0] += runs
-        if task.name in known:
-            entry[1] += runs * known[task.name]
-        else:
-            entry[2] += 1
-    for suite, (runs, seconds, unknown) in per_suite.items():
-        guess = f"about {duration(seconds / jobs)} at -j {jobs}" if seconds else "time unknown"
-        note = f" ({unknown} tasks with no recorded run: not counted)" if unknown and seconds \
+def print_estimate(estimate, jobs: int) -> None:
+    """Per suite: the runs a sweep will make and the time they will take at ``jobs`` runs at
+    once (``suites.estimate``), then the whole, its fixed start-up costs included."""
+    for suite, runs in estimate.runs.items():
+        guessed = estimate.guessed.get(suite, 0)
+        note = f"; {guessed} with no recorded run of the task or suite, guessed" if guessed \
             else ""
-        print(f"  {suite}: at most {runs} runs, {guess}{note} (runs in the store are reused)")
+        print(f"  {suite}: {runs} runs to make, about {duration(estimate.seconds[suite])} at "
+              f"-j {jobs}{note}")
+    print(f"  in all about {duration(estimate.total_seconds)}, starting the workers included")
+
+
+def print_skipped(skipped: dict[tuple[str, str], str]) -> None:
+    """The (task, optimizer) pairs whose later phases a sweep did not run, and why."""
+    for (task, optimizer), reason in sorted(skipped.items()):
+        print(f"  skipped {optimizer} on {task}: {reason}")
 
 
 def duration(seconds: float) -> str:
@@ -61,13 +49,38 @@ def report_failures(failed, argv: list[str] | None = None) -> int:
         lines = [line for line in (r.error or "").strip().splitlines() if line.strip()]
         reason = lines[0].strip() if lines else "(no message)"
         print(
-            f"  {r.spec.task}  {r.spec.optimizer}  {r.spec.hparams}  seed {r.spec.seed}  "
+            f"  {r.spec.task}  {r.spec.optimizer.name}  {r.spec.hparams}  seed {r.spec.seed}  "
             f"{r.status}: {reason}",
             file=sys.stderr,
         )
+        printed = [line if len(line) <= OUTPUT_LINE_CHARS else line[:OUTPUT_LINE_CHARS] + "…"
+                   for line in r.output_tail.splitlines() if line.strip()]
+        if printed:
+            print("    its output ended:\n      " + "\n      ".join(printed[-OUTPUT_LINES:]),
+                  file=sys.stderr)
     print("the whole tracebacks are in the run files (\"error\"); to make these runs again:\n"
           f"  {retry_command(argv)}", file=sys.stderr)
     return EXIT_RUNS_FAILED
+
+
+def print_verdicts(verdicts) -> int:
+    """What ``lsb verify`` found, file by file, and the exit code (1 on any difference)."""
+    bad = 0
+    for verdict in verdicts:
+        for note in verdict.notes:
+            print(f"  note: {verdict.path}: {note}")
+        if verdict.problem is not None:
+            bad += 1
+            print(f"NOT VERIFIED {verdict.path}: {verdict.problem}")
+        elif verdict.differences:
+            bad += 1
+            print(f"DIFFERS {verdict.path}:")
+            for where, recorded, again in verdict.differences:
+                print(f"    {where}: recorded {recorded!r}, re-run {again!r}")
+        else:
+            print(f"ok {verdict.path}")
+    print(f"{len(verdicts) - bad} of {len(verdicts)} run files verified, {bad} not")
+    return EXIT_RUNS_FAILED if bad else EXIT_OK
 
 
 def retry_command(argv: list[str] | None) -> str:
@@ -124,7 +137,9 @@ def print_coverage(table) -> None:
 #: Printed under the overall table: what its columns mean.
 SCORE_NOTE = (
     "\n(score: area under the performance profile ± half its 95 % bootstrap interval over "
-    "tasks and seeds; =r: ranks the intervals cannot tell apart; step_window: geometric mean "
+    "tasks and seeds; rank: 1 + the optimizers that beat this one, by the paired difference of "
+    "their scores on the same resamples, at a 5 % false-discovery rate over all pairs; =r: "
+    "a rank shared with optimizers it is not told apart from; step_window: geometric mean "
     "over tasks of the factor by which the tuned step size (× 2^k, k = -3…3) stays near its "
     "best on every tuning seed)")
 OVERALL_COLUMNS = ["rank", "optimizer", "score", "tasks_solved", "tasks", "step_window",
@@ -165,18 +180,46 @@ def windows_for_show(runs, budget: str, suite: str):
     return pivot.rename_axis(columns=None).reset_index()
 
 
-def print_leaderboard(root: Path, budget: str, suites: list[str] | None) -> bool:
+def print_variants(runs, budget: str) -> int:
+    """``lsb show --variants``: the ranking on the held-out variants against the public one."""
     from suites import leaderboard
 
-    runs = leaderboard.load_runs(root)
+    table, tau = leaderboard.variant_table(runs, budget)
+    if table.empty:
+        print(f"no held-out variant runs at the {budget!r} budget with public ones to compare: "
+              f"`lsb run` evaluates the variants unless --no-variants is given")
+        return EXIT_OK
+    print(f"\n== held-out variants ({tau['variant_tasks']} tasks; budget {budget}) ==")
+    shown = table.assign(rank_change=[f"{c:+d}" if c else "0" for c in table["rank_change"]])
+    print(as_text(shown))
+    print(f"\nKendall tau between the public and the variant orders: {tau['tau']:.2f} "
+          f"(95 % bootstrap interval {tau['tau_low']:.2f} to {tau['tau_high']:.2f}; 1: the "
+          f"same order, 0: unrelated)")
+    return EXIT_OK
+
+
+def print_leaderboard(root: Path, budget: str, suites: list[str] | None,
+                      track: str = "external", runs=None) -> bool:
+    """The leaderboard of ``runs`` (default: those of ``track`` under ``root``)."""
+    from suites import leaderboard
+
+    every = leaderboard.load_runs(root, track) if runs is None else runs
     if suites:
-        runs = runs[runs["suite"].isin(suites)]
+        every = every[every["suite"].isin(suites)]
+    # Each optimizer's latest version at this budget, selected once: every table below
+    # would select the same rows from the whole store again.
+    runs = leaderboard.latest_versions(every)
+    runs = runs[runs["budget"] == budget]
     table = leaderboard.task_table(runs, budget)
     if table.empty:
         return False
     chosen = sorted(table["suite"].unique())
-    print(f"\n== overall ({', '.join(chosen)}; budget {budget}) ==")
-    print(as_text(overall_for_show(leaderboard.overall_table(runs, budget))) + SCORE_NOTE)
+    where = "" if track == "external" else f"; {track} track"
+    print(f"\n== overall ({', '.join(chosen)}; budget {budget}{where}) ==")
+    overall = leaderboard.overall_table(runs, budget)
+    print(as_text(overall_for_show(overall)) + SCORE_NOTE)
+    groups = leaderboard.rank_groups(overall["tied_rank"])
+    print(f"{groups} rank group{'s' if groups != 1 else ''} among {len(overall)} optimizers")
     for suite in chosen:
         print(f"\n== {suite}: score (rank) per task ==")
         print(as_text(suite_ranking(table, suite)))
@@ -186,7 +229,7 @@ def print_leaderboard(root: Path, budget: str, suites: list[str] | None) -> bool
             print(f"\n== {suite}: overall ==")
             print(as_text(overall_for_show(leaderboard.overall_table(runs, budget, suite))))
     print_coverage(table)
-    old = leaderboard.superseded_versions(runs)
+    old = leaderboard.superseded_versions(every)
     if not old.empty:
         versions = ", ".join(f"{o} {h} ({n} runs)" for o, h, n in old.itertuples(index=False))
         print(f"\nignored (superseded source versions): {versions}")
@@ -202,17 +245,19 @@ def headline(description: str) -> str:
 
 
 def print_kernels(root: Path) -> int:
-    """The kernel benchmark tables of ``root/kernels`` (pytest-benchmark JSON, ``make bench``)."""
+    """The kernel benchmark tables of ``root/kernels`` (pytest-benchmark JSON, ``make bench``)
+    and the count gate's history of ``root/counts`` (``make counts``): each series' first
+    bad commit, as the site's kernels page shows them."""
     import pandas as pd
 
     from suites import site_data
+    from suites.site_data import kernels as kernel_data
 
     frame, problems = site_data.kernel_frame(root / "kernels")
     for problem in problems:
         print(f"skipped {problem.path}: {problem.reason}", file=sys.stderr)
     if frame.empty:
         print(f"no kernel benchmarks in {root}/kernels/: run `make bench`")
-        return EXIT_OK
     columns = ["kernel", "size", "impl", "time_s", "gbps", "peak_fraction", "speedup"]
     for table in site_data.kernel_tables(frame):
         print(f"\n== {table['file']}: {table['device']} on {table['machine']}, "
@@ -220,4 +265,27 @@ def print_kernels(root: Path) -> int:
         rows = pd.DataFrame(table["rows"])[columns]
         numbers = ["time_s", "gbps", "peak_fraction", "speedup"]
         print(as_text(rows.astype(dict.fromkeys(numbers, float))))
+    counts = kernel_data.load_counts(root / "counts")
+    for problem in counts.problems:
+        print(f"skipped {problem.path}: {problem.reason}", file=sys.stderr)
+    if not counts.commits:
+        print(f"\nno count records in {root}/counts/: run `make counts`")
+        return EXIT_OK
+    env = counts.environment
+    print(f"\n== counts per commit: {len(counts.commits)} commits on {env['machine']} "
+          f"({env['cpu']}), torch {env['torch']}, triton {env['triton']}, "
+          f"{env['valgrind'] or 'no valgrind'} ==")
+    moved = kernel_data.moved_rows(counts)
+    if moved:
+        print(f"first bad commits (moved by more than {counts.threshold:.0%} from one commit "
+              "to the next):")
+        table = pd.DataFrame(moved).assign(
+            first_bad=lambda f: [f"{c[:8]} {s[:60]}" + (f" (first since {g[:8]})" if g else "")
+                                 for c, s, g in zip(f["commit"], f["subject"], f["after_gap"],
+                                                    strict=True)])
+        print(as_text(table[["figure", "case", "before", "after", "last", "first_bad"]]
+                      .rename(columns={"after": "at_it", "last": "latest"})))
+    print(f"{len(counts.series) - len(moved)} of {len(counts.series)} series never moved"
+          + (f"; {counts.left_out} records of other environments or dirty trees left out"
+             if counts.left_out else ""))
     return EXIT_OK

@@ -30,8 +30,11 @@ task, 0 for one never within ``τ_max`` of the best.
 Uncertainty (``profile_interval``): the profile score recomputed on bootstrap resamples
 of the tasks and, within each task, of each optimizer's evaluation seeds (a fixed seed,
 so the interval is the same on every machine); the interval is the central 95 % of the
-resampled scores. ``tied_rank`` is 1 + the number of optimizers whose interval lies
-wholly above this one's, written "=3" when another optimizer shares it.
+resampled scores. Ties come from the paired differences on the same resamples
+(``pairwise_outcomes``): A beats B when the bootstrap p-value of score_A - score_B is a
+discovery at a 5 % false-discovery rate over all pairs (Benjamini-Hochberg);
+``tied_rank`` is 1 + the number of optimizers that beat this one, written "=3" when
+another optimizer shares it; ``rank_groups`` counts the distinct ranks.
 
 Step-size window (``step_size_windows``): the sensitivity phase reruns the tuned
 configuration with its ``lr_key`` × 2^k, k = −3 … 3, on the tuning seeds. A multiplier
@@ -59,16 +62,26 @@ have such a pair, and no number where none has.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from suites.api import EVAL_SEED_OFFSET, Metric, step_size_variants
-from suites.results import ResultStore, config_key
+from suites.results import config_key
+from suites.selection import latest_versions as latest_versions
+from suites.selection import load_runs as load_runs
+from suites.selection import metric_of as metric_of
+from suites.selection import of_track as of_track
+from suites.selection import oriented as _oriented
+from suites.selection import runs_frame as runs_frame
+from suites.selection import select as _select
+from suites.selection import superseded_versions as superseded_versions
+
+log = logging.getLogger(__name__)
 
 #: Performance profiles are integrated for τ in [1, TAU_MAX] (AlgoPerf uses 4).
 TAU_MAX = 4.0
@@ -76,131 +89,21 @@ TAU_MAX = 4.0
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
 BOOTSTRAP_LEVEL = 0.95
+#: Fewer common tasks than this: no interval is shown (resampling one or two tasks says
+#: nothing about a score's spread over tasks).
+MIN_INTERVAL_TASKS = 3
 #: The baseline of the overhead columns.
 REFERENCE_OPTIMIZER = "sgd"
-
-RUN_COLUMNS = [
-    "task", "suite", "budget", "phase", "optimizer", "source_hash", "config_key", "seed",
-    "status", "score", "steps_run", "steps_to_target", "time_per_step", "wall_time",
-    "state_bytes", "param_bytes", "created", "metric", "higher_is_better", "tolerance",
-    "machine", "lr_key", "target",
-]
-
-
-def machine_of(env: dict[str, Any]) -> str:
-    """Where a run was made (device and host): overheads compare runs of one machine."""
-    return f"{env.get('device') or '?'} @ {env.get('hostname') or '?'}"
-
-
-def runs_frame(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    """One row per run record; ``config_key`` is the configuration's canonical JSON text
-    (``suites.results.config_key`` of the record's ``hparams`` dict)."""
-    rows = []
-    for r in records:
-        metric = r.get("metric") or {}
-        rows.append({
-            "task": r["task"],
-            "suite": r.get("suite") or r["task"].split("/", 1)[0],
-            "budget": r["budget"],
-            "phase": r["phase"],
-            "optimizer": r["optimizer"]["name"],
-            "source_hash": r["optimizer"]["source_hash"],
-            "config_key": config_key(r["hparams"]),
-            "seed": r["seed"],
-            "status": r["status"],
-            "score": _number(r["score"]),
-            "steps_run": r.get("steps_run", 0),
-            "steps_to_target": _number(r.get("steps_to_target")),
-            "time_per_step": _number(r.get("timing", {}).get("time_per_step_s")),
-            "wall_time": _number(r.get("timing", {}).get("wall_time_s")),
-            "state_bytes": r.get("state_bytes", 0),
-            "param_bytes": r.get("param_bytes", 0),
-            "created": r.get("created", ""),
-            "machine": machine_of(r.get("env") or {}),
-            "metric": metric.get("name"),
-            "higher_is_better": metric.get("higher_is_better"),
-            "tolerance": metric.get("tolerance", 0.1),
-            "lr_key": r["optimizer"].get("lr_key"),
-            "target": _number(metric.get("target")),
-        })
-    return pd.DataFrame(rows, columns=RUN_COLUMNS)
-
-
-def seconds_per_run(runs: pd.DataFrame, budget: str) -> dict[str, float]:
-    """Per task: the median wall time of its recorded runs at ``budget`` (set-up, steps and
-    evaluations), from which a sweep's cost is estimated before it starts."""
-    at = runs[(runs["budget"] == budget) & runs["wall_time"].notna()]
-    return {task: float(seconds) for task, seconds in at.groupby("task")["wall_time"].median()
-            .items()}
-
-
-def load_runs(root: str | Path | None = None) -> pd.DataFrame:
-    """Every readable run under a results directory (see ``suites.results``)."""
-    return runs_frame(ResultStore(root).records())
-
-
-def _number(value: Any) -> float:
-    return math.nan if value is None else float(value)
-
-
-# --------------------------------------------------------------------------- selection
-
-
-def latest_versions(runs: pd.DataFrame) -> pd.DataFrame:
-    """The runs of each optimizer's latest source hash (the one with the newest run)."""
-    if runs.empty:
-        return runs
-    newest = runs.groupby(["optimizer", "source_hash"])["created"].max().reset_index()
-    latest = newest.sort_values("created").groupby("optimizer").tail(1)
-    keep = set(zip(latest["optimizer"], latest["source_hash"], strict=True))
-    mask = [(o, h) in keep for o, h in zip(runs["optimizer"], runs["source_hash"], strict=True)]
-    return runs[mask]
-
-
-def superseded_versions(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per optimizer, the source hashes whose runs are ignored, with their run counts."""
-    current = latest_versions(runs)[["optimizer", "source_hash"]].drop_duplicates()
-    old = runs.merge(current, on=["optimizer", "source_hash"], how="left", indicator=True)
-    old = old[old["_merge"] == "left_only"]
-    return old.groupby(["optimizer", "source_hash"]).size().rename("runs").reset_index()
-
-
-def _select(runs: pd.DataFrame, budget: str, phase: str | tuple[str, ...], suite: str | None
-            ) -> pd.DataFrame:
-    runs = latest_versions(runs)
-    phases = (phase,) if isinstance(phase, str) else phase
-    runs = runs[(runs["budget"] == budget) & runs["phase"].isin(phases)]
-    if suite is not None:
-        runs = runs[runs["suite"] == suite]
-    return runs.assign(
-        success=(runs["status"] == "ok") & np.isfinite(runs["score"].astype(float))
-    )
-
-
-def metric_of(rows: pd.DataFrame) -> Metric:
-    """The metric of a task, rebuilt from the columns of its runs (``runs_frame``)."""
-    first = rows.iloc[0]
-    return Metric(name=str(first["metric"]), higher_is_better=bool(first["higher_is_better"]),
-                  tolerance=float(first["tolerance"]))
-
-
-def _oriented(frame: pd.DataFrame) -> pd.Series:
-    """Each run's score as lower-is-better (``Metric.oriented``), a failure being ``inf``."""
-    values = pd.Series(math.inf, index=frame.index, dtype=float)
-    for _, rows in frame.groupby("task", sort=False):
-        metric = metric_of(rows)
-        values[rows.index] = [metric.oriented(float(score), bool(ok))
-                              for score, ok in zip(rows["score"], rows["success"], strict=True)]
-    return values
-
 
 # --------------------------------------------------------------------------- per task
 
 
-def _evaluation_runs(runs: pd.DataFrame, budget: str, suite: str | None) -> pd.DataFrame:
+def _evaluation_runs(runs: pd.DataFrame, budget: str, suite: str | None,
+                     phase: str = "eval") -> pd.DataFrame:
     """The evaluation runs that count, with ``oriented`` scores: per (task, optimizer) those
-    of the configuration evaluated most recently."""
-    runs = _select(runs, budget, "eval", suite)
+    of the configuration evaluated most recently. ``phase="held_out"``: those of the
+    held-out variant tasks instead."""
+    runs = _select(runs, budget, phase, suite)
     if runs.empty:
         return runs.assign(oriented=pd.Series(dtype=float))
     last_config = (
@@ -212,15 +115,16 @@ def _evaluation_runs(runs: pd.DataFrame, budget: str, suite: str | None) -> pd.D
 
 
 
-def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = None) -> pd.DataFrame:
+def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = None,
+               phase: str = "eval") -> pd.DataFrame:
     """Per (task, optimizer): chosen config, evaluation score mean ± std, success rate, rank.
 
     When an optimizer was evaluated with several configs on a task (tuning was redone
     with other seeds), the config evaluated most recently counts.
     """
     columns = ["suite", "task", "optimizer", "config_key", "score_mean", "score_std", "seeds",
-               "success_rate", "steps_to_target", "rank", "higher_is_better"]
-    runs = _evaluation_runs(runs, budget, suite)
+               "success_rate", "evals_to_target", "rank", "higher_is_better"]
+    runs = _evaluation_runs(runs, budget, suite, phase)
     if runs.empty:
         return pd.DataFrame(columns=columns)
     rows = []
@@ -241,8 +145,9 @@ def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = No
             "score_std": std,
             "seeds": len(group),
             "success_rate": float(group["success"].mean()),
-            # Mean over the seeds that reached the metric's target (NaN: none, or no target).
-            "steps_to_target": float(group["steps_to_target"].mean()),
+            # Mean over the seeds that reached the metric's target (NaN: none, or no target),
+            # in gradient evaluations.
+            "evals_to_target": float(group["evals_to_target"].mean()),
             "higher_is_better": higher,
             "_oriented_mean": mean,
         })
@@ -410,16 +315,16 @@ def overall_step_size_window(runs: pd.DataFrame, budget: str = "quick",
 # --------------------------------------------------------------------------- uncertainty
 
 
-def profile_interval(runs: pd.DataFrame, budget: str = "quick", suite: str | None = None,
-                     tau_max: float = TAU_MAX, resamples: int = BOOTSTRAP_RESAMPLES,
-                     seed: int = BOOTSTRAP_SEED, level: float = BOOTSTRAP_LEVEL
-                     ) -> pd.DataFrame:
-    """Per optimizer: the central ``level`` interval of the profile score over bootstrap
-    resamples of the common tasks and, within each, of each optimizer's evaluation seeds."""
-    evaluation = _evaluation_runs(runs, budget, suite)
-    tasks = sorted(set(common_tasks(task_table(runs, budget, suite))["task"]))
+def profile_samples(runs: pd.DataFrame, budget: str = "quick", suite: str | None = None,
+                    tau_max: float = TAU_MAX, resamples: int = BOOTSTRAP_RESAMPLES,
+                    seed: int = BOOTSTRAP_SEED, phase: str = "eval") -> pd.DataFrame:
+    """The profile score of every optimizer (columns) on each bootstrap resample (rows):
+    the common tasks drawn with replacement, the same draw for every optimizer, and within
+    each task each optimizer's evaluation seeds. Empty without a common task."""
+    evaluation = _evaluation_runs(runs, budget, suite, phase)
+    tasks = sorted(set(common_tasks(task_table(runs, budget, suite, phase))["task"]))
     if not tasks:
-        return pd.DataFrame(columns=["score_low", "score_high"])
+        return pd.DataFrame()
     optimizers = sorted(evaluation["optimizer"].unique())
     rng = np.random.default_rng(seed)
     # contribution[t, b, o]: optimizer o's share of the profile on task t in resample b.
@@ -435,26 +340,141 @@ def profile_interval(runs: pd.DataFrame, budget: str = "quick", suite: str | Non
                 oriented[:, o] = seeds[picks].mean(axis=1)
         scores = np.where(np.isinf(oriented), metric.failed_score,
                           -oriented if metric.higher_is_better else oriented)
-        for b in range(resamples):
-            best = metric.best(scores[b])
-            ratios = np.array([metric.ratio(float(score), best) for score in scores[b]])
-            contribution[t, b] = profile_contribution(ratios, tau_max)
+        ratios = metric.ratios(scores, metric.best_of_rows(scores))
+        contribution[t] = profile_contribution(ratios, tau_max)
     picked = rng.integers(len(tasks), size=(resamples, len(tasks)))
     samples = contribution[picked, np.arange(resamples)[:, None]].mean(axis=1)
+    frame = pd.DataFrame(samples, columns=pd.Index(optimizers, name="optimizer"))
+    frame.attrs["tasks"] = len(tasks)
+    return frame
+
+
+def profile_interval(runs: pd.DataFrame, budget: str = "quick", suite: str | None = None,
+                     tau_max: float = TAU_MAX, resamples: int = BOOTSTRAP_RESAMPLES,
+                     seed: int = BOOTSTRAP_SEED, level: float = BOOTSTRAP_LEVEL,
+                     samples: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per optimizer: the central ``level`` interval of its profile score over the
+    bootstrap resamples (``profile_samples``); NaN with fewer than ``MIN_INTERVAL_TASKS``
+    common tasks."""
+    if samples is None:
+        samples = profile_samples(runs, budget, suite, tau_max, resamples, seed)
+    if samples.empty:
+        return pd.DataFrame(columns=["score_low", "score_high"])
+    if samples.attrs.get("tasks", MIN_INTERVAL_TASKS) < MIN_INTERVAL_TASKS:
+        return pd.DataFrame({"score_low": math.nan, "score_high": math.nan},
+                            index=samples.columns).rename_axis("optimizer")
     tail = (1 - level) / 2
-    return pd.DataFrame({"score_low": np.quantile(samples, tail, axis=0),
-                         "score_high": np.quantile(samples, 1 - tail, axis=0)},
-                        index=pd.Index(optimizers, name="optimizer"))
+    return pd.DataFrame({"score_low": samples.quantile(tail), "score_high":
+                         samples.quantile(1 - tail)}).rename_axis("optimizer")
 
 
-def tied_ranks(low: pd.Series, high: pd.Series) -> pd.Series:
-    """1 + the number of optimizers whose interval lies wholly above each one's; "=r"
-    where another shares r (their scores are not told apart); "-" without an interval."""
-    ranks = pd.Series({name: 1 + int((low > high[name]).sum()) if math.isfinite(high[name])
-                       else 0 for name in low.index})
+def pairwise_outcomes(samples: pd.DataFrame, level: float = BOOTSTRAP_LEVEL) -> pd.DataFrame:
+    """Every ordered pair (a, b): the mean paired difference of their profile scores over
+    the same resamples, its two-sided bootstrap p-value (twice the smaller share of
+    resamples on either side of 0, at most 1), and the outcome for a: "beats", "loses" or
+    "tied". Differences are called at false-discovery rate ``1 - level`` over the
+    unordered pairs (Benjamini-Hochberg), so that with 14 optimizers (91 pairs) a few
+    lucky resamples do not split a tie."""
+    names = list(samples.columns)
+    rows = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            diff = (samples[a] - samples[b]).to_numpy(dtype=float)
+            p = min(1.0, 2 * min(float(np.mean(diff <= 0)), float(np.mean(diff >= 0))))
+            rows.append((a, b, float(diff.mean()), p))
+    pairs = pd.DataFrame(rows, columns=["a", "b", "difference", "p_value"])
+    pairs["significant"] = benjamini_hochberg(pairs["p_value"], 1 - level)
+    mirrored = pairs.rename(columns={"a": "b", "b": "a"}).assign(
+        difference=lambda f: -f["difference"])
+    both = pd.concat([pairs, mirrored], ignore_index=True)
+    both["outcome"] = np.where(~both["significant"], "tied",
+                               np.where(both["difference"] > 0, "beats", "loses"))
+    return both.sort_values(["a", "b"]).reset_index(drop=True)
+
+
+def benjamini_hochberg(p_values: pd.Series, rate: float) -> pd.Series:
+    """Which of ``p_values`` are discoveries at false-discovery rate ``rate``: the k
+    smallest, for the largest k with p_(k) <= k / m * rate."""
+    p = p_values.to_numpy(dtype=float)
+    order = np.argsort(p, kind="stable")
+    below = p[order] <= rate * np.arange(1, len(p) + 1) / max(len(p), 1)
+    found = np.zeros(len(p), dtype=bool)
+    if below.any():
+        found[order[: int(np.nonzero(below)[0].max()) + 1]] = True
+    return pd.Series(found, index=p_values.index)
+
+
+def paired_ranks(outcomes: pd.DataFrame, names: Iterable[str],
+                 ranked: Iterable[str] | None = None) -> pd.Series:
+    """1 + the number of optimizers that beat each one (``pairwise_outcomes``), written
+    "=r" where another shares r; "-" for a name not ``ranked`` (default: those with
+    outcomes; no common task)."""
+    beaten_by = outcomes[outcomes["outcome"] == "loses"].groupby("a").size()
+    known = set(outcomes["a"]) if ranked is None else set(ranked)
+    ranks = pd.Series({name: 1 + int(beaten_by.get(name, 0)) if name in known else 0
+                       for name in names}, dtype=int)
     shared = ranks.map(ranks.value_counts())
     return pd.Series({name: "-" if rank == 0 else (f"={rank}" if shared[name] > 1 else str(rank))
                       for name, rank in ranks.items()}, name="tied_rank")
+
+
+def pairwise_matrix(overall: pd.DataFrame) -> pd.DataFrame:
+    """``overall_table``'s pairwise outcomes as a matrix in rank order: row a, column b
+    holds "beats", "tied" or "loses" (a against b), the diagonal "")."""
+    names = list(overall["optimizer"])
+    outcomes = overall.attrs.get("pairwise")
+    matrix = pd.DataFrame("", index=pd.Index(names, name="optimizer"), columns=names)
+    if outcomes is not None:
+        for a, b, outcome in outcomes[["a", "b", "outcome"]].itertuples(index=False):
+            if a in matrix.index and b in matrix.columns:
+                matrix.loc[a, b] = outcome
+    return matrix
+
+
+def variant_table(runs: pd.DataFrame, budget: str = "quick", tau_max: float = TAU_MAX,
+                  resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                  level: float = BOOTSTRAP_LEVEL) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Does the ranking generalize? Per optimizer with runs on both: the profile score and
+    rank over the public tasks and over the held-out variants (each evaluated with the
+    configuration tuned on its public task), and the change of rank (positive: it ranks
+    better on the variants); with Kendall's tau-b between the two orders of the scores and
+    its central ``level`` interval over paired bootstrap resamples of both task sets.
+    Empty, and tau NaN, without held-out runs."""
+    columns = ["optimizer", "public_score", "public_rank", "variant_score", "variant_rank",
+               "rank_change"]
+    nan = {"tau": math.nan, "tau_low": math.nan, "tau_high": math.nan, "variant_tasks": 0}
+    held = task_table(runs, budget, phase="held_out")
+    public = task_table(runs, budget)
+    if held.empty or public.empty:
+        return pd.DataFrame(columns=columns), nan
+    held_ratios = performance_ratios(common_tasks(held))
+    public_ratios = performance_ratios(common_tasks(public))
+    both = sorted(set(held_ratios.columns) & set(public_ratios.columns))
+    if len(both) < 2 or held_ratios.empty:
+        return pd.DataFrame(columns=columns), nan
+    table = pd.DataFrame({"public_score": profile_score(public_ratios[both], tau_max),
+                          "variant_score": profile_score(held_ratios[both], tau_max)})
+    table["public_rank"] = table["public_score"].rank(ascending=False, method="min").astype(int)
+    table["variant_rank"] = table["variant_score"].rank(ascending=False, method="min").astype(int)
+    table["rank_change"] = table["public_rank"] - table["variant_rank"]
+    tau = float(stats.kendalltau(table["public_score"], table["variant_score"]).statistic)
+    public_samples = profile_samples(runs, budget, None, tau_max, resamples, seed)[both]
+    held_samples = profile_samples(runs, budget, None, tau_max, resamples, seed + 1,
+                                   phase="held_out")[both]
+    taus = np.array([stats.kendalltau(a, b).statistic for a, b in
+                     zip(public_samples.to_numpy(), held_samples.to_numpy(), strict=True)])
+    taus = taus[np.isfinite(taus)]
+    tail = (1 - level) / 2
+    low, high = (np.quantile(taus, [tail, 1 - tail]) if len(taus) else (math.nan, math.nan))
+    table = table.rename_axis("optimizer").reset_index().sort_values(
+        ["variant_rank", "optimizer"]).reset_index(drop=True)
+    return table[columns], {"tau": tau, "tau_low": float(low), "tau_high": float(high),
+                            "variant_tasks": len(held_ratios)}
+
+
+def rank_groups(tied: pd.Series) -> int:
+    """How many distinct ranks ``paired_ranks`` gives (optimizers told apart into groups)."""
+    return int(tied[tied != "-"].str.lstrip("=").nunique())
 
 
 def overhead(runs: pd.DataFrame, budget: str = "quick", suite: str | None = None,
@@ -507,14 +527,22 @@ def overall_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None =
     overall["tasks_solved"] = common[common["success_rate"] == 1.0].groupby("optimizer").size()
     overall["tasks_solved"] = overall["tasks_solved"].fillna(0).astype(int)
     overall["tasks"] = len(ratios)
-    overall = overall.join(profile_interval(runs, budget, suite, tau_max))
+    samples = profile_samples(runs, budget, suite, tau_max)
+    overall = overall.join(profile_interval(runs, budget, suite, tau_max, samples=samples))
     overall = overall.join(overall_step_size_window(runs, budget, suite))
     overall = overall.join(grid_near_best(runs, budget, suite)).join(overhead(runs, budget, suite))
     versions = latest_versions(runs).drop_duplicates("optimizer").set_index("optimizer")
     overall["source_hash"] = versions["source_hash"]
     overall["rank"] = overall["profile_score"].rank(
         ascending=False, method="min", na_option="bottom").astype(int)
-    overall["tied_rank"] = tied_ranks(overall["score_low"].astype(float),
-                                      overall["score_high"].astype(float))
+    outcomes = pairwise_outcomes(samples) if not samples.empty else pd.DataFrame(
+        columns=["a", "b", "difference", "p_value", "significant", "outcome"])
+    overall["tied_rank"] = paired_ranks(outcomes, overall.index, samples.columns)
+    overall.attrs["pairwise"] = outcomes  # read by pairwise_matrix, kept by site_data
     overall = overall.rename_axis("optimizer").reset_index()
-    return overall.sort_values(["rank", "optimizer"]).reset_index(drop=True)[columns]
+    # In the order of the paired ranks (an optimizer nobody beats first), then of the score.
+    paired = pd.to_numeric(overall["tied_rank"].str.lstrip("="), errors="coerce")
+    overall = overall.assign(_paired=paired.fillna(len(overall) + 1))
+    overall = overall.sort_values(["_paired", "rank", "optimizer"]).reset_index(drop=True)
+    overall.attrs["pairwise"] = outcomes
+    return overall[columns]

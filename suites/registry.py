@@ -122,6 +122,26 @@ def hooks(name: str) -> list[tuple[str, Any]]:
     return [(suite, hook) for suite, hook in found if hook is not None]
 
 
+def data_directories() -> list[Path]:
+    """Where the suites read data from (every suite's ``data_directories()``) and the
+    directories of suites outside this checkout: what a sandboxed worker may read besides
+    the repository and the Python installation."""
+    found = [Path(entry).resolve() for entry in os.environ.get(SUITE_PATH_ENV, "").split(
+        os.pathsep) if entry]
+    for _, hook in hooks("data_directories"):
+        found += [Path(p).resolve() for p in hook()]
+    return list(dict.fromkeys(found))
+
+
+def prepare(tasks: list[Task], budget: str) -> None:
+    """Let each task make what its runs read at ``budget`` (``prepare``: generated data sets
+    drawn into their cache), here, before any sandboxed worker needs them."""
+    for task in tasks:
+        hook = getattr(task, "prepare", None)
+        if hook is not None:
+            hook(budget)
+
+
 def demo_plan() -> list[str]:
     """The task selectors ``lsb demo`` runs: every suite's ``DEMO_TASKS``, in suite order."""
     return [selector for _, selectors in hooks("DEMO_TASKS") for selector in selectors]
@@ -163,9 +183,40 @@ def all_tasks() -> list[Task]:
     return tasks
 
 
+@functools.cache
+def variant_tasks() -> list[Task]:
+    """Every suite's held-out variants (its optional ``variants()``): tasks that are never
+    tuned on, each run with the configuration tuned on its ``tuned_on`` public task."""
+    variants: list[Task] = []
+    for suite, hook in hooks("variants"):
+        public = {t.name: t for t in suite_module(suite).tasks()}
+        for task in hook():
+            tuned_on = getattr(task, "tuned_on", None)
+            if task.suite != suite or not task.name.startswith(f"{suite}/"):
+                raise ValueError(f"variant {task.name!r} of suite {suite!r} must have "
+                                 f"suite={suite!r} and a name starting with {suite + '/'!r}")
+            if task.name in public:
+                raise ValueError(f"variant {task.name!r} has the name of a public task")
+            if tuned_on not in public:
+                raise ValueError(f"variant {task.name!r} is tuned on {tuned_on!r}, which is "
+                                 f"no public task of suite {suite!r}")
+            variants.append(task)
+    names = [t.name for t in variants]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"variant names must be unique; repeated: {duplicates}")
+    return variants
+
+
+def variants_for(tasks: list[Task]) -> list[Task]:
+    """The held-out variants tuned on any of ``tasks``."""
+    names = {t.name for t in tasks}
+    return [v for v in variant_tasks() if v.tuned_on in names]
+
+
 def clear_cache() -> None:
     """Forget discovered suites and tasks (after ``$LSB_SUITE_PATH`` changes)."""
-    for cached in (_suite_sources, suite_module, all_tasks):
+    for cached in (_suite_sources, suite_module, all_tasks, variant_tasks):
         cached.cache_clear()
 
 
@@ -179,8 +230,9 @@ def missing_data(task: Task, budget: str) -> str | None:
 
 
 def get_task(name: str) -> Task:
-    """The task called ``name``; ``KeyError`` with the closest names otherwise."""
-    tasks = {t.name: t for t in all_tasks()}
+    """The task (public or held-out variant) called ``name``; ``KeyError`` with the closest
+    names otherwise."""
+    tasks = {t.name: t for t in all_tasks() + variant_tasks()}
     if name in tasks:
         return tasks[name]
     close = difflib.get_close_matches(name, tasks, n=3)

@@ -2,60 +2,73 @@
 
 Layout: ``<root>/runs/<task name, its slashes as directories>/<optimizer>/<run key>.json``
 (task names start with their suite, so the first directory is the suite). The run key
-hashes what makes a run: task, budget, optimizer name and source hash, configuration
-and seed; a sweep skips runs whose file exists, which makes it resumable, and merging
-results from several machines is copying files.
+hashes what makes a run (``suites.record.run_key``); a sweep skips runs whose file exists,
+which makes it resumable, and merging results from several machines is copying files.
 
-Files are written to a temporary file in the same directory and renamed into place, so
-a reader never sees half a file. Non-finite floats are stored as the strings ``"NaN"``,
-``"Infinity"`` and ``"-Infinity"`` (JSON has no such numbers) and read back as floats;
-a bare ``NaN`` literal (which Python's json would accept) makes a file invalid.
+A file is a ``suites.record.RunResult`` document of schema version 2: the fields, the
+schema version, the run key and the digest of the rest (``record.document_digest``), so a
+file edited after the driver wrote it reads as ``modified``. Files are written to a
+temporary file in the same directory and renamed into place, so a reader never sees half
+a file.
 
-Reading is defensive, since results arrive by pull request: every file is checked
-against ``RunRecord`` (a pydantic model of schema version 1), symbolic links are never
-followed and files over ``MAX_FILE_BYTES`` are not read. A file that fails is logged and
-skipped, naming the file and the field. Concurrent sweeps into one directory make each
-run once: ``ResultStore.claim`` locks a run key (``filelock``) while its run is made.
+Reading is defensive, since results arrive by pull request: every file is validated
+against the schema, symbolic links are never followed and files over ``MAX_FILE_BYTES``
+are not read. A file that fails is logged and skipped, naming the file and the field.
+Concurrent sweeps into one directory make each run once: ``ResultStore.claim`` locks a run
+key (``filelock``) while its run is made. ``lsb verify`` records what it re-ran and found
+identical under ``verified/`` (``ResultStore.mark_verified``), keyed by the file's digest.
+
+The runs table is kept in ``<root>/summary.jsonl`` (``ResultStore.table``), so a read of
+the store validates only the files that are new or changed since the last one: a row per
+run file, keyed by the file's path and the BLAKE2b digest of its bytes, reused only while
+the file still has those bytes. It is a cache of this machine's reads, never a source: it
+is not committed (``.gitignore``), a stale, corrupt or unreadable one is ignored and
+rebuilt, and a results directory that cannot be written is read without it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import filelock
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainValidator,
-    StrictBool,
-    StrictInt,
-    StrictStr,
-    ValidationError,
-)
+import pandas as pd
+from pydantic import ValidationError
 
-from suites.api import BUDGET_NAMES, Metric, RunResult, RunSpec
+from suites import record
 from suites.atomic import atomic_open
+from suites.record import (
+    COLUMNS,
+    SCHEMA_VERSION,
+    RunResult,
+    RunSpec,
+    canonical_json,
+    config_key,
+    document_digest,
+    run_key,
+    table_row,
+)
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "ResultStore", "StoreError", "RunBusy", "CorruptRecord",
+           "StoredRun", "canonical_json", "config_key", "run_key", "file_hash", "read_run",
+           "parse_document", "runs_table", "walk_files", "default_root", "RUN_TABLE_COLUMNS"]
+
 #: Environment variable naming the results directory (the CLI's ``--results`` wins).
 RESULTS_ENV = "LSB_RESULTS"
 #: A results file larger than this is not read (the site lists it instead of copying it).
@@ -63,14 +76,16 @@ MAX_FILE_BYTES = 10 * 2**20
 #: ``remove_stale_temporaries``'s default: a temporary file this old (seconds) was left by
 #: a killed write (a write takes milliseconds).
 STALE_TEMPORARY_AGE = 600.0
-_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _SAFE_PART = re.compile(r"[^A-Za-z0-9_.-]")
-#: The store's rule for names it records (optimizers, tasks, suites, metrics): printable
-#: text without control characters; submissions are held to a stricter rule
-#: (``suites.submission.NAME_PATTERN``), the store only to what it can file and show.
-_NAME = re.compile(r"^[^\x00-\x1f\x7f]+$")
 #: What ``atomic_open`` names its temporary files: ``.<file name>.<random>.tmp``.
 _TEMPORARY = re.compile(r"\..+\.tmp")
+#: The runs table: the schema's columns, then what the store knows of each file.
+RUN_TABLE_COLUMNS = [*COLUMNS, "file", "modified", "verified"]
+#: The runs table's cache, beside ``runs/`` (``ResultStore.table``).
+SUMMARY_FILE = "summary.jsonl"
+#: Raised when a summary's rows change meaning; the code that makes the rows
+#: (``suites.record``) is part of the summary's identity as well (``_summary_header``).
+SUMMARY_VERSION = 1
 
 
 class StoreError(Exception):
@@ -91,159 +106,24 @@ def default_root() -> Path:
     return Path(os.environ.get(RESULTS_ENV) or "results")
 
 
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces, non-finite floats as strings: equal values, equal text."""
-    return json.dumps(encode_floats(value), sort_keys=True, separators=(",", ":"),
-                      allow_nan=False)
-
-
 def file_hash(data: bytes) -> str:
     """A submission's identity: sha256 of the file's bytes, first 12 hex digits."""
     return hashlib.sha256(data).hexdigest()[:12]
 
 
-def config_key(hparams: dict[str, Any]) -> str:
-    """A configuration's canonical text (``canonical_json`` of its hparams dict): the key
-    that groups runs by configuration, and the ``config_key`` column of the tables."""
-    return canonical_json(hparams)
+# --------------------------------------------------------------------------- documents
 
 
-def run_key(spec: RunSpec) -> str:
-    """The identity of a run: 16 hex digits of sha256 over what determines its outcome."""
-    identity = {
-        "task": spec.task,
-        "budget": spec.budget,
-        "optimizer": spec.optimizer,
-        "source_hash": spec.source_hash,
-        "hparams": spec.hparams,
-        "seed": spec.seed,
-    }
-    if spec.packages:  # only then: the keys of runs without such packages stay as they were
-        identity["packages"] = spec.packages
-    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:16]
+@dataclass(frozen=True)
+class StoredRun:
+    """A run read from its file: the result, the digest the file carries, and whether that
+    digest still matches the file's content (``modified``: it was edited since the driver
+    wrote it)."""
 
-
-def encode_floats(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by its string form."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: encode_floats(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [encode_floats(v) for v in value]
-    return value
-
-
-def decode_floats(value: Any) -> Any:
-    """The inverse of ``encode_floats``."""
-    if isinstance(value, str) and value in _NON_FINITE:
-        return _NON_FINITE[value]
-    if isinstance(value, dict):
-        return {k: decode_floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [decode_floats(v) for v in value]
-    return value
-
-
-# --------------------------------------------------------------------------- schema
-
-
-def _number(value: Any) -> Any:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value in _NON_FINITE:
-        return value
-    raise ValueError(f"must be a number or one of 'NaN', 'Infinity', '-Infinity', "
-                     f"not {type(value).__name__}")
-
-
-def _scalar(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, str, int, float)):
-        return value
-    raise ValueError(f"must be a number, string, boolean or null, not {type(value).__name__}")
-
-
-def _hparam(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_scalar(v) for v in value]
-    try:
-        return _scalar(value)
-    except ValueError:
-        raise ValueError(f"must be a number, string, boolean, null or a list of them, not "
-                         f"{type(value).__name__}") from None
-
-
-def _optional_number(value: Any) -> Any:
-    return None if value is None else _number(value)
-
-
-def _iso_time(value: str) -> str:
-    try:
-        datetime.fromisoformat(value)
-    except ValueError as err:
-        raise ValueError("must be an ISO 8601 time such as 2026-01-01T12:00:00+00:00") from err
-    return value
-
-
-# Plain validators rather than unions: an error then names the field, not a union member.
-Number = Annotated[Any, PlainValidator(_number)]
-OptionalNumber = Annotated[Any, PlainValidator(_optional_number)]
-Hyperparameter = Annotated[Any, PlainValidator(_hparam)]
-Name = Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=_NAME.pattern)]
-
-
-class _Record(BaseModel):
-    # Unknown fields are allowed (a later version may add one); known ones are typed.
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class MetricRecord(_Record):
-    name: Name
-    higher_is_better: StrictBool
-    target: OptionalNumber = None
-    tolerance: Number = 0.1
-    unit: StrictStr = ""
-    select_by: StrictStr | None = None
-
-
-class OptimizerRecord(_Record):
-    name: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=_NAME.pattern)]
-    source_hash: StrictStr
-    path: Annotated[StrictStr, Field(pattern=r"^[^\x00-\x1f\x7f]*$")] | None
-    lr_key: StrictStr | None = None
-
-
-class TimingRecord(_Record):
-    wall_time_s: Number
-    time_per_step_s: Number
-
-
-class RunRecord(_Record):
-    """A run file of schema version 1 (``to_record``), as JSON text has it: non-finite
-    numbers as strings."""
-
-    schema_version: Literal[1]
-    run_key: StrictStr
-    created: Annotated[StrictStr, AfterValidator(_iso_time)]
-    task: Name
-    suite: Name
-    metric: MetricRecord | None
-    budget: Literal[BUDGET_NAMES]  # type: ignore[valid-type]
-    phase: Literal["tune", "eval", "sensitivity"]
-    optimizer: OptimizerRecord
-    hparams: dict[StrictStr, Hyperparameter]
-    seed: StrictInt
-    status: Literal["ok", "diverged", "timeout", "error"]
-    score: Number
-    metrics: dict[StrictStr, OptionalNumber]
-    steps_run: Annotated[StrictInt, Field(ge=0)]
-    steps_to_target: Annotated[StrictInt, Field(ge=0)] | None
-    timing: TimingRecord
-    state_bytes: Annotated[StrictInt, Field(ge=0)]
-    param_bytes: Annotated[StrictInt, Field(ge=0)]
-    curve: dict[StrictStr, list[OptionalNumber]]
-    error: StrictStr | None
-    env: dict[StrictStr, Any]
+    path: Path
+    result: RunResult
+    digest: str = ""
+    modified: bool = False
 
 
 def _first_problem(err: ValidationError) -> str:
@@ -259,80 +139,10 @@ def _reject_constant(constant: str) -> Any:
     raise ValueError(f"bare {constant} is not JSON (write the string \"{constant}\")")
 
 
-def to_record(result: RunResult) -> dict[str, Any]:
-    """The JSON document of a run (see ``SCHEMA_VERSION``)."""
-    spec = result.spec
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_key": run_key(spec),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "task": spec.task,
-        "suite": result.suite or spec.task.split("/", 1)[0],
-        "metric": asdict(result.metric) if result.metric is not None else None,
-        "budget": spec.budget,
-        "phase": spec.phase,
-        "optimizer": {
-            "name": spec.optimizer,
-            "source_hash": spec.source_hash,
-            "path": spec.optimizer_path,
-            "packages": spec.packages,
-            "lr_key": spec.lr_key,
-        },
-        "hparams": spec.hparams,
-        "seed": spec.seed,
-        "status": result.status,
-        "score": result.score,
-        "metrics": result.metrics,
-        "steps_run": result.steps_run,
-        "steps_to_target": result.steps_to_target,
-        "timing": {"wall_time_s": result.wall_time, "time_per_step_s": result.time_per_step,
-                   "warmup_s": result.warmup_time},
-        "state_bytes": result.state_bytes,
-        "param_bytes": result.param_bytes,
-        "curve": result.curve,
-        "error": result.error,
-        "env": result.env,
-    }
-
-
-def from_record(record: dict[str, Any]) -> RunResult:
-    """The ``RunResult`` a record was made from (its ``env`` and ``curve`` included)."""
-    optimizer = record["optimizer"]
-    spec = RunSpec(
-        task=record["task"],
-        budget=record["budget"],
-        optimizer=optimizer["name"],
-        optimizer_path=optimizer["path"],
-        source_hash=optimizer["source_hash"],
-        hparams=record["hparams"],
-        seed=record["seed"],
-        phase=record["phase"],
-        packages=dict(optimizer.get("packages") or {}),
-        lr_key=optimizer.get("lr_key"),
-    )
-    return RunResult(
-        spec=spec,
-        status=record["status"],
-        metrics=record["metrics"],
-        score=float(record["score"]),
-        steps_run=record["steps_run"],
-        curve=record["curve"],
-        time_per_step=float(record["timing"]["time_per_step_s"]),
-        wall_time=float(record["timing"]["wall_time_s"]),
-        warmup_time=float(record["timing"].get("warmup_s", math.nan)),
-        state_bytes=record["state_bytes"],
-        steps_to_target=record["steps_to_target"],
-        error=record["error"],
-        env=record["env"],
-        suite=record["suite"],
-        metric=Metric.from_record(record["metric"]),
-        param_bytes=record["param_bytes"],
-    )
-
-
-def parse_record(text: str | bytes) -> dict[str, Any]:
-    """A run file's text as its record (non-finite numbers decoded); raises
-    ``CorruptRecord`` naming the first invalid field (no path: callers add it)."""
+def parse_document(text: str | bytes) -> tuple[RunResult, str, bool]:
+    """A run file's text as its result, the digest it carries, and whether that digest no
+    longer matches (the file was edited); raises ``CorruptRecord`` naming the first invalid
+    field (no path: callers add it)."""
     try:
         document = json.loads(text, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
@@ -342,48 +152,77 @@ def parse_record(text: str | bytes) -> dict[str, Any]:
     version = document.get("schema_version")
     if version != SCHEMA_VERSION:
         raise CorruptRecord(
-            f"schema_version {version!r}, this version of lsb reads {SCHEMA_VERSION}")
+            f"schema_version {version!r}, this version of lsb reads {SCHEMA_VERSION}"
+            + (": remake its runs with `lsb run` (run files of schema 1 do not record "
+               "gradient evaluations)" if version == 1 else ""))
+    body = {k: v for k, v in document.items() if k not in ("schema_version", "run_key", "digest")}
     try:
-        RunRecord.model_validate(document)
+        result = RunResult.model_validate(body)
     except ValidationError as err:
         raise CorruptRecord(f"not a valid run record: {_first_problem(err)}") from err
-    return decode_floats(document)
+    if document.get("run_key") != result.key:
+        raise CorruptRecord(f"field run_key: {document.get('run_key')!r} is not the key of "
+                            f"the run it describes ({result.key})")
+    digest = str(document.get("digest") or "")
+    return result, digest, digest != document_digest(document)
 
 
-#: Records already parsed in this process, by the BLAKE2b digest of their file's bytes:
-#: a command that reads the store more than once (``lsb demo``: the estimate, the sweep,
-#: the site) validates and decodes each file once. Only valid records are kept; callers
-#: treat records as read-only.
-_PARSED: dict[bytes, dict[str, Any]] = {}
+#: Runs already parsed in this process, by the BLAKE2b digest of their file's bytes: a
+#: command that reads the store more than once (``lsb demo``: the estimate, the sweep, the
+#: site) validates each file once. Only valid runs are kept (results are frozen models).
+_PARSED: dict[bytes, tuple[RunResult, str, bool]] = {}
 _PARSED_MAX = 200_000
 
 
-def parse_record_cached(data: bytes) -> dict[str, Any]:
-    """:func:`parse_record` of ``data``, from the cache when the same bytes were parsed
-    before in this process."""
-    digest = hashlib.blake2b(data, digest_size=16).digest()
-    record = _PARSED.get(digest)
-    if record is None:
-        record = parse_record(data)
+def bytes_digest(data: bytes) -> bytes:
+    """A run file's identity in the caches: BLAKE2b (16 bytes) of its bytes."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def parse_document_cached(data: bytes, digest: bytes | None = None
+                          ) -> tuple[RunResult, str, bool]:
+    """:func:`parse_document` of ``data``, from the cache when the same bytes were parsed
+    before in this process (``digest``: their ``bytes_digest``, when the caller has it)."""
+    digest = bytes_digest(data) if digest is None else digest
+    parsed = _PARSED.get(digest)
+    if parsed is None:
+        parsed = parse_document(data)
         if len(_PARSED) >= _PARSED_MAX:
             _PARSED.clear()
-        _PARSED[digest] = record
-    return record
+        _PARSED[digest] = parsed
+    return parsed
 
 
-def read_record(path: Path) -> dict[str, Any]:
-    """A results file's record; raises ``CorruptRecord`` (its message starts with the
-    path) for a file that is not a regular file under ``MAX_FILE_BYTES`` or not a valid
-    run record."""
+def read_run(path: Path) -> StoredRun:
+    """A results file's run; raises ``CorruptRecord`` (its message starts with the path) for
+    a file that is not a regular file under ``MAX_FILE_BYTES`` or not a valid run."""
     try:
         problem = file_problem(path)
         if problem is not None:
             raise CorruptRecord(problem)
-        return parse_record(path.read_bytes())
+        parsed = parse_document_cached(path.read_bytes())
     except OSError as err:
         raise CorruptRecord(f"{path}: not readable ({err.strerror})") from err
     except CorruptRecord as err:
         raise CorruptRecord(f"{path}: {err}") from err
+    return StoredRun(path, *parsed)
+
+
+def runs_table(runs: Iterable[StoredRun], root: Path | None = None,
+               verified: dict[str, str] | None = None) -> pd.DataFrame:
+    """The runs table: one row per run, the schema's columns (``suites.record.COLUMNS``)
+    plus ``file`` (the path relative to ``root``), ``modified`` and ``verified`` (when a
+    successful ``lsb verify`` of this very file was recorded, else ``None``)."""
+    rows = []
+    verified = verified or {}
+    for stored in runs:
+        row = table_row(stored.result)
+        path = stored.path
+        row["file"] = path.relative_to(root).as_posix() if root is not None else path.as_posix()
+        row["modified"] = stored.modified
+        row["verified"] = None if stored.modified else verified.get(stored.digest)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=RUN_TABLE_COLUMNS)
 
 
 # --------------------------------------------------------------------------- files
@@ -429,6 +268,28 @@ def walk_files(directory: Path, suffix: str = ".json", *, recursive: bool = True
 
 
 @dataclass(frozen=True)
+class _SummaryRow:
+    """A run file's row in the summary: the ``bytes_digest`` (hex) of the bytes it was
+    made from, the digest the file carries, whether it was modified, and the values of
+    the table's ``COLUMNS`` (non-finite floats as JSON's ``NaN``/``Infinity``, which
+    Python reads back as they were)."""
+
+    identity: str
+    digest: str
+    modified: bool
+    values: list[Any]
+
+
+@functools.cache
+def _summary_header() -> dict[str, Any]:
+    """What a summary must have been made by to be read: this summary version, run
+    schema and column list, and the very code that makes rows (``suites.record``)."""
+    code = hashlib.sha256(Path(record.__file__).read_bytes()).hexdigest()[:16]
+    return {"summary_version": SUMMARY_VERSION, "schema_version": SCHEMA_VERSION,
+            "columns": list(COLUMNS), "record_code": code}
+
+
+@dataclass(frozen=True)
 class Skipped:
     """A file under ``runs/`` that is not a valid run, and why (no path in ``reason``)."""
 
@@ -439,12 +300,14 @@ class Skipped:
 
 
 class ResultStore:
-    """The run files under ``root/runs``."""
+    """The run files under ``root/runs``, the submission files their runs were made with
+    under ``root/optimizers``, and the record of verified runs under ``root/verified``."""
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root is not None else default_root()
         self.runs_dir = self.root / "runs"
         self.sources_dir = self.root / "optimizers"
+        self.verified_dir = self.root / "verified"
 
     def source_path(self, name: str, source_hash: str) -> Path:
         """Where the store keeps the submission file whose runs it holds:
@@ -452,6 +315,13 @@ class ResultStore:
         file wherever the results are copied and the site is built."""
         safe_hash = _SAFE_PART.sub("_", source_hash)
         return self.sources_dir / _SAFE_PART.sub("_", name) / f"{safe_hash}.py"
+
+    def source_hashes(self, name: str) -> list[str]:
+        """The source hashes of the submission files kept for ``name``."""
+        directory = self.sources_dir / _SAFE_PART.sub("_", name)
+        return sorted(path.stem for path, problem in walk_files(directory, ".py",
+                                                                  recursive=False)
+                      if problem is None)
 
     def save_source(self, path: str | Path, name: str, source_hash: str) -> Path | None:
         """Copy a submission file into the store (once per hash); ``None`` when the file's
@@ -470,7 +340,7 @@ class ResultStore:
             _SAFE_PART.sub("_", part) for part in spec.task.split("/")
             if part not in ("", ".", "..")
         ]
-        optimizer = _SAFE_PART.sub("_", spec.optimizer)
+        optimizer = _SAFE_PART.sub("_", spec.optimizer.name)
         return self.runs_dir.joinpath(*task_parts, optimizer, f"{run_key(spec)}.json")
 
     def _run_file(self, spec: RunSpec) -> Path:
@@ -491,7 +361,7 @@ class ResultStore:
         if not path.exists():
             return None
         try:
-            return from_record(read_record(path))
+            return read_run(path).result
         except CorruptRecord as err:
             log.warning("skipping results file %s; the run will be made again", err)
             return None
@@ -502,34 +372,158 @@ class ResultStore:
         Raises ``StoreError`` when a directory (or a link) sits where the file belongs.
         """
         path = self._run_file(result.spec)
-        text = json.dumps(encode_floats(to_record(result)), indent=1, allow_nan=False)
+        if not result.created:
+            result = result.model_copy(update={
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        text = json.dumps(result.to_document(), indent=1, allow_nan=False)
         with atomic_open(path) as file:
             file.write(text)
         return path
 
-    def scan(self) -> tuple[list[tuple[Path, dict[str, Any]]], list[Skipped]]:
-        """Every valid run record under ``runs/`` with its path, and every skipped file
-        (invalid, a symbolic link, too large) with the reason, both in path order."""
-        records, skipped = [], []
+    def scan(self) -> tuple[list[StoredRun], list[Skipped]]:
+        """Every valid run under ``runs/``, and every skipped file (invalid, a symbolic
+        link, too large) with the reason, both in path order."""
+        runs, skipped = [], []
         for path, problem in walk_files(self.runs_dir):
             if problem is not None:
                 skipped.append(Skipped(path, problem, unread=True))
                 continue
             try:
-                records.append((path, parse_record_cached(path.read_bytes())))
+                runs.append(StoredRun(path, *parse_document_cached(path.read_bytes())))
             except OSError as err:
                 skipped.append(Skipped(path, f"not readable ({err.strerror})", unread=True))
             except CorruptRecord as err:
                 skipped.append(Skipped(path, str(err)))
-        return records, skipped
+        return runs, skipped
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Every valid run record; the other files are logged (path and reason) and skipped."""
-        records, skipped = self.scan()
+    def results(self) -> Iterator[RunResult]:
+        """Every valid run; the other files are logged (path and reason) and skipped."""
+        runs, skipped = self.scan()
         for problem in skipped:
             log.warning("skipping results file %s: %s", problem.path, problem.reason)
-        for _, record in records:
-            yield record
+        for stored in runs:
+            yield stored.result
+
+    def table(self) -> tuple[pd.DataFrame, list[Skipped]]:
+        """The runs table of every valid run (``runs_table``, files relative to the root),
+        and the skipped files (as ``scan`` reports them).
+
+        Each file is read and hashed; its row comes from the summary (``SUMMARY_FILE``)
+        when the summary holds one for this path and these very bytes, else the file is
+        parsed. The summary is rewritten (atomically) when a row was added or dropped,
+        and left as it is where the directory cannot be written."""
+        summary = self._read_summary()
+        entries: dict[str, _SummaryRow] = {}
+        skipped, parsed = [], 0
+        # Paths relative to the root by slicing: ``relative_to`` per file is a cost at scale.
+        runs_prefix = len(self.runs_dir.as_posix())
+        runs_name = self.runs_dir.relative_to(self.root).as_posix()
+        for path, problem in walk_files(self.runs_dir):
+            if problem is not None:
+                skipped.append(Skipped(path, problem, unread=True))
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError as err:
+                skipped.append(Skipped(path, f"not readable ({err.strerror})", unread=True))
+                continue
+            file = runs_name + path.as_posix()[runs_prefix:]
+            key = bytes_digest(data)
+            entry = summary.get(file)
+            if entry is None or entry.identity != key.hex():
+                try:
+                    result, digest, modified = parse_document_cached(data, key)
+                except CorruptRecord as err:
+                    skipped.append(Skipped(path, str(err)))
+                    continue
+                row = table_row(result)
+                entry = _SummaryRow(key.hex(), digest, modified, [row[c] for c in COLUMNS])
+                parsed += 1
+            entries[file] = entry
+        if (parsed or entries.keys() != summary.keys()) and self.runs_dir.is_dir():
+            self._write_summary(entries)
+        verified = self.verified()
+        if not entries:
+            return runs_table([], self.root), skipped
+        # Column by column: the frame ``runs_table`` makes from rows, several times faster.
+        values = zip(*(e.values for e in entries.values()), strict=True)  # rows to columns
+        columns = dict(zip(COLUMNS, map(list, values), strict=True))
+        columns["file"] = list(entries)
+        columns["modified"] = [e.modified for e in entries.values()]
+        columns["verified"] = [None if e.modified else verified.get(e.digest)
+                               for e in entries.values()]
+        return pd.DataFrame(columns, columns=RUN_TABLE_COLUMNS), skipped
+
+    def _read_summary(self) -> dict[str, _SummaryRow]:
+        """The summary's rows by file; empty when there is none, or it is not a regular
+        file, or was made by another version, or any line of it is malformed (then it is
+        rebuilt whole: a row is trusted only for the bytes it names)."""
+        path = self.root / SUMMARY_FILE
+        try:
+            if not stat.S_ISREG(path.lstat().st_mode):
+                return {}
+            lines = path.read_bytes().splitlines()
+        except OSError:
+            return {}
+        rows: dict[str, _SummaryRow] = {}
+        try:
+            if not lines or json.loads(lines[0]) != _summary_header():
+                log.info("summary %s is of another version: rebuilding it", path)
+                return {}
+            # One decode of all rows (a JSON array of the lines): far fewer calls than a
+            # decode per line; a malformed line fails the whole array, and the summary.
+            for row in json.loads(b"[" + b",".join(lines[1:]) + b"]"):
+                file, identity, digest, modified, values = row
+                if not (isinstance(file, str) and isinstance(identity, str)
+                        and isinstance(digest, str) and isinstance(modified, bool)
+                        and isinstance(values, list) and len(values) == len(COLUMNS)):
+                    raise ValueError(f"malformed row for {file!r}")
+                rows[file] = _SummaryRow(identity, digest, modified, values)
+        except (ValueError, TypeError) as err:  # JSONDecodeError is a ValueError
+            log.warning("summary %s is corrupt (%s): rebuilding it", path, err)
+            return {}
+        return rows
+
+    def _write_summary(self, entries: dict[str, _SummaryRow]) -> None:
+        """Replace the summary by ``entries`` (in path order, no time stamp: the same
+        files give the same bytes); a directory that cannot be written keeps none."""
+        lines = [json.dumps(_summary_header(), separators=(",", ":"))]
+        lines += [json.dumps([file, e.identity, e.digest, e.modified, e.values],
+                             separators=(",", ":")) for file, e in entries.items()]
+        try:
+            with atomic_open(self.root / SUMMARY_FILE) as file:
+                file.write("\n".join(lines) + "\n")
+        except OSError as err:
+            log.debug("summary of %s not written: %s", self.root, err)
+
+    # ----------------------------------------------------------------------- verification
+
+    def verified_path(self, spec: RunSpec) -> Path:
+        return self.verified_dir / self.path_for(spec).relative_to(self.runs_dir)
+
+    def mark_verified(self, stored: StoredRun, details: dict[str, Any]) -> Path:
+        """Record that ``lsb verify`` re-ran ``stored`` and found every value equal: the
+        record names the file's digest, so a later edit of the file voids it."""
+        target = self.verified_path(stored.result.spec)
+        entry = {"digest": stored.digest, "run_key": stored.result.key,
+                 "verified": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 **details}
+        with atomic_open(target) as file:
+            file.write(json.dumps(entry, indent=1, sort_keys=True))
+        return target
+
+    def verified(self) -> dict[str, str]:
+        """File digest → the time of the successful verification recorded for it."""
+        found: dict[str, str] = {}
+        for path, problem in walk_files(self.verified_dir):
+            if problem is not None:
+                continue
+            try:
+                entry = json.loads(path.read_bytes())
+                found[str(entry["digest"])] = str(entry["verified"])
+            except (OSError, ValueError, KeyError, TypeError):
+                log.warning("skipping verification record %s: not readable", path)
+        return found
 
     # ----------------------------------------------------------------------- sweeps
 

@@ -1,47 +1,42 @@
 """Loading and validating submission files.
 
 A submission is a Python file that defines ``name``, ``search_space``, ``lr_key`` and
-``build(param_groups, **hparams)`` (see ``suites.api``). ``load_submission`` imports it
-and checks those attributes; ``validate_submission`` additionally builds the optimizer
-for every configuration on a tiny problem and takes one step with it. The CLI runs the
-validation in a subprocess per file (``inspect_in_subprocess``), so that a file that
-crashes, hangs or changes global state at import touches neither the sweep's process
-nor another submission: the sweep's process never imports a submission.
+``build(param_groups, **hparams)`` (see ``suites.api``), its declarations written as
+literals. ``describe_submission`` reads them from the file's text without running it:
+that is all the sweep's driver ever knows of a submission, so nothing the file does when
+it runs can change what the driver runs. ``load_submission`` imports it and checks the
+same attributes (in a training worker, or a validating one: ``suites.validation``).
 
 Every problem is reported as ``file:line: what is wrong. How to fix it.``
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
+import dataclasses
 import importlib.util
 import inspect
-import json
+import operator
 import re
-import subprocess
 import sys
-import tempfile
 import traceback
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import types
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import torch
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from suites.api import MAX_CONFIGS, Submission
 from suites.results import file_hash
-from suites.search_space import expand_search_space
-from suites.training import optimizer_param_groups, set_mode
+from suites.search_space import check_value, expand_search_space
 
 #: A submission's name is a directory name in the results store and a URL part on the site.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-#: Seconds ``validate_in_subprocess`` waits for the validating interpreter.
-VALIDATION_TIMEOUT = 120.0
+#: What a submission's ``schedule`` may say.
+SCHEDULES = ("task", "own")
 
 
 @dataclass(frozen=True)
@@ -192,8 +187,118 @@ def _import_file(path: Path) -> tuple[Any, list[SubmissionProblem]]:
     return module, []
 
 
-def _check_attributes(path: Path, module: Any, packages: dict[str, str]
-                      ) -> tuple[Submission | None, list[SubmissionProblem]]:
+#: What a submission declares at top level, as literals: the leaderboard reads these from
+#: the file's text (``describe_submission``) and never from a process that ran the file.
+DECLARED = ("name", "lr_key", "search_space", "max_configs", "create_graph", "schedule",
+            "defaults", "requires")
+_NUMBER_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+                     ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv,
+                     ast.Mod: operator.mod, ast.Pow: operator.pow}
+
+
+def _constant(node: ast.AST) -> Any:
+    """The value of a literal, where numbers may be written as arithmetic on numbers
+    (``0.125 ** 0.5``); ``ValueError`` for anything that would need running code."""
+    if isinstance(node, ast.BinOp) and type(node.op) in _NUMBER_OPERATORS:
+        left, right = _constant(node.left), _constant(node.right)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                   for v in (left, right)):
+            raise ValueError("arithmetic on something other than numbers")
+        if isinstance(node.op, ast.Pow) and abs(right) > 64:
+            raise ValueError("an exponent above 64")
+        return _NUMBER_OPERATORS[type(node.op)](left, right)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _constant(node.operand)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError("a sign on something other than a number")
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        values = [_constant(e) for e in node.elts]
+        return values if isinstance(node, ast.List) else tuple(values)
+    if isinstance(node, ast.Dict):
+        if any(k is None for k in node.keys):
+            raise ValueError("a ** expansion")
+        return {_constant(k): _constant(v) for k, v in zip(node.keys, node.values,
+                                                            strict=True)}
+    if isinstance(node, ast.Constant):
+        return node.value
+    raise ValueError(f"{type(node).__name__.lower()} expression")
+
+
+def read_declarations(path: Path) -> tuple[dict[str, Any], set[str], str,
+                                           list[SubmissionProblem]]:
+    """A file's declarations as written (the last top-level assignment of each name of
+    ``DECLARED``), the names it defines at top level, its docstring, and a problem for each
+    declaration that is not a literal. Nothing of the file runs."""
+    where = str(path)
+    try:
+        tree = ast.parse(path.read_bytes(), filename=where)
+    except SyntaxError as err:
+        return {}, set(), "", [SubmissionProblem(where, err.lineno or 0,
+                                                 f"syntax error: {err.msg}. Fix the syntax.")]
+    except (OSError, ValueError) as err:
+        return {}, set(), "", [SubmissionProblem(where, 0, f"not readable: {err}.")]
+    values: dict[str, Any] = {}
+    problems = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets = [node.target]
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in DECLARED:
+                try:
+                    values[target.id] = _constant(node.value)
+                except (ValueError, ArithmeticError) as err:
+                    problems.append(SubmissionProblem(
+                        where, node.lineno,
+                        f"`{target.id}` must be written as a literal (numbers, strings, "
+                        f"lists and dicts; arithmetic on numbers is fine), not a {err}: the "
+                        "leaderboard reads it from the file without running it. Write the "
+                        "values out (a range {\"min\": …, \"max\": …, \"scale\": \"log\"} "
+                        "expands into evenly spaced values)."))
+                    values.pop(target.id, None)
+    return values, set(_definition_lines(path)), ast.get_docstring(tree) or "", problems
+
+
+def describe_submission(path: str | Path) -> Submission:
+    """A submission as its file declares it, read without running it (``build`` is
+    ``None``): what the sweep's driver uses. Raises ``InvalidSubmission``."""
+    path = Path(path)
+    declared, defined, docstring, problems = read_declarations(path)
+    packages, missing = dependencies(path)
+    problems += missing
+    if problems:
+        raise InvalidSubmission(problems)
+    namespace = types.SimpleNamespace(
+        **declared, __doc__=docstring, __lsb_source_hash__=source_hash(path),
+        **({"build": _DeclaredBuild()} if "build" in defined else {}))
+    submission, problems = _check_attributes(path, namespace, packages, static=True)
+    if problems:
+        raise InvalidSubmission(problems)
+    # Workers load the file from another working directory: give them the whole path.
+    return dataclasses.replace(submission, path=str(path.resolve()))
+
+
+class _DeclaredBuild:
+    """Stands for a ``build`` the file defines, when the file is read without running it."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a submission read from its text cannot build an optimizer")
+
+
+def declaration_mismatches(described: Submission, loaded: Submission) -> list[str]:
+    """The declarations whose value when the file runs differs from the one it is written
+    with (a file that rewrites them at import)."""
+    return [name for name in ("name", "lr_key", "search_space", "max_configs", "create_graph",
+                              "schedule", "defaults", "requires")
+            if getattr(described, name) != getattr(loaded, name)]
+
+
+def _check_attributes(path: Path, module: Any, packages: dict[str, str], *,
+                      static: bool = False) -> tuple[Submission | None, list[SubmissionProblem]]:
     lines = _definition_lines(path)
     where = str(path)
     problems: list[SubmissionProblem] = []
@@ -252,13 +357,37 @@ def _check_attributes(path: Path, module: Any, packages: dict[str, str]
     if not isinstance(create_graph, bool):
         problem("create_graph", f"`create_graph` must be True or False, got {create_graph!r}.")
 
+    schedule = getattr(module, "schedule", "task")
+    if schedule not in SCHEDULES:
+        problem("schedule", f"`schedule` must be \"task\" (the task's step-size schedule "
+                            f"multiplies {lr_key!r}) or \"own\" (the optimizer schedules "
+                            f"itself), got {schedule!r}.")
+
+    defaults = getattr(module, "defaults", None)
+    if defaults is not None:
+        if not isinstance(defaults, dict):
+            problem("defaults", f"`defaults` must be a dict of build's keyword arguments, got "
+                                f"{type(defaults).__name__}.")
+            defaults = None
+        elif isinstance(space, dict) and set(defaults) != set(space):
+            problem("defaults", f"`defaults` must give every search_space key and no other "
+                                f"(search_space: {sorted(space)}, defaults: "
+                                f"{sorted(defaults)}): the self-tuning track builds the "
+                                "optimizer with them.")
+        else:
+            try:
+                for key, value in defaults.items():
+                    check_value(key, value)
+            except ValueError as err:
+                problem("defaults", f"`defaults`: {err}.")
+
     build = getattr(module, "build", missing)
     if build is missing:
         problem("build", "no `build` defined. Add `def build(param_groups, **hparams): ...` "
                          "returning a torch.optim.Optimizer.")
     elif not callable(build):
         problem("build", f"`build` must be a function, got {type(build).__name__}.")
-    else:
+    elif not static:
         for config in configs:
             try:
                 inspect.signature(build).bind(object(), **config)
@@ -280,7 +409,7 @@ def _check_attributes(path: Path, module: Any, packages: dict[str, str]
             description=inspect.cleandoc(module.__doc__ or ""),
             search_space=space,
             lr_key=lr_key,
-            build=build,
+            build=None if static else build,
             path=str(path),
             source_hash=module.__lsb_source_hash__,
             grid=tuple(configs),
@@ -288,6 +417,8 @@ def _check_attributes(path: Path, module: Any, packages: dict[str, str]
             create_graph=create_graph,
             requires=tuple(getattr(module, "requires", ())),
             packages=packages,
+            schedule=schedule,
+            defaults=dict(defaults) if defaults is not None else None,
         ),
         [],
     )
@@ -316,194 +447,3 @@ def _line_in_file(err: BaseException, path: Path) -> int:
         if str(Path(frame.filename).resolve()) == target:
             line = frame.lineno or 0
     return line
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def validate_submission(path: str | Path) -> list[SubmissionProblem]:
-    """Everything wrong with a submission file; an empty list means it is ready to run.
-
-    Beyond ``load_submission``'s checks (``requires`` included), builds the optimizer
-    for every configuration on a tiny one-group problem, checks it is a
-    ``torch.optim.Optimizer``, and takes one ``step(closure)`` with it (its closure builds
-    a graph of the gradients where the file sets ``create_graph = True``).
-    """
-    path = Path(path)
-    try:
-        submission = load_submission(path)
-    except InvalidSubmission as err:
-        return err.problems
-    build_line = _definition_lines(path).get("build", 1)
-    for config in submission.configs():
-        problem = _build_and_step(submission, config, build_line)
-        if problem is not None:
-            return [problem]
-    return []
-
-
-def _build_and_step(
-    submission: Submission, config: dict[str, Any], build_line: int
-) -> SubmissionProblem | None:
-    """Build one configuration on a tiny one-group problem (named parameters, as most tasks
-    give) and take one step. Tasks that ask for per-group step sizes (``lr_scale``) are
-    checked where they run: an optimizer that refuses them fails those runs, with its
-    own message."""
-    path = Path(submission.path)
-    generator = torch.Generator().manual_seed(0)
-    weight = torch.nn.Parameter(torch.randn(4, 3, generator=generator))
-    bias = torch.nn.Parameter(torch.randn(3, generator=generator))
-    groups = [{"params": [weight, bias], "param_names": ["weight", "bias"]}]
-    try:
-        optimizer = submission.build(
-            optimizer_param_groups(groups, config, submission.lr_key), **config
-        )
-    except Exception as err:  # noqa: BLE001
-        return SubmissionProblem(
-            str(path), _line_in_file(err, path) or build_line,
-            f"build(param_groups, **{config}) raised {type(err).__name__}: {err}. "
-            "Fix build so it works for every configuration of the search space.",
-        )
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        return SubmissionProblem(
-            str(path), build_line,
-            f"build(param_groups, **{config}) returned {type(optimizer).__name__}, not a "
-            "torch.optim.Optimizer. Return an optimizer built on param_groups.",
-        )
-    calls = 0
-
-    def closure() -> torch.Tensor:
-        nonlocal calls
-        calls += 1
-        optimizer.zero_grad()
-        loss = (weight.sum(1) + bias.sum()).pow(2).mean() + 1.0
-        loss.backward(create_graph=submission.create_graph)
-        return loss
-
-    try:
-        set_mode(optimizer, "train")  # as the runner does (the schedule-free convention)
-        optimizer.step(closure)
-    except Exception as err:  # noqa: BLE001
-        return SubmissionProblem(
-            str(path), _line_in_file(err, path) or build_line,
-            f"optimizer.step(closure) with {config} raised {type(err).__name__}: {err}. "
-            "The runner calls step(closure); the closure zeroes the gradients, computes "
-            "the loss, backpropagates and returns the loss.",
-        )
-    if calls == 0:
-        return SubmissionProblem(
-            str(path), build_line,
-            f"optimizer.step(closure) with {config} never called the closure, so no "
-            "gradient was computed. Call it: `loss = closure()` under torch.enable_grad().",
-        )
-    return None
-
-
-def inspect_in_subprocess(
-    paths: Sequence[str | Path], timeout: float = VALIDATION_TIMEOUT
-) -> list[tuple[Submission | None, list[SubmissionProblem]]]:
-    """``validate_submission`` of files in one fresh interpreter: for each file, its
-    description (a ``Submission`` whose ``build`` is ``None``: its code never runs in the
-    caller's process) or its problems.
-
-    Files validated together share that interpreter, so give each untrusted file a call
-    of its own: then whatever it does at import cannot touch another file's validation.
-    The answers come back in a report file, not on standard output, so a file may print
-    what it likes. A file that crashes or hangs at import cannot hurt the caller; the
-    subprocess is reported as a problem of the files if it exits without a report or
-    runs past ``timeout``.
-    """
-    paths = [str(p) for p in paths]
-    where = ", ".join(paths)
-    with tempfile.TemporaryDirectory(prefix="lsb-validate-") as scratch:
-        report = Path(scratch) / "report.json"
-        command = [sys.executable, "-m", "suites.submission", "validate", "--report",
-                   str(report), *paths]
-        try:
-            completed = subprocess.run(command, capture_output=True, text=True,
-                                       timeout=timeout, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return [(None, [SubmissionProblem(
-                where, 0,
-                f"validation did not finish within {timeout:.0f} s. Importing the file and "
-                "building the optimizer must be quick; move long work out of module level.",
-            )])]
-        try:
-            answers = json.loads(report.read_text())["files"]
-        except (OSError, ValueError, KeyError):
-            detail = [line for line in completed.stderr.strip().splitlines() if line.strip()]
-            return [(None, [SubmissionProblem(
-                where, 0,
-                f"the validating process exited with code {completed.returncode} before it "
-                f"reported ({detail[-1].strip() if detail else 'no message'}): the file ends "
-                "its interpreter (os._exit, a crash at import). Run "
-                f"`python -m suites.submission validate {' '.join(paths)}` to see the whole "
-                "error.",
-            )])]
-    described = []
-    for answer in answers:
-        problems = [SubmissionProblem(**p) for p in answer["problems"]]
-        info = answer["submission"]
-        if problems or info is None:
-            described.append((None, problems))
-        else:
-            info["grid"], info["requires"] = tuple(info["grid"]), tuple(info["requires"])
-            described.append((Submission(build=None, **info), []))
-    return described
-
-
-def validate_in_subprocess(
-    paths: Sequence[str | Path], timeout: float = VALIDATION_TIMEOUT
-) -> list[SubmissionProblem]:
-    """The problems of each file, each validated in an interpreter of its own."""
-    return [p for path in paths for _, found in inspect_in_subprocess([path], timeout)
-            for p in found]
-
-
-def _description(submission: Submission) -> dict[str, Any]:
-    """What ``inspect_in_subprocess`` sends back: every field but ``build``."""
-    return {
-        "name": submission.name, "description": submission.description,
-        "search_space": submission.search_space, "lr_key": submission.lr_key,
-        "path": submission.path, "source_hash": submission.source_hash,
-        "grid": list(submission.grid), "max_configs": submission.max_configs,
-        "create_graph": submission.create_graph, "requires": list(submission.requires),
-        "packages": submission.packages,
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m suites.submission",
-        description="Check submission files: import, build the optimizer, take a step.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    validate = sub.add_parser("validate", help="validate submission files")
-    validate.add_argument("paths", nargs="+", metavar="PATH")
-    validate.add_argument("--report", type=Path, default=None, metavar="FILE",
-                          help="write each file's problems and description as JSON to FILE")
-    args = parser.parse_args(argv)
-    if args.report is not None:
-        files = []
-        for path in args.paths:
-            problems = validate_submission(path)
-            described = None if problems else _description(load_submission(path))
-            files.append({"path": path, "problems": [asdict(p) for p in problems],
-                          "submission": described})
-        args.report.write_text(json.dumps({"files": files}))
-        return 2 if any(f["problems"] for f in files) else 0
-    problems = [p for path in args.paths for p in validate_submission(path)]
-    for p in problems:
-        print(p)
-    if not problems:
-        for path in args.paths:
-            submission = load_submission(path)
-            print(
-                f"{path}: ok: {submission.name!r}, {len(submission.configs())} configurations, "
-                f"source {submission.source_hash}"
-            )
-    return 2 if problems else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,8 +27,6 @@ from tqdm.auto import tqdm
 from suites.api import (
     SEEDS_PER_BUDGET,
     Metric,
-    RunResult,
-    RunSpec,
     Submission,
     Task,
     evaluation_seeds,
@@ -36,6 +34,7 @@ from suites.api import (
     tuning_seeds,
 )
 from suites.executors.base import Executor
+from suites.record import RunResult, RunSpec
 from suites.results import ResultStore, RunBusy, config_key, run_key
 
 log = logging.getLogger(__name__)
@@ -60,6 +59,8 @@ def select_best_config(results: Sequence[RunResult], metric: Metric) -> dict[str
     by_config: dict[str, list[RunResult]] = {}
     for result in results:
         by_config.setdefault(config_key(result.spec.hparams), []).append(result)
+    if not by_config:
+        raise ValueError("no tuning runs to select a configuration from")
 
     def rank(item: tuple[int, list[RunResult]]) -> tuple[float, float, float, int]:
         order, runs = item
@@ -84,6 +85,8 @@ class SweepReport:
     runs_reused: int = 0
     #: Runs made per phase ("tuning", "evaluation", "sensitivity").
     made_by_phase: dict[str, int] = field(default_factory=dict)
+    #: (task, optimizer) pairs whose later phases were not run, and why.
+    skipped: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[RunResult]:
@@ -101,9 +104,16 @@ def run_sweep(
     seeds: tuple[int, int] | None = None,
     on_result: Callable[[RunResult], None] | None = None,
     retry_failed: bool = False,
+    track: str = "external",
+    variants: Sequence[Task] = (),
 ) -> SweepReport:
-    """The tuning protocol for every (task, submission) pair.
+    """The tuning protocol for every (task, submission) pair; with ``track="self-tuning"``,
+    each submission's declared ``defaults`` on the evaluation seeds instead (no tuning, no
+    sensitivity runs; a submission without ``defaults`` is skipped, the reason reported).
 
+    ``variants``: held-out tasks (``tuned_on`` a task of ``tasks``), each run on the
+    evaluation seeds with the configuration its public task's tuning chose, never tuned on
+    themselves.
     ``seeds``: (tuning, evaluation) seed counts; by default ``SEEDS_PER_BUDGET[budget]``.
     Runs found in ``store`` are reused (with ``retry_failed``, except those stored as
     ``error`` or ``timeout``, which are made again); new results are saved as they arrive,
@@ -115,16 +125,17 @@ def run_sweep(
         log.info("removed %s, left by a write that was killed", path)
     for submission in submissions:  # the site links this copy, wherever it is built
         store.save_source(submission.path, submission.name, submission.source_hash)
-    task_by_name = {t.name: t for t in tasks}
+    from suites.registry import prepare
+
+    prepare([*tasks, *variants], budget)  # drawn here: sandboxed workers write no cache
+    task_by_name = {t.name: t for t in [*tasks, *variants]}
     report = SweepReport()
+    if track == "self-tuning":
+        return _self_tuning(tasks, variants, submissions, budget, n_eval, task_by_name,
+                            store, executor, on_result, report, retry_failed)
 
     def spec(task: Task, submission: Submission, hparams: dict, seed: int, phase: str):
-        return RunSpec(
-            task=task.name, budget=budget, optimizer=submission.name,
-            optimizer_path=submission.path, source_hash=submission.source_hash,
-            hparams=hparams, seed=seed, phase=phase, packages=dict(submission.packages),
-            lr_key=submission.lr_key,
-        )
+        return RunSpec.of(task, submission, budget, hparams, seed, phase)
 
     # Submission-major: a worker serves one submission, so runs of one submission in a row
     # keep the workers (a new one imports torch, seconds on a busy machine).
@@ -139,24 +150,61 @@ def run_sweep(
     evaluation = []
     for sub in submissions:
         for task in tasks:
-            runs = [r for r in tuned if r.spec.task == task.name and r.spec.optimizer == sub.name]
+            runs = [r for r in tuned
+                    if r.spec.task == task.name and r.spec.optimizer.name == sub.name]
+            if all(r.failed or r.invalid for r in runs):
+                report.skipped[(task.name, sub.name)] = (
+                    "no tuning run produced a valid measurement (each ended in error, "
+                    "timeout, out of memory or was invalid): no evaluation or sensitivity "
+                    "runs, the task counts as failed")
+                continue
             best = select_best_config(runs, task.metric)
             report.best_configs[(task.name, sub.name)] = best
             log.info("%s / %s: best tuning config %s", task.name, sub.name, best)
             evaluation += [spec(task, sub, best, s, "eval") for s in evaluation_seeds(n_eval)]
+    for variant in variants:
+        for sub in submissions:
+            best = report.best_configs.get((variant.tuned_on, sub.name))
+            if best is None:
+                continue
+            report.best_configs[(variant.name, sub.name)] = best
+            evaluation += [spec(variant, sub, best, s, "held_out")
+                           for s in evaluation_seeds(n_eval)]
     _run_specs(evaluation, "evaluation", task_by_name, store, executor, on_result, report,
                retry_failed)
 
     sub_by_name = {sub.name: sub for sub in submissions}
+    public = {t.name for t in tasks}
     sensitivity = [
         spec(task_by_name[task], sub_by_name[name], config, seed, "sensitivity")
-        for (task, name), best in report.best_configs.items()
+        for (task, name), best in report.best_configs.items() if task in public
         for k, config in step_size_variants(best, sub_by_name[name].lr_key) if k != 0
         for seed in tuning_seeds(n_tune)
     ]
     _run_specs(sensitivity, "sensitivity", task_by_name, store, executor, on_result, report,
                retry_failed)
     log.info("runs made per phase: %s", report.made_by_phase)
+    return report
+
+
+def _self_tuning(tasks, variants, submissions, budget, n_eval, task_by_name, store, executor,
+                 on_result, report, retry_failed) -> SweepReport:
+    """The self-tuning track: each submission at its declared ``defaults``, evaluation seeds
+    (the held-out variants' runs in the ``held_out`` phase)."""
+    specs = []
+    held_out = {v.name for v in variants}
+    for sub in submissions:
+        for task in [*tasks, *variants]:
+            if sub.defaults is None:
+                report.skipped[(task.name, sub.name)] = (
+                    "declares no defaults: the self-tuning track has nothing to run")
+                continue
+            report.best_configs[(task.name, sub.name)] = dict(sub.defaults)
+            phase = "held_out" if task.name in held_out else "eval"
+            specs += [RunSpec.of(task, sub, budget, sub.defaults, seed, phase, "self-tuning")
+                      for seed in evaluation_seeds(n_eval)]
+    _run_specs(specs, "evaluation", task_by_name, store, executor, on_result, report,
+               retry_failed)
     return report
 
 
@@ -198,7 +246,6 @@ def _run_specs(
 
     def make(batch: list[RunSpec], bar: tqdm) -> None:
         for result in executor.map(batch, task_by_name):
-            result = _complete(result, task_by_name[result.spec.task])
             store.save(result)
             done.append(result)
             report.runs_made += 1
@@ -237,14 +284,3 @@ def _run_specs(
     done.sort(key=lambda r: position.get(run_key(r.spec), len(specs)))  # ties: same on any executor
     report.results += done
     return done
-
-
-def _complete(result: RunResult, task: Task) -> RunResult:
-    """Fill in what a run that ended outside the training loop could not know."""
-    if result.metric is not None:
-        return result
-    try:
-        score = float(task.score({}, result.steps_run, result.status))
-    except Exception:  # noqa: BLE001 -- a task that cannot score a failure scores NaN
-        score = math.nan
-    return replace(result, suite=task.suite, metric=task.metric, score=score)

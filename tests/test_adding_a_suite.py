@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -27,6 +29,7 @@ def lsb(*args: str, env: dict[str, str], cwd: Path) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_a_suite_from_the_readme_is_discovered_run_and_shown(tmp_path):
     package = tmp_path / "my-suites" / "tiny"
     package.mkdir(parents=True)

@@ -15,9 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("suites", "kernels", "bench")
 #: The engine's modules: everything of ``suites`` that is not a suite or an optimizer.
 ENGINE = ("suites/api.py", "suites/atomic.py", "suites/cli.py", "suites/common.py",
-          "suites/leaderboard.py", "suites/registry.py", "suites/results.py",
+          "suites/leaderboard.py", "suites/selection.py", "suites/registry.py",
+          "suites/results.py",
           "suites/search_space.py", "suites/submission.py", "suites/training.py",
-          "suites/tuning.py", "suites/executors", "suites/sitegen", "suites/site_data")
+          "suites/tuning.py", "suites/executors", "suites/sitegen", "suites/site_data",
+          "suites/record.py", "suites/evaluation.py", "suites/estimate.py", "suites/verify.py",
+          "suites/validation.py", "suites/sweeps.py", "suites/sandbox.py",
+          "suites/worker_process.py", "suites/process_tree.py")
 MAX_LINES = 620
 
 
@@ -32,6 +36,8 @@ def project_modules() -> dict[str, Path]:
     modules = {}
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
+            if any(part.startswith(".") for part in path.relative_to(ROOT).parts):
+                continue  # bench/.asv: asv's environments and checkouts, not ours
             modules[module_name(path)] = path
     return modules
 
@@ -106,12 +112,23 @@ def test_no_import_cycle_in_the_project(graph):
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
 
 
+#: The contracts: what every process that makes, moves or reads a run agrees on.
+CONTRACTS = {"suites.api", "suites.record"}
+
+
 def test_the_contracts_import_no_engine_module(graph):
     assert not {m for m in graph["suites.api"] if m.startswith("suites")}
+    assert {m for m in graph["suites.record"] if m.startswith("suites")} == {"suites.api"}
 
 
 def test_one_run_imports_only_the_contracts(graph):
-    assert {m for m in graph["suites.training"] if m.startswith("suites")} == {"suites.api"}
+    assert {m for m in graph["suites.training"] if m.startswith("suites")} == CONTRACTS
+
+
+def test_the_sandbox_and_process_layer_imports_no_engine_module(graph):
+    for name in ("suites.sandbox", "suites.process_tree", "suites.worker_process"):
+        engine = {m for m in graph[name] if m.startswith("suites")}
+        assert engine <= {"suites.sandbox", "suites.process_tree"}, (name, engine)
 
 
 def engine_files() -> list[Path]:
@@ -146,3 +163,47 @@ def test_no_module_is_much_over_600_lines():
     long = {module_name(p): n for p in project_modules().values()
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, f"split these modules: {long}"
+
+
+#: The layers, bottom first: a package may import only itself and the packages before it.
+LAYERS = {"kernels": set(), "bench": {"kernels"}, "suites": {"kernels"}}
+
+
+@pytest.mark.parametrize("package", sorted(LAYERS))
+def test_each_layer_imports_only_the_layers_below_it(graph, package):
+    allowed = {package} | LAYERS[package]
+    wrong = {f"{name} -> {target}" for name, targets in graph.items()
+             if name.split(".")[0] == package
+             for target in targets if target.split(".")[0] not in allowed}
+    assert not wrong, f"{package} may import only {sorted(allowed)}: {sorted(wrong)}"
+
+
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_no_run_file_holds_a_machine_fact():
+    """Run files are published: no absolute path of the machine that made them, no host
+    name (the machine's label says where a run was made)."""
+    import json
+    import re
+
+    from suites.training import environment
+
+    assert "hostname" not in environment() and environment()["machine"]
+    absolute = re.compile(r"^(/|[A-Za-z]:\\)")
+    files = sorted((ROOT / "results" / "runs").rglob("*.json"))
+    assert files, "no committed run files"
+    for path in files:
+        document = json.loads(path.read_text())
+        assert "hostname" not in document.get("env", {}), path
+        leaks = [s for s in _strings(document) if absolute.match(s) or str(Path.home()) in s]
+        assert not leaks, f"{path.relative_to(ROOT)} holds {leaks[:3]}"

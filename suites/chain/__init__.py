@@ -1,24 +1,25 @@
 """The ``chain`` suite: escaping the plateaus of deep, narrow models (thesis §3.2).
 
 Neural chains ``½(1 − w_L⋯w_1)²`` of depth 4–64 from a constant and a uniform start
-(score: steps to escape), and a deep narrow ReLU MLP on scikit-learn's digits (score:
-train loss after the budget).
+(score: gradient evaluations to escape), and a deep narrow ReLU MLP on scikit-learn's digits (score:
+train loss after the budget). Held-out variants (``variants``): chains of depths between
+the public ones, from another stream of starting points.
 """
 
 import re
 
 from suites.api import Budget, Metric
 from suites.chain.deep_mlp import DeepMLPTask
-from suites.chain.neural_chain import METRIC, ChainTask, chain_description
+from suites.chain.neural_chain import METRIC, ChainTask, chain_description, variant_description
 
 DEMO_TASKS = ("chain",)
 POSITION = 10
-PLOT_LABELS = {"steps_to_escape": "steps to escape"}
+PLOT_LABELS = {"evals_to_escape": "gradient evaluations to escape"}
 DEPTHS = (4, 8, 16, 32, 64)
 INITS = ("const", "uniform")
-#: At quick, gradient descent leaves the constant chain at depths 4 and 8 (about 60 steps)
-#: and no deeper; at full also at depth 16 (about 6,000); RMSprop and Adam take under 100
-#: steps at every depth.
+#: At quick, gradient descent leaves the constant chain at depths 4 and 8 (about 30 steps)
+#: and no deeper; at full also at depth 16 (about 5,800); RMSprop takes under 20 steps at
+#: every depth.
 CHAIN_BUDGET = Budget(smoke=50, quick=300, full=20_000)
 MLP_BUDGET = Budget(smoke=10, quick=100, full=2_000)
 
@@ -47,9 +48,36 @@ def tasks() -> list:
             "stays on the initial plateau, while RMSprop/Adam rescale them and train."
         ),
         budgets=MLP_BUDGET,
-        metric=Metric(name="train_loss", higher_is_better=False, unit="nats"),
+        metric=Metric(name="train_loss", higher_is_better=False, unit="nats",
+                      must_beat_initial=True),
     )
     return chains + [mlp]
+
+
+#: Depths of the held-out chains, per initialisation: between the public ``DEPTHS``.
+VARIANT_DEPTHS = {"const": (12, 24, 48), "uniform": (12,)}
+#: The held-out chains' starting points come from this seed stream (the public ones: 0).
+VARIANT_SEED_STREAM = 1
+
+
+def variants() -> list:
+    """Held-out chains, never tuned on: each runs with the configuration tuned on the next
+    deeper public chain of its initialisation, from starts no public run draws."""
+    chains = []
+    for init, depths in VARIANT_DEPTHS.items():
+        for depth in depths:
+            tuned_on = f"chain/depth-{min(d for d in DEPTHS if d > depth)}-{init}"
+            chains.append(ChainTask(
+                name=f"chain/depth-{depth}-{init}",
+                description=variant_description(depth, init, tuned_on),
+                budgets=CHAIN_BUDGET,
+                metric=METRIC,
+                depth=depth,
+                init=init,
+                seed_stream=VARIANT_SEED_STREAM,
+                tuned_on=tuned_on,
+            ))
+    return chains
 
 
 def task_axis(task_name: str) -> tuple[str, float, str] | None:

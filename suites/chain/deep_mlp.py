@@ -17,7 +17,7 @@ from functools import cache
 import torch
 import torch.nn.functional as F
 
-from suites.api import Problem
+from suites.api import Problem, Progress
 from suites.common import BaseTask
 
 #: The split and the batches do not depend on anything but these seeds and the run seed.
@@ -25,9 +25,10 @@ SPLIT_SEED = 0
 TEST_FRACTION = 0.25
 
 
-@cache
-def digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(x_train, y_train, x_test, y_test): float32 pixels in [0, 1], int64 labels."""
+def digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pixels, labels) of the ``"train"`` or ``"test"`` split: float32 pixels in [0, 1],
+    int64 labels. Each split is made on its own, so a process that trains holds no test
+    example (only evaluation asks for the test split)."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -35,9 +36,12 @@ def digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     x_tr, x_te, y_tr, y_te = train_test_split(
         x / 16.0, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=y
     )
-    as_x = lambda a: torch.tensor(a, dtype=torch.float32)
-    as_y = lambda a: torch.tensor(a, dtype=torch.int64)
-    return as_x(x_tr), as_y(y_tr), as_x(x_te), as_y(y_te)
+    x, y = {"train": (x_tr, y_tr), "test": (x_te, y_te)}[split]
+    return torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.int64)
+
+
+train_digits = cache(lambda: digits("train"))
+test_digits = cache(lambda: digits("test"))
 
 
 def he_mlp(sizes: list[int], gen: torch.Generator) -> list[torch.Tensor]:
@@ -69,7 +73,7 @@ class DeepMLPTask(BaseTask):
     eval_every: int = 25
 
     def setup(self, seed: int, budget: str) -> Problem:
-        x_tr, y_tr, x_te, y_te = digits()
+        x_tr, y_tr = train_digits()
         steps = self.budgets.steps(budget)
         gen = torch.Generator().manual_seed(seed)
         sizes = [x_tr.shape[1]] + [self.width] * self.depth + [10]
@@ -77,20 +81,19 @@ class DeepMLPTask(BaseTask):
         # One fixed batch per step: the same step sees the same examples whatever the
         # optimizer, and a closure called twice in a step sees one batch.
         batches = torch.randint(len(x_tr), (steps, self.batch_size), generator=gen)
-        last_step = [0]
         reached_at = [math.inf]
 
         def loss(step: int) -> torch.Tensor:
-            last_step[0] = step
             idx = batches[step]
             return F.cross_entropy(mlp_forward(params, x_tr[idx]), y_tr[idx])
 
         @torch.no_grad()
-        def evaluate() -> dict[str, float]:
+        def evaluate(progress: Progress) -> dict[str, float]:
+            x_te, y_te = test_digits()
             train_out, test_out = mlp_forward(params, x_tr), mlp_forward(params, x_te)
             test_acc = float((test_out.argmax(1) == y_te).double().mean())
             if test_acc >= self.target_accuracy and math.isinf(reached_at[0]):
-                reached_at[0] = last_step[0] + 1
+                reached_at[0] = progress.grad_evals
             return {
                 "train_loss": float(F.cross_entropy(train_out, y_tr)),
                 "train_accuracy": float((train_out.argmax(1) == y_tr).double().mean()),

@@ -14,9 +14,9 @@ from suites.executors.cluster import (
     SlurmExecutor,
     WorkerLost,
 )
-from suites.executors.local import LocalExecutor, default_jobs
+from suites.executors.local import LocalExecutor, default_jobs, execute
 
 __all__ = [
     "ClusterExecutor", "ClusterLost", "Executor", "LocalExecutor", "MissingExtra",
-    "RayExecutor", "SlurmExecutor", "WorkerLost", "default_jobs", "failed_result",
+    "RayExecutor", "SlurmExecutor", "WorkerLost", "default_jobs", "execute", "failed_result",
 ]

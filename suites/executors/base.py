@@ -1,28 +1,55 @@
-"""What every executor shares: the ``Executor`` interface and how one run is made in a
-worker process (look the task up, load the submission, train, never raise).
+"""What every executor shares: the ``Executor`` interface, the messages between the driver
+and a training worker, and how the driver turns a worker's report into a run's result.
 
-``suites.executors.local`` runs on this machine (a process pool); ``suites.executors.cluster``
-on Ray or Slurm. Every run uses one CPU thread whatever executes it, so a (task, config,
-seed) gives the same numbers in-process, in the pool, on Ray and on Slurm.
+Trust: the training worker (``suites.executors.trainer``) imports the submission, so
+nothing it sends is trusted. It returns only what it measured (``suites.record
+.TrainingReport``, as JSON) and the model's tensors at the evaluation points (tensors only,
+read with ``torch.load(weights_only=True)``: no pickle from a worker is ever unpickled).
+``assemble_result`` — run by the driver, or by a trusted supervisor on a cluster node —
+checks the report against the driver's own spec, has the points evaluated in this process
+(``suites.evaluation``: the task's problem built afresh, held-out data included), and
+writes every other field itself: spec, task, metric, score, wall time, environment.
+
+``suites.executors.local`` runs on this machine (worker processes); ``suites.executors
+.cluster`` on Ray or Slurm. Every run uses one CPU thread whatever executes it, so a
+(task, config, seed) gives the same numbers in-process, locally, on Ray and on Slurm.
 """
 
 from __future__ import annotations
 
 import abc
+import io
+import json
 import logging
 import math
-import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import torch
+from pydantic import ValidationError
 
-from suites.api import RunResult, RunSpec, Submission, Task
-from suites.training import environment, execute, warm_up
+from suites.api import Task
+from suites.evaluation import evaluate_run
+from suites.record import (
+    TRAINING_CURVES,
+    MetricRecord,
+    RunResult,
+    RunSpec,
+    TrainingReport,
+    portable,
+)
+from suites.training import EvalPoint, TrainingOutcome, environment
 
 log = logging.getLogger(__name__)
 
 TaskLookup = Callable[[str], Task]
+#: The most bytes a worker's message about one run may have (report and tensors).
+MAX_MESSAGE_BYTES = 512 * 2**20
+#: Seconds by which a worker's reported time inside steps may exceed the driver's clock.
+CLOCK_SLACK = 0.5
+#: Less than any optimizer step takes (a Python call and a closure alone take longer).
+MIN_STEP_SECONDS = 1e-6
 
 
 class Executor(abc.ABC):
@@ -67,133 +94,173 @@ def registry_task(name: str) -> Task:
     return registry.get_task(name)
 
 
-def failed_result(spec: RunSpec, status: str, error: str, wall_time: float = math.nan) -> RunResult:
-    """The result of a run that ended outside the training loop (lookup failure, killed)."""
+def submission_key(spec: RunSpec) -> tuple[str, str]:
+    """Which submission a run belongs to: its worker processes serve no other."""
+    return (spec.optimizer.runtime_path or "", spec.optimizer.source_hash)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """The driver's message to a training worker: one run to make (pickled; the worker
+    trusts the driver, never the other way round). ``task`` is the task object when the
+    driver has one the registry may not (a test's), sent once per worker."""
+
+    spec: RunSpec
+    time_limit: float | None
+    task: Task | None = None
+
+
+def encode_outcome(outcome: TrainingOutcome) -> bytes:
+    """A worker's message about one run: the report as JSON, a newline, then the points'
+    tensors as ``torch.save`` of plain lists, dicts, ints and tensors."""
+    points = [[p.step, p.grad_evals, p.tensors] for p in outcome.points]
+    buffer = io.BytesIO()
+    torch.save(points, buffer)
+    return outcome.report.model_dump_json().encode() + b"\n" + buffer.getvalue()
+
+
+class MalformedMessage(ValueError):
+    """A worker's message that is not a report and tensors of the expected form."""
+
+
+def decode_outcome(data: bytes) -> TrainingOutcome:
+    """``encode_outcome``'s inverse for an untrusted sender: the report validated by the
+    schema (unknown fields refused), the tensors read by ``torch.load(weights_only=True)``
+    and checked to be ``[[step, grad_evals, {name: tensor}], ...]``."""
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise MalformedMessage(f"{len(data)} bytes, over the {MAX_MESSAGE_BYTES} a run's "
+                               "message may have")
+    header, separator, payload = data.partition(b"\n")
+    if not separator:
+        raise MalformedMessage("no report line")
+    try:
+        report = TrainingReport.model_validate_json(header)
+    except ValidationError as err:
+        raise MalformedMessage(f"not a training report: {err.errors()[0]['loc']}: "
+                               f"{err.errors()[0]['msg']}") from err
+    try:
+        raw = torch.load(io.BytesIO(payload), weights_only=True, map_location="cpu")
+    except Exception as err:  # noqa: BLE001 -- anything the loader refuses is malformed
+        raise MalformedMessage(f"the tensors are not readable ({type(err).__name__}: "
+                               f"{err})") from err
+    points = []
+    if not isinstance(raw, list):
+        raise MalformedMessage("the evaluation points are not a list")
+    for entry in raw:
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], int)
+                and isinstance(entry[1], int) and isinstance(entry[2], dict)
+                and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                        for k, v in entry[2].items())):
+            raise MalformedMessage("an evaluation point is not [step, grad_evals, "
+                                   "{name: tensor}]")
+        points.append(EvalPoint(entry[0], entry[1], entry[2]))
+    return TrainingOutcome(report, points)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the driver measured of a run itself: its wall time (from handing the run to a
+    worker to receiving the report), the worker's resident memory at its largest, what the
+    run printed, and how the worker was confined."""
+
+    wall_time: float = math.nan
+    peak_rss_bytes: int | None = None
+    output_tail: str = ""
+    output_bytes: int = 0
+    sandbox: str = "none"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def failed_result(spec: RunSpec, task: Task, status: str, error: str,
+                  observed: Observed = Observed(), invalid: str | None = None) -> RunResult:
+    """The result of a run that ended without a report (a lost or killed worker, a message
+    the driver refused)."""
     return RunResult(
-        spec=spec, status=status, metrics={}, score=math.nan, steps_run=0, curve={},
-        time_per_step=math.nan, wall_time=wall_time, state_bytes=0, error=error,
-        env=environment(),
+        spec=spec, suite=task.suite, metric=MetricRecord.of(task.metric), status=status,
+        score=_failed_score(task), error=portable(error), wall_time=observed.wall_time,
+        peak_rss_bytes=observed.peak_rss_bytes, output_tail=portable(observed.output_tail),
+        output_bytes=observed.output_bytes, sandbox=observed.sandbox, invalid=invalid,
+        env=environment(), created=_now(),
     )
 
 
-class SubmissionCache:
-    """Loaded submissions by (path, source hash), so a worker imports each file once."""
-
-    def __init__(self) -> None:
-        self._loaded: dict[tuple[str, str], Submission] = {}
-
-    def get(self, path: str, expected_hash: str,
-            expected_packages: Mapping[str, str] | None = None) -> Submission:
-        """The submission at ``path``, which must still have the source hash (and, where
-        given, the package versions) that the run was keyed by."""
-        from suites.submission import load_submission, source_hash
-
-        key = (path, expected_hash)
-        if key not in self._loaded:
-            found = source_hash(path)
-            if found != expected_hash:
-                raise RuntimeError(
-                    f"{path} changed during the sweep (source hash {found}, expected "
-                    f"{expected_hash}); rerun the sweep to run the new version"
-                )
-            self._loaded[key] = load_submission(path)
-        loaded = self._loaded[key]
-        if expected_packages is not None and dict(expected_packages) != loaded.packages:
-            raise RuntimeError(
-                f"{path} needs the packages {dict(expected_packages)} (the versions its runs "
-                f"are keyed by), but this process has {loaded.packages}: install the same "
-                "versions on every worker"
-            )
-        return loaded
-
-
-def submission_key(spec: RunSpec) -> tuple[str, str]:
-    """Which submission a run belongs to: its worker processes serve no other."""
-    return (spec.optimizer_path, spec.source_hash)
-
-
-def run_spec(
-    spec: RunSpec, time_limit: float | None, task_lookup: TaskLookup, cache: SubmissionCache
-) -> RunResult:
-    """One run, never raising: lookup failures become ``error`` results.
-
-    Afterwards the process's global torch state is compared with the state it had before
-    any submission was imported (``prepare_worker_process``); what changed is recorded
-    in the result's ``env["global_state_changes"]``.
-    """
+def _failed_score(task: Task) -> float:
     try:
-        task = task_lookup(spec.task)
-        submission = cache.get(spec.optimizer_path, spec.source_hash, spec.packages)
-    except Exception:  # noqa: BLE001
-        result = failed_result(spec, "error", traceback.format_exc())
-    else:
-        result = execute(
-            task, submission, spec.hparams, spec.seed, spec.budget,
-            time_limit=time_limit, phase=spec.phase,
-        )
-    changes = global_state_changes(_pristine_state, global_state()) if _pristine_state else []
-    if changes:
-        log.warning("%s of %s changed global torch state: %s", spec.task, spec.optimizer,
-                    "; ".join(changes))
-        result.env = {**result.env, "global_state_changes": changes}
-    return result
+        return float(task.score({}, 0, "error"))
+    except Exception:  # noqa: BLE001 -- a task that cannot score a failure scores its worst
+        return task.metric.failed_score
 
 
-#: Process-wide torch settings a submission could change, and how to read each.
-_GLOBAL_STATE: dict[str, Callable[[], Any]] = {
-    "default dtype": torch.get_default_dtype,
-    "threads": torch.get_num_threads,
-    "interop threads": torch.get_num_interop_threads,
-    "grad mode": torch.is_grad_enabled,
-    "anomaly detection": torch.is_anomaly_enabled,
-    "deterministic algorithms": torch.are_deterministic_algorithms_enabled,
-    "matmul precision": torch.get_float32_matmul_precision,
-    "default device": lambda: str(torch.get_default_device()),
-}
-#: Functions that a monkeypatch replaces: recorded by identity.
-_PATCHABLE = {
-    "torch.Tensor.backward": lambda: torch.Tensor.backward,
-    "torch.autograd.backward": lambda: torch.autograd.backward,
-    "torch.autograd.grad": lambda: torch.autograd.grad,
-    "torch.nn.Module.__call__": lambda: torch.nn.Module.__call__,
-    "torch.optim.Optimizer.zero_grad": lambda: torch.optim.Optimizer.zero_grad,
-    "torch.manual_seed": lambda: torch.manual_seed,
-}
+def consistency_problems(report: TrainingReport, spec: RunSpec, task: Task,
+                         observed: Observed) -> list[str]:
+    """Why a report cannot be trusted: it contradicts the driver's spec, its own numbers or
+    the driver's clock, or the worker found its process's global state changed."""
+    problems = report.check(spec, task.budgets.steps(spec.budget))
+    if math.isfinite(observed.wall_time) and math.isfinite(report.train_time) \
+            and report.train_time > observed.wall_time + CLOCK_SLACK:
+        problems.append(f"reported {report.train_time:.3f} s inside steps, but the run took "
+                        f"{observed.wall_time:.3f} s by the driver's clock")
+    if report.steps_run >= 10 and report.train_time < report.steps_run * MIN_STEP_SECONDS:
+        problems.append(f"reported {report.train_time:.3g} s inside {report.steps_run} steps, "
+                        f"less than any step takes ({MIN_STEP_SECONDS:g} s): its clock was "
+                        "tampered with")
+    if report.global_state_changes:
+        problems.append("changed its process's global state (" +
+                        "; ".join(report.global_state_changes) + ")")
+    return problems
 
 
-def global_state() -> dict[str, Any]:
-    """The process's global torch state: settings by value, patchable functions by id."""
-    state: dict[str, Any] = {name: read() for name, read in _GLOBAL_STATE.items()}
-    state.update({name: id(read()) for name, read in _PATCHABLE.items()})
-    return state
+def assemble_result(spec: RunSpec, task: Task, message: bytes,
+                    observed: Observed = Observed()) -> RunResult:
+    """The driver's result of a run from a worker's message: decoded, checked against the
+    spec, its points evaluated here, every field but the measured ones the driver's own."""
+    try:
+        outcome = decode_outcome(message)
+    except MalformedMessage as err:
+        reason = f"the worker's message was refused: {err}"
+        return failed_result(spec, task, "error", reason, observed, invalid=reason)
+    report = outcome.report
+    problems = consistency_problems(report, spec, task, observed)
+    try:
+        evaluation = evaluate_run(task, spec.seed, spec.budget, outcome.points)
+    except Exception as err:  # noqa: BLE001 -- the task's own evaluation failed: an error
+        log.warning("%s: evaluation failed: %s", spec.task, err)
+        return failed_result(spec, task, "error", f"evaluating the run failed: "
+                             f"{type(err).__name__}: {err}", observed)
+    problems += evaluation.problems
+    status = report.status
+    if not evaluation.points and status == "ok":
+        status, problems = "error", problems + ["the worker reported no evaluation point"]
+    try:
+        score = float(task.score(evaluation.final, report.steps_run, status))
+    except Exception as err:  # noqa: BLE001
+        status, score = "error", _failed_score(task)
+        problems.append(f"the task could not score the run ({type(err).__name__}: {err})")
+    return RunResult(
+        spec=spec, suite=task.suite, metric=MetricRecord.of(task.metric), score=score,
+        metrics=evaluation.final, initial_metrics=evaluation.initial,
+        curve={**{k: v for k, v in report.curve.items() if k in TRAINING_CURVES},
+               **evaluation.curves()},
+        param_bytes=evaluation.param_bytes,
+        **{**report.model_dump(exclude={"curve"}), "status": status,
+           "error": portable(report.error)},
+        wall_time=observed.wall_time, peak_rss_bytes=observed.peak_rss_bytes,
+        output_tail=portable(observed.output_tail), output_bytes=observed.output_bytes,
+        sandbox=observed.sandbox, invalid="; ".join(problems) or None,
+        env=environment(), created=_now(),
+    )
 
 
-def global_state_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
-    """What differs between two ``global_state`` snapshots, one line per setting."""
-    changes = []
-    for name, old in before.items():
-        new = after.get(name)
-        if new != old:
-            changes.append(f"{name} replaced" if name in _PATCHABLE else f"{name}: {old} → {new}")
-    return changes
-
-
-_worker_cache: SubmissionCache | None = None
-#: The global state of this process before any submission was imported into it.
-_pristine_state: dict[str, Any] | None = None
-
-
-def prepare_worker_process() -> SubmissionCache:
-    """Once per worker process: one torch thread, torch's one-time costs paid up front.
-
-    Every run uses one thread whatever executes it, so a (task, config, seed) gives the
-    same numbers in-process, in the pool, on Ray and on Slurm. Returns the process's
-    submission cache.
-    """
-    global _worker_cache, _pristine_state
-    if _worker_cache is None:
-        torch.set_num_threads(1)
-        warm_up()
-        _worker_cache = SubmissionCache()
-        _pristine_state = global_state()
-    return _worker_cache
+def describe(result: RunResult) -> str:
+    """One line naming a run, for logs."""
+    return (f"{result.spec.task} / {result.spec.optimizer.name} "
+            f"{json.dumps(result.spec.hparams)} seed {result.spec.seed}")

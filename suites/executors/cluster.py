@@ -2,12 +2,15 @@
 ``SlurmExecutor`` (each run a Slurm job, a sweep's runs one job array, through submitit).
 Ray and submitit are optional extras, imported only when chosen.
 
-Cluster workers save each result into the shared results directory themselves
-(``ResultStore.save``: an atomic write under the run key), so a run finished by a worker
-is kept even if the driver or the worker is lost before the result reaches the driver.
-A run whose worker was lost (killed, out of memory, node failure) is made again up to
-``retries`` times, then recorded as ``error`` with the reason. A worker also enforces
-the hard time limit itself: past ``kill_after`` it saves the run as ``timeout`` and exits.
+A cluster worker (a Ray task, a Slurm job) is trusted code: it supervises the run as
+the local executor does on one machine — the submission is trained in a child process of
+its own, whose report the worker checks and evaluates itself (``suites.executors.base``) —
+and saves the result into the shared results directory (``ResultStore.save``: an atomic
+write under the run key), so a run finished by a worker is kept even if the driver or the
+worker is lost before the result reaches the driver. A run whose worker was lost (killed,
+out of memory, node failure) is made again up to ``retries`` times, then recorded as
+``error`` with the reason. The worker also enforces the hard time limit: past
+``kill_after`` it kills the training child and saves the run as ``timeout``.
 """
 
 from __future__ import annotations
@@ -16,27 +19,24 @@ import abc
 import importlib
 import logging
 import math
-import os
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from suites.api import RunResult, RunSpec, Task
+from suites.api import Task
 from suites.executors.base import (
     Executor,
     TaskLookup,
     default_kill_after,
     failed_result,
-    prepare_worker_process,
     registry_task,
-    run_spec,
-    stuck_message,
 )
+from suites.executors.local import DEFAULT_MEMORY_LIMIT, LocalExecutor
+from suites.record import RunResult, RunSpec
 from suites.results import ResultStore
 
 log = logging.getLogger(__name__)
@@ -65,33 +65,18 @@ def run_and_store(
     kill_after: float | None,
     results: str,
     task_lookup: TaskLookup,
+    memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
 ) -> RunResult:
     """One run on a cluster worker (a Ray task, a Slurm job), saved to ``results``, returned.
 
-    Past ``kill_after`` seconds (a run stuck inside one step) a timer saves the run as
-    ``timeout`` and ends the process: the driver sees a lost worker and finds that result.
+    The run is trained in a child process (``LocalExecutor`` with one job) and evaluated
+    here; past ``kill_after`` seconds the child is killed and the run is a ``timeout``.
     """
-    cache = prepare_worker_process()
-    store = ResultStore(results)
-    timer = None
-    if kill_after is not None:
-        timer = threading.Timer(kill_after, _give_up, (store, spec, kill_after, time_limit))
-        timer.daemon = True
-        timer.start()
-    try:
-        result = run_spec(spec, time_limit, task_lookup, cache)
-    finally:
-        if timer is not None:
-            timer.cancel()
-    store.save(result)
+    with LocalExecutor(1, time_limit, task_lookup=task_lookup, kill_after=kill_after,
+                       memory_limit=memory_limit) as local:
+        (result,) = list(local.map([spec]))
+    ResultStore(results).save(result)
     return result
-
-
-def _give_up(store: ResultStore, spec: RunSpec, elapsed: float, time_limit: float | None) -> None:
-    error = stuck_message(elapsed, time_limit)
-    log.warning("%s: %s", spec.task, error)
-    store.save(failed_result(spec, "timeout", error, elapsed))
-    os._exit(1)  # the stuck step holds the main thread; only ending the process frees it
 
 
 class WorkerLost(Exception):
@@ -126,6 +111,7 @@ class ClusterExecutor(Executor):
         retries: int = 2,
         task_lookup: TaskLookup = registry_task,
         kill_after: float | None = None,
+        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
     ):
         if retries < 0:
             raise ValueError(f"retries must be at least 0, got {retries}")
@@ -134,6 +120,7 @@ class ClusterExecutor(Executor):
         self.retries = retries
         self.task_lookup = task_lookup
         self.kill_after = kill_after if kill_after is not None else default_kill_after(time_limit)
+        self.memory_limit = memory_limit
 
     @abc.abstractmethod
     def _submit(self, specs: Sequence[RunSpec]) -> list[Any]:
@@ -153,7 +140,8 @@ class ClusterExecutor(Executor):
 
     def _call_args(self) -> tuple[Any, ...]:
         """``run_and_store``'s arguments after the spec."""
-        return (self.time_limit, self.kill_after, str(self.results), self.task_lookup)
+        return (self.time_limit, self.kill_after, str(self.results), self.task_lookup,
+                self.memory_limit)
 
     def map(
         self, specs: Iterable[RunSpec], tasks: Mapping[str, Task] | None = None
@@ -207,7 +195,7 @@ class ClusterExecutor(Executor):
             return None
         error = f"the worker was lost {attempt} times; the last time: {reason}"
         log.warning("%s seed %s: %s", spec.task, spec.seed, _first_line(error))
-        return failed_result(spec, "error", error)
+        return failed_result(spec, self.task_lookup(spec.task), "error", error)
 
 
 def _first_line(text: str) -> str:
@@ -267,7 +255,8 @@ class RayExecutor(ClusterExecutor):
         try:
             return self._ray.get(handle)
         except errors.RayTaskError as err:  # raised by lsb itself: making it again won't help
-            return failed_result(spec, "error", f"the Ray task failed: {err}")
+            return failed_result(spec, self.task_lookup(spec.task), "error",
+                                 f"the Ray task failed: {err}")
         except errors.LocalRayletDiedError as err:
             raise ClusterLost(f"Ray stopped on this machine: {_first_line(str(err))}") from err
         except errors.RayError as err:
@@ -351,7 +340,8 @@ class SlurmExecutor(ClusterExecutor):
         if error is None:
             return handle.result()
         if isinstance(error, self._failed):  # raised by lsb itself: making it again won't help
-            return failed_result(spec, "error", f"Slurm job {handle.job_id} failed: {error}")
+            return failed_result(spec, self.task_lookup(spec.task), "error",
+                                 f"Slurm job {handle.job_id} failed: {error}")
         raise WorkerLost(f"Slurm job {handle.job_id} ({handle.state}): {error}")
 
     def _cancel(self, handles: Sequence[Any]) -> None:

@@ -1,11 +1,14 @@
 """The local executor: runs on this machine, each submission in worker processes of its own.
 
-Runs are made in worker processes (spawn context), ``jobs`` of them at once, ``-j 1``
+Runs are trained in worker processes (spawn context), ``jobs`` of them at once, ``-j 1``
 included. A worker serves one submission only: whatever a submission does to its
 process (a default dtype, a thread count, a monkeypatch) reaches no other optimizer's
-runs, and is recorded in its own results (``env["global_state_changes"]``). A worker
-imports torch and its submission once and makes many runs, so the cost per run is
-milliseconds and the cost per submission a second or two.
+runs, and makes its own runs invalid (``suites.executors.base.consistency_problems``). A
+worker imports torch and its submission once and makes many runs, so the cost per run is
+milliseconds and the cost per submission a second or two. Its report of each run comes
+back as bytes (``encode_outcome``), and this process — which never imports a submission —
+evaluates the run and writes its result (``assemble_result``); meanwhile the worker waits,
+so at most ``jobs`` processes compute at once.
 
 Each run has a time limit that the training loop enforces itself; a watchdog in the
 parent kills a worker whose run overshoots it by a grace period (a run stuck inside one
@@ -25,32 +28,43 @@ from __future__ import annotations
 import collections
 import logging
 import math
-import multiprocessing
 import os
 import pickle
-import signal
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from suites.api import RunResult, RunSpec, Task
+from suites.api import Submission, Task
 from suites.executors.base import (
+    MAX_MESSAGE_BYTES,
     Executor,
-    SubmissionCache,
+    Observed,
     TaskLookup,
+    TrainRequest,
+    assemble_result,
     default_kill_after,
+    encode_outcome,
     failed_result,
-    prepare_worker_process,
     registry_task,
-    run_spec,
     stuck_message,
     submission_key,
 )
-from suites.training import warm_up
+from suites.executors.trainer import Trainer
+from suites.process_tree import become_subreaper, reap_orphans
+from suites.record import RunResult, RunSpec
+from suites.worker_process import UntrustedMessage, WorkerProcess, inherited_environment, wait
 
 log = logging.getLogger(__name__)
+
+#: A training worker's resident memory limit (its whole process tree), unless told.
+DEFAULT_MEMORY_LIMIT = 8 << 30
+#: The end of a run's output that its run file keeps.
+OUTPUT_TAIL_CHARS = 4000
 
 
 class LocalExecutor(Executor):
@@ -74,6 +88,8 @@ class LocalExecutor(Executor):
         in_process: bool = False,
         task_lookup: TaskLookup = registry_task,
         kill_after: float | None = None,
+        memory_limit: int | None = DEFAULT_MEMORY_LIMIT,
+        reap_orphans: bool = False,
     ):
         if jobs < 1:
             raise ValueError(f"jobs must be at least 1, got {jobs}")
@@ -82,6 +98,11 @@ class LocalExecutor(Executor):
         self.in_process = in_process
         self.task_lookup = task_lookup
         self.kill_after = kill_after if kill_after is not None else default_kill_after(time_limit)
+        self.memory_limit = memory_limit
+        # Orphans of a worker's processes are re-parented here and killed after each run;
+        # only for a process that owns all its children (the lsb command), since every
+        # other child of it would be killed too.
+        self.reap_orphans = reap_orphans and become_subreaper()
         self._workers: list[_Worker] = []
 
     def map(
@@ -94,19 +115,20 @@ class LocalExecutor(Executor):
             return self._map_in_process(specs, tasks or {})
         return self._map_pool(specs, tasks or {})
 
+    def _task(self, name: str, tasks: Mapping[str, Task]) -> Task:
+        return tasks[name] if name in tasks else self.task_lookup(name)
+
     def _map_in_process(
         self, specs: list[RunSpec], tasks: Mapping[str, Task]
     ) -> Iterator[RunResult]:
-        def lookup(name: str) -> Task:
-            return tasks[name] if name in tasks else self.task_lookup(name)
-
-        cache = SubmissionCache()
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        warm_up()
+        trainer = Trainer(lambda name: self._task(name, tasks))
         try:
             for spec in specs:
-                yield run_spec(spec, self.time_limit, lookup, cache)
+                started = time.monotonic()
+                message = encode_outcome(trainer.train(TrainRequest(spec, self.time_limit)))
+                observed = Observed(wall_time=time.monotonic() - started)
+                yield assemble_result(spec, self._task(spec.task, tasks), message, observed)
         finally:
             torch.set_num_threads(threads)
 
@@ -123,12 +145,9 @@ class LocalExecutor(Executor):
                         spec = _next_for(worker.key, pending)
                         if spec is not None:
                             worker.start_run(spec, self.time_limit, tasks.get(spec.task))
-                wait(
-                    [w.conn for w in workers] + [w.process.sentinel for w in workers],
-                    timeout=self._wait_timeout(workers),
-                )
+                wait([w.process for w in workers], timeout=self._wait_timeout(workers))
                 for worker in list(workers):
-                    result = self._collect(worker)
+                    result = self._collect(worker, tasks)
                     if worker.dead:
                         worker.stop()
                         workers.remove(worker)
@@ -155,7 +174,8 @@ class LocalExecutor(Executor):
             if len(workers) >= self.jobs:
                 break
             if staffed[key] < waiting[key]:
-                workers.append(_Worker(key, self.task_lookup))
+                first = next(spec for spec in pending if submission_key(spec) == key)
+                workers.append(_Worker(key, self.task_lookup, first, self.memory_limit))
                 staffed[key] += 1
 
     def close(self) -> None:
@@ -171,12 +191,15 @@ class LocalExecutor(Executor):
         left = [w.started + self.kill_after - now for w in workers if w.spec is not None]
         return max(0.01, min(left, default=5.0))
 
-    def _collect(self, worker: _Worker) -> RunResult | None:
-        """The worker's finished run, or the result recorded for a killed or dead one."""
-        message = worker.receive()
-        if message is not None:
-            return message
+    def _collect(self, worker: _Worker, tasks: Mapping[str, Task]) -> RunResult | None:
+        """The worker's finished run (evaluated here), or the result recorded for a killed
+        or dead one."""
         spec = worker.spec
+        message = worker.receive()
+        if message is not None and spec is not None:
+            observed = worker.observed()
+            self._end_run(worker)
+            return assemble_result(spec, self._task(spec.task, tasks), message, observed)
         if worker.dead:
             if not worker.ready:
                 raise RuntimeError(
@@ -185,19 +208,52 @@ class LocalExecutor(Executor):
                 )
             if spec is None:
                 return None
-            worker.spec = None
+            observed = worker.observed()
+            self._end_run(worker)
+            if worker.process.kill_reason == "out_of_memory":
+                limit = f"{self.memory_limit / 2**30:g} GiB"
+                return failed_result(spec, self._task(spec.task, tasks), "out_of_memory",
+                                     f"the run's processes used more than the memory limit "
+                                     f"({limit}; lsb run --memory-limit GIB): killed",
+                                     observed)
             error = (f"the worker process died (exit code {worker.process.exitcode}) during "
                      "this run: the optimizer's code ended its process (os._exit, a crash)")
             log.warning("%s: %s", spec.task, error)
-            return failed_result(spec, "error", error, time.monotonic() - worker.started)
+            return failed_result(spec, self._task(spec.task, tasks), "error", error, observed)
         if spec is not None and self.kill_after is not None:
             elapsed = time.monotonic() - worker.started
             if elapsed > self.kill_after:
+                observed = worker.observed()
                 worker.kill()
+                self._end_run(worker)
                 error = stuck_message(elapsed, self.time_limit)
                 log.warning("%s: %s", spec.task, error)
-                return failed_result(spec, "timeout", error, elapsed)
+                return failed_result(spec, self._task(spec.task, tasks), "timeout", error,
+                                     observed)
         return None
+
+    def _end_run(self, worker: _Worker) -> None:
+        worker.end_run()
+        if self.reap_orphans:
+            reap_orphans({w.process.pid for w in self._workers})
+
+
+def execute(task: Task, submission: Submission, hparams: Mapping[str, Any], seed: int,
+            budget: str, *, time_limit: float | None = None, phase: str = "tune") -> RunResult:
+    """One run made wholly in this process — trained, then evaluated and assembled as the
+    driver does — for debugging and tests: nothing isolates the submission from this
+    process. ``submission`` must be loaded (its ``build`` callable)."""
+    spec = RunSpec.of(task, submission, budget, dict(hparams), seed, phase)
+    trainer = Trainer(lambda name: task)
+    threads = torch.get_num_threads()
+    try:
+        trainer.submissions.preload(submission)
+        started = time.monotonic()
+        message = encode_outcome(trainer.train(TrainRequest(spec, time_limit, task)))
+        return assemble_result(spec, task, message,
+                               Observed(wall_time=time.monotonic() - started))
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _next_for(key: tuple[str, str], pending: collections.deque[RunSpec]) -> RunSpec | None:
@@ -209,23 +265,50 @@ def _next_for(key: tuple[str, str], pending: collections.deque[RunSpec]) -> RunS
     return None
 
 
-class _Worker:
-    """One worker process of one submission (``key``) and the pipe to it; ``spec`` is the
-    run it is making."""
 
-    def __init__(self, key: tuple[str, str], task_lookup: TaskLookup):
-        context = multiprocessing.get_context("spawn")
+
+def sandbox_reads(spec: RunSpec) -> list[str]:
+    """What a training worker of ``spec``'s submission may read besides the repository
+    and the Python installation: the submission file's directory, the data directories
+    of the suites, and the directories of suites outside the repository."""
+    from suites import registry
+
+    reads = [str(Path(spec.optimizer.runtime_path or ".").resolve().parent)]
+    reads += [str(p) for p in registry.data_directories()]
+    return reads
+
+
+class _Worker:
+    """One training worker of one submission (``key``): a sandboxed ``WorkerProcess``
+    serving ``suites.executors.trainer.serve``; ``spec`` is the run it is making."""
+
+    def __init__(self, key: tuple[str, str], task_lookup: TaskLookup, spec: RunSpec,
+                 memory_limit: int | None):
+        from suites.sandbox import default_policy, landlock_abi
+
         self.key = key
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, key, task_lookup),
-                                       daemon=True)
-        self.process.start()
-        child.close()
+        self.scratch = Path(tempfile.mkdtemp(prefix="lsb-worker-"))
+        policy = default_policy(self.scratch, read=sandbox_reads(spec)) \
+            if landlock_abi() and not _unconfined() else None
+        self.process = WorkerProcess(
+            # Plain data only: the bootstrap unpickles its arguments before it enters the
+            # sandbox, which needs a process that has imported nothing that starts threads.
+            "suites.executors.trainer:serve", (key, pickle.dumps(task_lookup)), policy=policy,
+            memory_limit=memory_limit,
+            address_space_headroom=None if torch.cuda.is_available() else 4 << 30,
+            max_message=MAX_MESSAGE_BYTES, env=inherited_environment())
+        if self.process.sandbox == "none":
+            _warn_unsandboxed(self.process.sandbox_reason)
         self.ready = False
         self.dead = False
         self.spec: RunSpec | None = None
         self.started = math.nan
+        self.mark = None
         self._sent_tasks: set[str] = set()
+
+    @property
+    def sandbox(self) -> str:
+        return self.process.sandbox
 
     def start_run(self, spec: RunSpec, time_limit: float | None, task: Task | None) -> None:
         if spec.task in self._sent_tasks:
@@ -236,67 +319,68 @@ class _Worker:
             except Exception:  # noqa: BLE001 -- an unpicklable task is looked up by name
                 task = None
         self._sent_tasks.add(spec.task)
+        self.mark = self.process.mark()
         self.spec, self.started = spec, time.monotonic()
-        self.conn.send((spec, time_limit, task))
+        self.process.send(TrainRequest(spec, time_limit, task))
 
-    def receive(self) -> RunResult | None:
-        """A finished run if one is waiting; notices a dead process."""
+    def observed(self) -> Observed:
+        """What the driver saw of the run in flight: its wall time, the worker tree's peak
+        memory, the end of its output."""
+        peak = self.process.peak_rss_since(self.mark) if self.mark is not None else None
+        output = self.process.output_since(self.mark) if self.mark is not None else ""
+        count = self.process.output_bytes_since(self.mark) if self.mark is not None else 0
+        return Observed(wall_time=time.monotonic() - self.started, peak_rss_bytes=peak,
+                        output_tail=output[-OUTPUT_TAIL_CHARS:], output_bytes=count,
+                        sandbox=self.sandbox)
+
+    def receive(self) -> bytes | None:
+        """A finished run's message if one is waiting (bytes, parsed by the driver as
+        untrusted); notices a dead process."""
         try:
-            if not self.conn.poll():
-                if not self.process.is_alive():
-                    self.dead = True
+            if not self.process.poll(0):
                 return None
-            message = self.conn.recv()
-        except (EOFError, OSError):
+            message = self.process.recv(0)
+        except (EOFError, OSError, TimeoutError, UntrustedMessage):
             self.dead = True
-            self.process.join(timeout=5)
+            self.process.wait(5)  # its exit code, for the record
             return None
-        if message == "ready":
+        if not isinstance(message, bytes):
+            self.dead = True  # not the protocol: the worker is not to be trusted further
+            self.process.kill()
+            return None
+        if message == b"ready" and not self.ready:
             self.ready = True
             return None
-        self.spec = None
         return message
+
+    def end_run(self) -> None:
+        """After each run: no process the run started lives on."""
+        self.spec = None
+        self.process.kill_descendants()
 
     def kill(self) -> None:
         self.process.kill()
-        self.process.join(timeout=5)
         self.dead = True
         self.spec = None
 
     def stop(self) -> None:
-        if self.process.is_alive():
-            try:
-                self.conn.send(None)
-            except OSError:
-                pass
-            self.process.join(timeout=1)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(timeout=5)
-        self.conn.close()
+        self.process.stop(grace=1.0)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
-def _worker_main(conn: Connection, key: tuple[str, str], task_lookup: TaskLookup) -> None:
-    # Ctrl-C and SIGTERM reach the whole process group; the parent alone decides what stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    cache = prepare_worker_process()
-    tasks: dict[str, Task] = {}
+def _unconfined() -> bool:
+    """``LSB_SANDBOX=0``: run training workers without the sandbox (debugging only)."""
+    return os.environ.get("LSB_SANDBOX", "1") == "0"
 
-    def lookup(name: str) -> Task:
-        return tasks[name] if name in tasks else task_lookup(name)
 
-    try:
-        conn.send("ready")
-        while (message := conn.recv()) is not None:
-            spec, time_limit, task = message
-            if task is not None:
-                tasks[spec.task] = task
-            if submission_key(spec) != key:  # the parent never sends one; refuse to mix
-                raise RuntimeError(f"worker of {key} was sent a run of {submission_key(spec)}")
-            conn.send(run_spec(spec, time_limit, lookup, cache))
-    except (EOFError, OSError):
-        return  # the parent has gone: nobody is waiting for results
+_warned: list[str] = []
+
+
+def _warn_unsandboxed(reason: str) -> None:
+    if not _warned:
+        _warned.append(reason)
+        log.warning("training workers run without a sandbox (%s): their run files record "
+                    "sandbox 'none'", reason or "LSB_SANDBOX=0")
 
 
 def default_jobs() -> int:

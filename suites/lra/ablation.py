@@ -19,9 +19,10 @@ from pathlib import Path
 
 from suites import registry
 from suites.atomic import atomic_open
+from suites.executors.local import execute
 from suites.lra.model import DESIGN_STEPS
 from suites.submission import load_submission
-from suites.training import execute, warm_up
+from suites.training import warm_up
 
 
 def with_design_step(task, budget: str, step: str):

@@ -12,7 +12,8 @@ for the recurrent parameters.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -26,7 +27,8 @@ LR_FACTOR = 0.5
 #: Generator settings of the short expressions of the smoke and quick budgets.
 SHORT_SETTINGS = {"max_depth": 4, "max_args": 5, "min_length": 20, "max_length": 80}
 SHORT_TRAIN, SHORT_TEST, SHORT_VAL = 5_000, 1_000, 1_000
-#: The short data set is one draw, the same for every run seed.
+#: The short data set is one draw, the same for every run seed (a task's
+#: ``short_data_seed``; the public task's is this one).
 SHORT_DATA_SEED = 0
 
 SCALES = {
@@ -36,13 +38,32 @@ SCALES = {
 }
 
 
+def short_splits(
+    seed: int = SHORT_DATA_SEED, **settings: int
+) -> tuple[SequenceData, SequenceData, SequenceData]:
+    """(train, test, val) of the smoke and quick budgets, drawn by ``seed`` with
+    ``SHORT_SETTINGS`` updated by ``settings`` (validation drawn last, so that train and
+    test are the first draws of the generator)."""
+    return _draw_short_splits(seed, tuple(sorted({**SHORT_SETTINGS, **settings}.items())))
+
+
+def short_train(seed: int = SHORT_DATA_SEED, **settings: int) -> SequenceData:
+    """The training split of the smoke and quick budgets alone: the generator's first
+    draws, so equal to ``short_splits(seed, **settings)[0]`` without drawing the held-out
+    examples."""
+    return _draw_short_train(seed, tuple(sorted({**SHORT_SETTINGS, **settings}.items())))
+
+
 @functools.cache
-def short_splits() -> tuple[SequenceData, SequenceData, SequenceData]:
-    """(train, test, val) of the smoke and quick budgets (validation drawn last, so that
-    train and test are the first draws of the generator)."""
-    examples = listops.generate(
-        SHORT_TRAIN + SHORT_TEST + SHORT_VAL, seed=SHORT_DATA_SEED, **SHORT_SETTINGS
-    )
+def _draw_short_train(seed: int, settings: tuple[tuple[str, int], ...]) -> SequenceData:
+    return listops.from_examples(listops.generate(SHORT_TRAIN, seed=seed, **dict(settings)))
+
+
+@functools.cache
+def _draw_short_splits(
+    seed: int, settings: tuple[tuple[str, int], ...]
+) -> tuple[SequenceData, SequenceData, SequenceData]:
+    examples = listops.generate(SHORT_TRAIN + SHORT_TEST + SHORT_VAL, seed=seed, **dict(settings))
     cuts = [0, SHORT_TRAIN, SHORT_TRAIN + SHORT_TEST, len(examples)]
     return tuple(
         listops.from_examples(examples[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)
@@ -51,7 +72,14 @@ def short_splits() -> tuple[SequenceData, SequenceData, SequenceData]:
 
 @dataclass(frozen=True)
 class ListOpsTask(LRATask):
-    """Test accuracy of a deep LRU on ListOps after the budget's steps."""
+    """Test accuracy of a deep LRU on ListOps after the budget's steps.
+
+    ``short_data_seed`` and ``short_settings`` (which update ``SHORT_SETTINGS``): the draw
+    of the smoke and quick expressions.
+    """
+
+    short_data_seed: int = SHORT_DATA_SEED
+    short_settings: Mapping[str, int] = field(default_factory=dict)
 
     def release_files(self, budget: str) -> ReleaseFiles | None:
         if budget != "full":
@@ -63,11 +91,17 @@ class ListOpsTask(LRATask):
         if budget == "full":
             data = listops.load(self.root, ("train", "val", "test"))
             return Splits(data["train"], data["val"], data["test"])
-        train, test, val = short_splits()
+        train, test, val = short_splits(self.short_data_seed, **self.short_settings)
         scale = self.scales[budget]
         return Splits(
             train.head(scale.train_size), val.head(scale.eval_size), test.head(scale.eval_size)
         )
+
+    def train_split(self, budget: str) -> SequenceData:
+        if budget == "full":
+            return listops.load(self.root, ("train",))["train"]
+        return short_train(self.short_data_seed, **self.short_settings).head(
+            self.scales[budget].train_size)
 
     def build_model(self, scale: Scale) -> nn.Module:
         return LRUClassifier(scale.config, listops.NUM_CLASSES, vocab_size=len(listops.VOCAB))

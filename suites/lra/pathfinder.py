@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from torch import nn
@@ -38,8 +38,9 @@ PATHX_MAX_PHASE = math.pi / 10
 #: The generated images of the smoke and quick budgets: two paths of 2 dashes and no
 #: distractor in 16×16 pixels; with 3 or more dashes the quick LRU stays at chance.
 SMALL_IMAGES = PathfinderSettings(resolution=16, contour_length=2, distractors=0)
-#: Generator seeds of the training, validation and test images: three draws, each
-#: with exactly as many connected as unconnected images, the same for every run seed.
+#: Generator seeds of the training, validation and test images, added to the task's
+#: ``data_seed`` (0 for the public tasks): three draws, each with exactly as many connected
+#: as unconnected images, the same for every run seed.
 GENERATED_DATA_SEEDS = {"train": 0, "val": 1, "test": 2}
 
 _SMALL_LRU = LRUConfig(d_model=32, d_state=32, depth=2, bidirectional=True)
@@ -71,11 +72,16 @@ class PathfinderTask(LRATask):
     """Test accuracy of a deep bidirectional LRU on Pathfinder images.
 
     ``resolution``: side of the release's images read at the full budget (Path-X: 128).
-    ``generated``: the generator's settings of the smoke and quick images.
+    ``generated``: the generator's settings of the smoke and quick images; ``data_seed``:
+    the first of their generator seeds (``GENERATED_DATA_SEEDS``).
     """
 
     resolution: int = 32
     generated: PathfinderSettings = SMALL_IMAGES
+    data_seed: int = 0
+
+    def generator_seed(self, split: str) -> int:
+        return self.data_seed + GENERATED_DATA_SEEDS[split]
 
     def release_files(self, budget: str) -> ReleaseFiles | None:
         if budget != "full":
@@ -92,10 +98,17 @@ class PathfinderTask(LRATask):
         scale = self.scales[budget]
         sizes = {"train": scale.train_size, "val": scale.eval_size, "test": scale.eval_size}
         drawn = {
-            split: pathfinder.cached_generate(n, self.generated, seed=GENERATED_DATA_SEEDS[split])
+            split: pathfinder.cached_generate(n, self.generated, seed=self.generator_seed(split))
             for split, n in sizes.items()
         }
         return Splits(**{split: pathfinder.as_sequences(*d) for split, d in drawn.items()})
+
+    def train_split(self, budget: str) -> SequenceData:
+        if budget == "full":
+            return super().train_split(budget)
+        drawn = pathfinder.cached_generate(self.scales[budget].train_size, self.generated,
+                                           seed=self.generator_seed("train"))
+        return pathfinder.as_sequences(*drawn)
 
     def build_model(self, scale: Scale) -> nn.Module:
         return LRUClassifier(scale.config, NUM_CLASSES, d_input=1)
@@ -103,6 +116,10 @@ class PathfinderTask(LRATask):
 
 _SCORE = SCORE_NOTE
 _FULL = "weight decay 0.05; the recurrent parameters (Λ, γ, B) get a quarter of the step size. "
+
+
+#: The first generator seed of the held-out lra/pathfinder-seed-7's images.
+VARIANT_DATA_SEED = 7
 
 
 def pathfinder_tasks() -> list[PathfinderTask]:
@@ -154,3 +171,21 @@ def pathfinder_tasks() -> list[PathfinderTask]:
             generated=SMALL_IMAGES.magnified(32),
         ),
     ]
+
+
+def pathfinder_variants() -> list[PathfinderTask]:
+    """``lra/pathfinder-seed-7``: held out, never tuned on."""
+    public = pathfinder_tasks()[0]
+    splits = ("train", "val", "test")
+    seeds = ", ".join(str(VARIANT_DATA_SEED + GENERATED_DATA_SEEDS[s]) for s in splits)
+    public_seeds = ", ".join(str(public.generator_seed(s)) for s in splits)
+    description = (
+        f"Held-out variant of {public.name} (never tuned on; it runs with the configuration "
+        "tuned there): other images of the same generator and settings (16×16, two paths of "
+        f"2 dashes, no distractor), drawn with the seeds {seeds} (train, validation, test) "
+        f"instead of {public_seeds}; the same bidirectional 2-block LRU, budgets and score as "
+        f"{public.name} (smoke and quick only: at full the task reads the LRA release, the "
+        "public task's own data). Thesis §5.3."
+    )
+    return [replace(public, name=f"lra/pathfinder-seed-{VARIANT_DATA_SEED}",
+                    description=description, data_seed=VARIANT_DATA_SEED, tuned_on=public.name)]

@@ -61,20 +61,21 @@ class Split(Protocol):
 def classification_problem(
     model: nn.Module,
     train: Split,
-    test: Split,
+    held_out: Callable[[], tuple[Split | None, Split]],
     *,
     steps: int,
     batch_size: int,
     lr_factor: float,
     eval_every: int,
     seed: int,
-    val: Split | None = None,
     lr_schedule: Callable[[int], float] | None = None,
     weight_decay: float | None = None,
     device: torch.device | str | None = None,
 ) -> Problem:
-    """Cross-entropy on minibatches of ``train``; accuracy and loss on ``test`` (and on
-    ``val`` when given: ``val_accuracy`` is what tuning selects by) as the metrics.
+    """Cross-entropy on minibatches of ``train``; accuracy and loss on the test split (and
+    on the validation split when there is one: ``val_accuracy`` is what tuning selects by)
+    as the metrics. ``held_out()`` returns (validation or None, test); it is called at the
+    first evaluation, so a process that only trains never loads them.
 
     The recurrent parameters get ``lr_factor`` and no weight decay (Table 9); the batches
     are fixed by ``seed`` in advance, so every optimizer sees the same examples at the
@@ -110,8 +111,13 @@ def classification_problem(
         n = len(split)
         return {f"{prefix}_accuracy": correct / n, f"{prefix}_loss": total_loss / n}
 
+    loaded: list[tuple[Split | None, Split]] = []
+
     @torch.no_grad()
     def evaluate() -> dict[str, float]:
+        if not loaded:
+            loaded.append(held_out())
+        val, test = loaded[0]
         # Evaluation mode: batch norm uses its running statistics, dropout is off.
         model.eval()
         metrics = measure(test, "test")
@@ -127,4 +133,5 @@ def classification_problem(
         steps=steps,
         eval_every=eval_every,
         lr_schedule=lr_schedule,
+        state=model.state_dict,
     )

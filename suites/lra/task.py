@@ -10,6 +10,7 @@ accuracy for the score, and at the ``full`` budget Table 9's weight decay.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,12 @@ class LRATask(BaseTask):
 
     def missing_data(self, budget: str) -> str | None:
         needed = self.release_files(budget)
+        if needed is not None and self.tuned_on is not None:
+            return (
+                f"{self.name} is a held-out variant of {self.tuned_on}'s generated data, "
+                f"defined at the budgets that generate them; at {budget!r} it would read "
+                f"{self.tuned_on}'s own files"
+            )
         if needed is None or find_release_dir(self.root, needed.relative, needed.files):
             return None
         error = missing_files_error(
@@ -119,18 +126,33 @@ class LRATask(BaseTask):
     def splits(self, budget: str) -> Splits:
         raise NotImplementedError(f"{type(self).__name__} must define splits")
 
+    def train_split(self, budget: str) -> Split:
+        """The training split alone: all that the training worker loads (tasks that can
+        read or draw it without the others override this)."""
+        return self.splits(budget).train
+
+    def prepare(self, budget: str) -> None:
+        """Read or draw every split of ``budget`` once, so that generated ones are in the
+        cache before a worker (which may not write there) reads them."""
+        if self.missing_data(budget) is None:
+            self.train_split(budget)
+            self.held_out(budget)
+
+    def held_out(self, budget: str) -> tuple[Split, Split]:
+        """(validation, test): loaded only by the process that evaluates."""
+        data = self.splits(budget)
+        return data.val, data.test
+
     def build_model(self, scale: Scale) -> nn.Module:
         raise NotImplementedError(f"{type(self).__name__} must define build_model")
 
     def setup(self, seed: int, budget: str) -> Problem:
         steps = self.budgets.steps(budget)
         scale = self.scales[budget]
-        data = self.splits(budget)
         return classification_problem(
             self.build_model(scale),
-            data.train,
-            data.test,
-            val=data.val,
+            self.train_split(budget),
+            functools.partial(self.held_out, budget),
             steps=steps,
             batch_size=scale.batch_size,
             lr_factor=self.lr_factor,

@@ -11,6 +11,8 @@ from kernels.optim import AdamW
 name = "adamw"
 search_space = {"lr": [0.001, 0.003, 0.01, 0.03], "eps": [1e-8, 1e-30]}
 lr_key = "lr"
+#: The self-tuning track's configuration: Loshchilov & Hutter (2019): Adam's defaults.
+defaults = {"lr": 0.001, "eps": 1e-08}
 
 
 def build(param_groups, lr, eps):

@@ -8,6 +8,8 @@ from suites.optimizers._scalar_step import DecSPS
 name = "decsps"
 search_space = {"c0": [0.5, 1.0], "gamma_b": [1.0, 10.0, 100.0]}
 lr_key = None
+#: The self-tuning track's configuration: the thesis' c₀ = 1, γ_b = 10 (§4.2, Fig. 33).
+defaults = {"c0": 1.0, "gamma_b": 10.0}
 
 
 def build(param_groups, c0, gamma_b):

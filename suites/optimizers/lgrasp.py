@@ -13,6 +13,8 @@ from suites.optimizers._noise import LGRASP
 name = "lgrasp"
 search_space = {"lr": [0.00125, 0.003, 0.01, 0.1], "sigma": [0.1, 0.125**0.5]}
 lr_key = "lr"
+#: The self-tuning track's configuration: the thesis' linear-network η = 0.1, σ = 0.1 (Fig. 59).
+defaults = {"lr": 0.1, "sigma": 0.1}
 
 
 def build(param_groups, lr, sigma):

@@ -7,6 +7,8 @@ import torch
 name = "momentum"
 search_space = {"lr": [0.0003, 0.001, 0.003, 0.01, 0.02, 0.04, 0.08]}
 lr_key = "lr"
+#: The self-tuning track's configuration: torch.optim.SGD's default step size, with β = 0.9.
+defaults = {"lr": 0.001}
 
 
 def build(param_groups, lr):

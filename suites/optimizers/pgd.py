@@ -12,6 +12,8 @@ from suites.optimizers._noise import PGD
 name = "pgd"
 search_space = {"lr": [0.00125, 0.003, 0.01, 0.1], "sigma": [0.01, 0.125**0.5]}
 lr_key = "lr"
+#: The self-tuning track's configuration: the thesis' η = 0.01, σ = 0.005 (Fig. 56).
+defaults = {"lr": 0.01, "sigma": 0.005}
 
 
 def build(param_groups, lr, sigma):

@@ -11,6 +11,9 @@ import torch
 name = "rmsprop"
 search_space = {"lr": [0.001, 0.003, 0.01, 0.03], "eps": [1e-8, 1e-30]}
 lr_key = "lr"
+#: The self-tuning track's configuration: torch.optim.RMSprop's defaults (Hinton's
+#: lecture gives none).
+defaults = {"lr": 0.01, "eps": 1e-08}
 
 
 def build(param_groups, lr, eps):

@@ -7,6 +7,9 @@ import torch
 name = "sgd"
 search_space = {"lr": [0.003, 0.01, 0.03, 0.1, 0.2, 0.4, 0.8]}
 lr_key = "lr"
+#: The self-tuning track's configuration: torch.optim.SGD's default step size (SGD has no
+#: published one).
+defaults = {"lr": 0.001}
 
 
 def build(param_groups, lr):

@@ -8,6 +8,8 @@ from suites.optimizers._scalar_step import SPSMax
 name = "sps"
 search_space = {"c": [0.5, 1.0], "gamma_b": [0.01, 0.1, 1.0, 10.0]}
 lr_key = None
+#: The self-tuning track's configuration: c = 0.5 of Loizou et al. (2021), the cap γ_b = 10.
+defaults = {"c": 0.5, "gamma_b": 10.0}
 
 
 def build(param_groups, c, gamma_b):

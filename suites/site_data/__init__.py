@@ -2,13 +2,13 @@
 
 Everything the site shows as a number comes from here, and everything here comes from
 the files of a results directory: ``runs/**.json`` (one run each, ``suites.results``;
-``suites.site_data.runs`` and ``.summaries``) and ``kernels/*.json`` (pytest-benchmark
-output; ``suites.site_data.kernels``). A file that fails validation becomes a
-``FileProblem`` instead of an error.
+``suites.site_data.runs`` and ``.summaries``), and ``kernels/``, ``counts/`` and ``asv/``
+(kernel figures: ``suites.site_data.kernels``, their only reader). A file that fails
+validation becomes a ``FileProblem`` instead of an error.
 """
 
 from suites.site_data.common import FileProblem, natural_key
-from suites.site_data.kernels import FUSED_IMPLS, kernel_frame, kernel_tables
+from suites.site_data.kernels import FUSED_IMPLS, kernel_frame, kernel_tables, static_reports
 from suites.site_data.runs import (
     Band,
     OptimizerSource,
@@ -29,7 +29,6 @@ from suites.site_data.runs import (
     sweep_frame,
     task_order,
 )
-from suites.site_data.static_report import static_reports
 from suites.site_data.summaries import (
     configs_run,
     eval_run_count,

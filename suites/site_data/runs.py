@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 import functools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from suites import leaderboard
+from suites import leaderboard, selection
 from suites.api import BUDGET_NAMES
-from suites.results import ResultStore, file_hash
+from suites.record import RunResult
+from suites.results import ResultStore, file_hash, read_run
 from suites.site_data.common import FileProblem, natural_key
 
 
@@ -37,13 +38,46 @@ class Results:
 
     root: Path
     runs: pd.DataFrame
-    records: dict[str, dict[str, Any]]
+    records: Mapping[str, RunResult]
     problems: list[FileProblem] = field(default_factory=list)
+    #: The runs of the self-tuning track (``runs`` holds the external-tuning track's).
+    self_tuning: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @functools.cached_property
+    def seeds(self) -> dict[str, int]:
+        """The seed of each run of ``runs``, by file (from the table: no file is read)."""
+        return {file: int(seed) for file, seed in zip(self.runs["file"], self.runs["seed"],
+                                                      strict=True)}
 
     @functools.cached_property
     def current(self) -> pd.DataFrame:
         """The runs of each optimizer's current version (``leaderboard.latest_versions``)."""
         return leaderboard.latest_versions(self.runs)
+
+
+class RunRecords(Mapping[str, RunResult]):
+    """The valid runs of a results directory by file (relative to it), each read from its
+    file when first asked for: the runs table (``ResultStore.table``) holds what most pages
+    need, and only the runs whose curves or metric a page shows are parsed again."""
+
+    def __init__(self, root: Path, files: Iterable[str]):
+        self._root = root
+        self._files = list(files)
+        self._known = set(self._files)
+        self._read: dict[str, RunResult] = {}
+
+    def __getitem__(self, file: str) -> RunResult:
+        if file not in self._known:
+            raise KeyError(file)
+        if file not in self._read:
+            self._read[file] = read_run(self._root / file).result
+        return self._read[file]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
 
 
 def load_results(root: str | Path) -> Results:
@@ -52,13 +86,16 @@ def load_results(root: str | Path) -> Results:
     Symbolic links and files over ``suites.results.MAX_FILE_BYTES`` are problems too
     (never followed, not read, not copied into the site)."""
     root = Path(root)
-    found, skipped = ResultStore(root).scan()
-    records = {path.relative_to(root).as_posix(): record for path, record in found}
+    table, skipped = ResultStore(root).table()
+    records = RunRecords(root, table["file"])
     problems = [FileProblem(s.path.relative_to(root).as_posix(), s.reason, copied=not s.unread)
                 for s in skipped]
-    runs = leaderboard.runs_frame(records.values())
-    runs["file"] = pd.Series(list(records), index=runs.index, dtype=object)
-    return Results(root, runs, records, problems)
+    table, disagreeing = selection.registered_metrics(table)
+    problems += [FileProblem(file, reason, copied=True) for file, reason in disagreeing.items()]
+    # The site ranks the external-tuning track; the self-tuning one has a table of its own.
+    runs = leaderboard.of_track(table, "external")
+    return Results(root, runs, records, problems,
+                   self_tuning=leaderboard.of_track(table, "self-tuning"))
 
 
 def site_budget(runs: pd.DataFrame) -> str | None:
@@ -124,6 +161,7 @@ def leaderboard_frame(runs: pd.DataFrame, budget: str,
     ``budget``; ``last_updated`` is its newest run's time.
     """
     overall = leaderboard.overall_table(runs, budget)
+    pairwise = overall.attrs.get("pairwise")
     current = leaderboard.latest_versions(runs)
     current = current[current["budget"] == budget]
     per_suite = suite_tables(runs, budget) if per_suite is None else per_suite
@@ -133,6 +171,7 @@ def leaderboard_frame(runs: pd.DataFrame, budget: str,
     by_optimizer = current.groupby("optimizer")
     overall["runs"] = overall["optimizer"].map(by_optimizer.size()).fillna(0).astype(int)
     overall["last_updated"] = overall["optimizer"].map(by_optimizer["created"].max())
+    overall.attrs["pairwise"] = pairwise  # the pairwise outcomes (leaderboard.pairwise_matrix)
     return overall
 
 
@@ -272,7 +311,7 @@ def eval_curve_keys(records: Iterable[dict[str, Any]]) -> list[str]:
     """The evaluated quantities (``eval_<name>`` curves) with at least two points in a run."""
     keys: set[str] = set()
     for record in records:
-        curve = record.get("curve") or {}
+        curve = record.curve
         for key, values in curve.items():
             if key.startswith("eval_") and key != "eval_step" and len(values) >= 2:
                 keys.add(key.removeprefix("eval_"))

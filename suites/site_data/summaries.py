@@ -37,7 +37,7 @@ def suite_counts(table: pd.DataFrame, suites: Sequence[str]) -> list[dict[str, A
 
 
 def eval_run_count(runs: pd.DataFrame) -> int:
-    return int((runs["phase"] == "eval").sum())
+    return int((runs["phase"] == "eval").sum()) if not runs.empty else 0
 
 
 def task_leaders(table: pd.DataFrame, tasks: Sequence[str]) -> list[dict[str, Any]]:
@@ -87,6 +87,8 @@ def scaling_series(table: pd.DataFrame, runs: pd.DataFrame, budget: str,
         for row in rows.itertuples():
             score = float(row.score_mean)
             failed = not math.isfinite(score)
+            if failed and not math.isfinite(fail_at):
+                continue  # nothing scored on the task: a failed point has no height
             series.setdefault(panel, {}).setdefault(row.optimizer, []).append(
                 (value, fail_at if failed else score, failed))
     return {panel: {name: sorted(points) for name, points in by_optimizer.items()}
@@ -115,6 +117,8 @@ def sensitivity_series(points: pd.DataFrame, runs: pd.DataFrame, budget: str, ta
     series: dict[str, list[tuple[float, float, bool]]] = {}
     for row in mine.itertuples():
         failed = not row.succeeded or not math.isfinite(float(row.score_mean))
+        if failed and not math.isfinite(fail_at):
+            continue  # nothing scored on the task: a failed point has no height to sit at
         series.setdefault(row.optimizer, []).append(
             (float(row.multiplier), fail_at if failed else float(row.score_mean), failed))
     return {"": {name: sorted(p) for name, p in sorted(series.items())}} if series else {}
@@ -123,7 +127,7 @@ def sensitivity_series(points: pd.DataFrame, runs: pd.DataFrame, budget: str, ta
 def seed_scores(table: pd.DataFrame, task: str, records: Mapping[str, dict[str, Any]],
                 eval_files: Mapping[tuple[str, str, str], list[str]]) -> dict[str, list[float]]:
     """Optimizer → the score of each evaluation seed of its chosen configuration on ``task``."""
-    return {row.optimizer: [float(records[f]["score"])
+    return {row.optimizer: [float(records[f].score)
                             for f in eval_files.get((task, row.optimizer, row.config_key), [])]
             for row in table[table["task"] == task].itertuples()}
 

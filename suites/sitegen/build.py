@@ -7,7 +7,8 @@ files of the results directory only; suites give their plot labels (``PLOT_LABEL
 The build is reproducible: the same results give byte-identical files (no build time
 stamps, fixed SVG ids and metadata, sorted iteration everywhere). Links are relative, so
 the site opens from ``file://`` and can be published as it is; the run files it links
-to are copied into it (regular files only, never a symbolic link's target, none over
+to are copied into it, or linked where the results directory is published (``raw_url``)
+(regular files only, never a symbolic link's target, none over
 ``suites.results.MAX_FILE_BYTES``: results arrive by pull request). It is written to a
 staging directory inside ``out_dir`` and moved into place at the end, so a failed build
 leaves the previous site untouched; an ``asv/`` directory in ``out_dir`` (the asv
@@ -26,6 +27,7 @@ import math
 import os
 import shutil
 import tempfile
+import urllib.parse
 from pathlib import Path
 
 import jinja2
@@ -33,7 +35,7 @@ import pandas as pd
 
 from suites import registry, site_data
 from suites.results import MAX_FILE_BYTES, walk_files
-from suites.sitegen import pages
+from suites.sitegen import kernel_pages, pages
 from suites.sitegen.format import (
     Slugs,
     docstring_markup,
@@ -107,22 +109,26 @@ def _registry() -> pages.SuiteInfo:
 
 
 def build_site(results_dir: str | Path, out_dir: str | Path = DEFAULT_OUT,
-               budget: str | None = None) -> Path:
+               budget: str | None = None, raw_url: str | None = None) -> Path:
     """Render the site for ``results_dir`` into ``out_dir``; returns ``out_dir/index.html``.
 
     ``budget``: the budget whose runs the site reports; by default the largest budget
-    with evaluation runs (``site_data.site_budget``).
+    with evaluation runs (``site_data.site_budget``). ``raw_url``: where the results
+    directory is published (``https://.../results/``): run and benchmark files are linked
+    there instead of copied into the site's ``raw/``.
 
     Raises ``SiteError`` (nothing written) when ``results_dir`` is not a directory or
     ``out_dir`` is not a place the site may replace (``check_destination``).
     """
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     check_destination(results_dir, out_dir)
+    raw_url = check_raw_url(raw_url)
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=out_dir))
     try:
-        _build_into(results_dir, staging, has_asv=(out_dir / ASV_DIR).is_dir(), budget=budget)
+        _build_into(results_dir, staging, has_asv=(out_dir / ASV_DIR).is_dir(), budget=budget,
+                    raw_url=raw_url)
         (staging / SITE_MARKER).write_text(
             "This directory is a site that `lsb site build` made; it replaces it whole.\n")
         _swap_into_place(staging, out_dir)
@@ -182,8 +188,22 @@ def _swap_into_place(staging: Path, out_dir: Path) -> None:
         shutil.rmtree(retired, ignore_errors=True)
 
 
+def check_raw_url(raw_url: str | None) -> str | None:
+    """``raw_url`` ending in one slash; ``SiteError`` unless it is an http(s) URL with a
+    host and no query or fragment (the run files' paths are appended to it)."""
+    if raw_url is None:
+        return None
+    parts = urllib.parse.urlsplit(raw_url)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.query \
+            or parts.fragment or any(c in raw_url for c in "\"'<> "):
+        raise SiteError(f"--raw-url {raw_url!r} is not an http(s) URL of a directory: give "
+                        "where the results directory is published, e.g. "
+                        "https://example.org/lsb/results/")
+    return raw_url.rstrip("/") + "/"
+
+
 def _build_into(results_dir: Path, out: Path, *, has_asv: bool,
-                budget: str | None = None) -> None:
+                budget: str | None = None, raw_url: str | None = None) -> None:
     results = site_data.load_results(results_dir)
     budget = budget or site_data.site_budget(results.runs)
     suites = _registry()
@@ -195,9 +215,10 @@ def _build_into(results_dir: Path, out: Path, *, has_asv: bool,
     board = site_data.leaderboard_frame(results.runs, budget, per_suite) if budget \
         else pd.DataFrame()
     site = pages.Site(results, budget, _environment(suites.labels), out, Slugs(), colours,
-                      suites, nav_suites, has_asv, board, per_suite)
+                      suites, nav_suites, has_asv, board, per_suite, raw_url)
     shutil.copytree(STATIC_DIR, out / "static")
-    _copy_raw_files(results_dir, out / "raw")
+    if raw_url is None:
+        _copy_raw_files(results_dir, out / "raw")
     kernels, kernel_problems = site_data.kernel_frame(results_dir / "kernels")
     problems = sorted(results.problems + kernel_problems, key=lambda p: p.path)
 
@@ -210,7 +231,7 @@ def _build_into(results_dir: Path, out: Path, *, has_asv: bool,
             pages.task_page(site, table, task)
         for name in sorted(table["optimizer"].unique()):
             pages.optimizer_page(site, table, name)
-    pages.kernels_page(site, kernels)
+    kernel_pages.kernels_page(site, kernels)
     pages.submit_page(site)
 
 

@@ -23,6 +23,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--budget", choices=BUDGET_NAMES, default=None,
                        help="the budget the site reports (default: the largest with "
                             "evaluation runs)")
+    build.add_argument("--raw-url", default=None, metavar="URL",
+                       help="where the results directory is published: the site links run "
+                            "and benchmark files there instead of copying them into raw/")
     build.set_defaults(func=_cmd_build)
     serve_parser = actions.add_parser("serve", help="serve a built site on localhost")
     serve_parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
@@ -36,7 +39,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     results = Path(args.results) if args.results else default_root()
     try:
-        index = build_site(results, args.out, budget=args.budget)
+        index = build_site(results, args.out, budget=args.budget, raw_url=args.raw_url)
     except SiteError as err:
         print(f"lsb: error: {err}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ class Site:
     has_asv: bool
     board: pd.DataFrame  # site_data.leaderboard_frame at the site's budget
     suite_tables: dict[str, pd.DataFrame]  # site_data.suite_tables at the site's budget
+    #: Where the results directory is published (files linked there), or None (``raw/``).
+    raw_url: str | None = None
 
     @functools.cached_property
     def eval_index(self) -> dict[tuple[str, str, str], list[str]]:
@@ -69,6 +72,34 @@ class Site:
         frame = leaderboard.step_size_windows(self.sensitivity)
         return {(r.task, r.optimizer): (r.window, r.found) for r in frame.itertuples()}
 
+    @functools.cached_property
+    def self_tuning_board(self) -> pd.DataFrame:
+        """The self-tuning track's overall table at the site's budget, with each optimizer's
+        rank in the tuned (external) board as ``tuned_rank``."""
+        runs = self.results.self_tuning
+        if self.budget is None or runs.empty:
+            return pd.DataFrame()
+        board = leaderboard.overall_table(runs, self.budget)
+        tuned = dict(zip(self.board["optimizer"], self.board["tied_rank"], strict=True)) \
+            if not self.board.empty else {}
+        return board.assign(tuned_rank=[tuned.get(name) for name in board["optimizer"]])
+
+    @functools.cached_property
+    def self_tuning_scores(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Task → optimizer → its self-tuning task-table row at the site's budget."""
+        runs = self.results.self_tuning
+        if self.budget is None or runs.empty:
+            return {}
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for row in leaderboard.task_table(runs, self.budget).to_dict("records"):
+            found.setdefault(row["task"], {})[row["optimizer"]] = row
+        return found
+
+    @functools.cached_property
+    def first_files(self) -> dict[str, str]:
+        """Task → its first run file (in path order): one pass, not a filter per page."""
+        return self.results.runs.groupby("task", sort=False)["file"].first().to_dict()
+
     def window(self, row: dict[str, Any]) -> dict[str, Any]:
         """``row`` (a task-table row) with its ``window`` and ``window_found``."""
         window, found = self.windows.get((row["task"], row["optimizer"]), (math.nan, False))
@@ -79,7 +110,7 @@ class Site:
         return self.eval_index.get((task, optimizer, config_key), [])
 
     def seed_links(self, files: list[str], root: str) -> list[tuple[str, str]]:
-        return [(f"seed {self.results.records[f]['seed']}", self.raw_href(f, root))
+        return [(f"seed {self.results.seeds[f]}", self.raw_href(f, root))
                 for f in files]
 
     def task_order(self, tasks: Any) -> list[str]:
@@ -98,6 +129,8 @@ class Site:
         return f"{root}suite/{self.slugs('suite', name)}.html"
 
     def raw_href(self, file: str, root: str) -> str:
+        if self.raw_url is not None:
+            return self.raw_url + urllib.parse.quote(file)
         return f"{root}raw/{file}"
 
     def render(self, template: str, path: str, **context: Any) -> None:
@@ -121,13 +154,18 @@ def index_page(site: Site, table: pd.DataFrame, problems: list[site_data.FilePro
     if not profile.empty:
         plot = plots.plot_profile(profile, list(board["optimizer"]), site.colours)
     superseded = leaderboard.superseded_versions(runs) if not runs.empty else pd.DataFrame()
+    pairwise = leaderboard.pairwise_matrix(board) if not board.empty else pd.DataFrame()
     site.render(
-        "index.html", "index.html",
+        "index.html", "index.html", pairwise=[(name, list(row.items()))
+                                              for name, row in pairwise.iterrows()],
+        rank_groups=leaderboard.rank_groups(board["tied_rank"]) if not board.empty else 0,
         board=board.to_dict("records"), suites=suites, profile_plot=plot,
         suite_rows=site_data.suite_counts(table, site.nav_suites), problems=problems,
         superseded=superseded.to_dict("records"),
         budgets=site_data.budget_counts(runs), tau_max=leaderboard.TAU_MAX,
         eval_runs=site_data.eval_run_count(runs),
+        self_tuning=site.self_tuning_board.to_dict("records"),
+        self_tuning_runs=site_data.eval_run_count(site.results.self_tuning),
     )
 
 
@@ -140,10 +178,9 @@ def _task_rows(site: Site, table: pd.DataFrame, task: str, root: str) -> list[di
 
 
 def _metric(site: Site, task: str) -> dict[str, Any]:
-    """The task's metric as the runs recorded it."""
-    runs = site.results.runs
-    first = runs[runs["task"] == task]["file"].iloc[0]
-    return site.results.records[first].get("metric") or {}
+    """The task's metric as the runs recorded it (its first run's, in path order)."""
+    metric = site.results.records[site.first_files[task]].metric
+    return metric.model_dump() if metric is not None else {}
 
 
 def suite_page(site: Site, table: pd.DataFrame, suite: str) -> None:
@@ -221,7 +258,7 @@ def task_page(site: Site, table: pd.DataFrame, task: str) -> None:
     }
     shown = []
     losses = [v for rs in records_by_optimizer.values() for r in rs
-              for v in (r.get("curve") or {}).get("loss", []) if math.isfinite(v)]
+              for v in r.curve.get("loss", []) if v is not None and math.isfinite(v)]
     log = bool(losses) and min(losses) > 0
     # A loss that reaches zero cannot go on a log axis; symlog keeps its spikes readable.
     scale = "log" if log else ("symlog" if losses and max(losses) > 0 else "linear")
@@ -282,7 +319,7 @@ def task_page(site: Site, table: pd.DataFrame, task: str) -> None:
     site.render(
         "task.html", f"task/{site.slugs('task', task)}.html",
         task=task, suite=suite, metric=metric, rows=rows, plots=shown,
-        chance=chance, untrained=untrained,
+        chance=chance, untrained=untrained, self_tuning=site.self_tuning_scores.get(task, {}),
         description=registered.description if registered is not None else "",
         budgets=registered.budgets if registered is not None else None,
         budget_names=BUDGET_NAMES,
@@ -307,7 +344,7 @@ def _bands(records_by_optimizer: dict[str, list[dict]], x: str, y: str, *, log: 
            ) -> dict[str, site_data.Band]:
     bands = {}
     for name, records in records_by_optimizer.items():
-        curves = [((r.get("curve") or {}).get(x, []), (r.get("curve") or {}).get(y, []))
+        curves = [(r.curve.get(x, []), r.curve.get(y, []))
                   for r in records]
         band = site_data.curve_band(curves, log=log)
         if band is not None:
@@ -324,10 +361,10 @@ def optimizer_page(site: Site, table: pd.DataFrame, name: str) -> None:
     mine = current[current["optimizer"] == name].sort_values("file")
     first = site.results.records[mine["file"].iloc[0]]
     builtin = registry.builtin_optimizer_paths().get(name)
-    source_hash = first["optimizer"]["source_hash"]
+    source_hash = first.spec.optimizer.source_hash
     kept = ResultStore(site.results.root).source_path(name, source_hash)
     source = site_data.optimizer_source(
-        name, source_hash, first["optimizer"]["path"] or "",
+        name, source_hash, first.spec.optimizer.path or "",
         [kept] + ([builtin] if builtin is not None else []))
     source_href = None
     # The file's name only: the recorded path is local to the machine that made the runs.
@@ -339,7 +376,7 @@ def optimizer_page(site: Site, table: pd.DataFrame, name: str) -> None:
         path = site.out / "raw" / target
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(source.text, encoding="utf-8")
-        source_href = site.raw_href(target, root)
+        source_href = f"{root}raw/{target}"  # written here, with or without ``raw_url``
 
     board = site.board
     overall = board[board["optimizer"] == name].to_dict("records")
@@ -368,41 +405,17 @@ def optimizer_page(site: Site, table: pd.DataFrame, name: str) -> None:
     eval_links = []
     for row in chosen_rows:
         for f in site.eval_files(row["task"], name, row["config_key"]):
-            eval_links.append((row["task"], site.results.records[f]["seed"],
+            eval_links.append((row["task"], site.results.seeds[f],
                                site.raw_href(f, root)))
     site.render(
         "optimizer.html", f"optimizer/{site.slugs('optimizer', name)}.html",
         name=name, colour=site.colours[name], source=source, file_name=file_name,
         source_href=source_href, overall=overall[0] if overall else None,
         suites=[c.removeprefix("suite:") for c in board.columns if c.startswith("suite:")],
-        packages=sorted((first["optimizer"].get("packages") or {}).items()),
+        packages=sorted(first.spec.optimizer.packages.items()),
         chosen_rows=chosen_rows, sweep_groups=sweep_groups, sweep_plot=sweep_plot,
         configs_run=site_data.configs_run(sweep), eval_links=eval_links,
     )
-
-
-def kernels_page(site: Site, kernels: pd.DataFrame) -> None:
-    from bench import history as kernel_history
-
-    tables = site_data.kernel_tables(kernels)
-    for number, table in enumerate(tables):
-        table["href"] = site.raw_href(table["file"], "")
-        table["plot"] = plots.plot_bandwidth(table["rows"], table["device"],
-                                             salt=f"kernels-{number}")
-    reports, _ = site_data.static_reports(site.results.root / "kernels")
-    for report in reports:
-        report["href"] = site.raw_href(report["file"], "")
-    past = kernel_history.load(site.results.root)
-    history_plots = []
-    for kernel in past.kernels():
-        with plots.plt.rc_context(plots.PLOT_STYLE):
-            fig = kernel_history.figure(past, kernel, plots.IMPL_COLOURS)
-            history_plots.append({"kernel": kernel,
-                                  "svg": plots._svg(fig, f"kernel-history-{kernel}")})
-    site.render("kernels.html", "kernels.html", tables=tables, static_reports=reports,
-                history_plots=history_plots, history_changes=kernel_history.changes(past),
-                history=past, change_threshold=kernel_history.CHANGE_THRESHOLD,
-                short=kernel_history.short)
 
 
 def submit_page(site: Site) -> None:

@@ -89,7 +89,8 @@ def _log_axis(ax: plt.Axes, which: str = "y") -> None:
     (ax.set_yscale if which == "y" else ax.set_xscale)("log")
     axis = ax.yaxis if which == "y" else ax.xaxis
     limits = ax.get_ylim() if which == "y" else ax.get_xlim()
-    low, high = sorted(v for v in limits if v > 0) or (1.0, 10.0)
+    positive = sorted(v for v in limits if v > 0)
+    low, high = (positive[0], positive[-1]) if len(positive) == 2 else (1.0, 10.0)
     if high / low < 1e3:
         axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     _plain_numbers(axis)

@@ -14,7 +14,7 @@ from reliability_data import ACCURACY, a_run_file, html_pages, result, sweep
 
 from suites import leaderboard, site_data
 from suites.cli import main
-from suites.results import ResultStore, parse_record
+from suites.results import ResultStore, parse_document
 from suites.sitegen import build_site, plots
 
 # (what is wrong, field named in the message, change to the valid document)
@@ -23,22 +23,27 @@ INVALID = [
     ("curve values as strings", "curve.loss.0", lambda d: d["curve"].update(loss=["x"])),
     ("created as an int", "created", lambda d: d.update(created=1767268800)),
     ("created not a time", "created", lambda d: d.update(created="yesterday")),
-    ("seed as a string", "seed", lambda d: d.update(seed="0")),
-    ("seed as a boolean", "seed", lambda d: d.update(seed=True)),
-    ("an int optimizer name", "optimizer.name", lambda d: d["optimizer"].update(name=7)),
-    ("an empty optimizer name", "optimizer.name", lambda d: d["optimizer"].update(name="")),
-    ("a name with a newline", "optimizer.name",
-     lambda d: d["optimizer"].update(name="sgd\nFAKE")),
+    ("seed as a string", "spec.seed", lambda d: d["spec"].update(seed="0")),
+    ("seed as a boolean", "spec.seed", lambda d: d["spec"].update(seed=True)),
+    ("an int optimizer name", "spec.optimizer.name",
+     lambda d: d["spec"]["optimizer"].update(name=7)),
+    ("an empty optimizer name", "spec.optimizer.name",
+     lambda d: d["spec"]["optimizer"].update(name="")),
+    ("a name with a newline", "spec.optimizer.name",
+     lambda d: d["spec"]["optimizer"].update(name="sgd\nFAKE")),
     ("score as text", "score", lambda d: d.update(score="fast")),
     ("score as a list", "score", lambda d: d.update(score=[1])),
-    ("an object hyperparameter", "hparams.lr", lambda d: d["hparams"].update(lr={"a": 1})),
-    ("a nested list hyperparameter", "hparams.lr",
-     lambda d: d["hparams"].update(lr=[[0.9]])),
+    ("an object hyperparameter", "spec.hparams.lr",
+     lambda d: d["spec"]["hparams"].update(lr={"a": 1})),
+    ("a nested list hyperparameter", "spec.hparams.lr",
+     lambda d: d["spec"]["hparams"].update(lr=[[0.9]])),
     ("a metric value as text", "metrics.loss", lambda d: d["metrics"].update(loss="low")),
     ("an unknown status", "status", lambda d: d.update(status="great")),
-    ("an unknown phase", "phase", lambda d: d.update(phase="final")),
+    ("an unknown phase", "spec.phase", lambda d: d["spec"].update(phase="final")),
     ("negative steps", "steps_run", lambda d: d.update(steps_run=-1)),
-    ("timing missing", "timing", lambda d: d.pop("timing")),
+    ("the spec missing", "spec", lambda d: d.pop("spec")),
+    ("an unknown field", "injected", lambda d: d.update(injected="hello")),
+    ("wall time as text", "wall_time", lambda d: d.update(wall_time="quick")),
     ("metric orientation as text", "metric.higher_is_better",
      lambda d: d["metric"].update(higher_is_better="yes")),
     ("metrics as a list", "metrics", lambda d: d.update(metrics=[1.0])),
@@ -76,17 +81,17 @@ def test_a_bare_non_finite_literal_makes_a_file_invalid(tmp_path, literal):
     text = json.dumps(document).replace('"score": 10.0', f'"score": {literal}')
     assert literal in text
     with pytest.raises(ValueError, match=f"bare {literal} is not JSON"):
-        parse_record(text)
-    quoted = parse_record(text.replace(f'"score": {literal}', f'"score": "{literal}"'))
-    assert repr(quoted["score"]) == repr(float(literal))
+        parse_document(text)
+    quoted, _, _ = parse_document(text.replace(f'"score": {literal}', f'"score": "{literal}"'))
+    assert repr(quoted.score) == repr(float(literal))
 
 
 def test_a_valid_file_reads_back_unchanged(tmp_path):
     store = ResultStore(tmp_path)
     run = result(score=math.inf, status="diverged")
     store.save(run)
-    [record] = store.records()
-    assert record["score"] == math.inf and record["seed"] == run.spec.seed
+    [stored] = store.results()
+    assert stored.score == math.inf and stored.spec.seed == run.spec.seed
     assert store.load(run.spec).curve == run.curve
 
 
@@ -186,3 +191,50 @@ def test_log_axes_need_no_mathtext():
         svg = plots.plot_bands({r"$\frac{$": band}, {r"$\frac{$": "#000000"}, ylabel="$y$",
                                scale=scale, salt="t")
         assert "mathdefault" not in svg and "$y$" in svg
+
+
+def test_a_file_that_flips_its_metric_is_not_ranked_and_is_listed_as_a_problem(
+        tmp_path, capsys, caplog):
+    """A run file may not carry its own scoring rules: one that says its chain metric is
+    higher-is-better (and so would top the board with the most steps) is not ranked."""
+    from suites.record import MetricRecord
+
+    root = tmp_path / "results"
+    store = ResultStore(root)
+    sweep(store, "chain/depth-4-const", "sgd", score=10.0)
+    sweep(store, "chain/depth-4-const", "adam", score=5.0)
+    flipped = result("chain/depth-4-const", "lion", score=500.0)
+    flipped = flipped.model_copy(update={"metric": MetricRecord.of(flipped.metric.to_metric())
+                                         .model_copy(update={"higher_is_better": True})})
+    path = store.save(flipped)
+    with caplog.at_level(logging.WARNING):
+        assert main(["show", "--results", str(root), "--budget", "quick"]) == 0
+    out = capsys.readouterr().out
+    assert "lion" not in out and "adam" in out
+    assert "higher_is_better is True" in caplog.text and path.name in caplog.text
+    index = build_site(root, tmp_path / "site").read_text()
+    problems = index[index.index('id="problems"'):]
+    assert path.name in problems and "scoring rules come from the registry" in problems
+
+
+def test_the_self_tuning_track_has_its_own_table_and_a_column_on_task_pages(tmp_path):
+    root = tmp_path / "results"
+    store = ResultStore(root)
+    for optimizer, score in (("sgd", 10.0), ("adam", 5.0)):
+        sweep(store, "chain/depth-4-const", optimizer, score=score)
+        sweep(store, "chain/depth-8-const", optimizer, score=score)
+    for optimizer, score in (("sgd", 40.0), ("adam", 7.0)):  # at their defaults, no tuning
+        for task in ("chain/depth-4-const", "chain/depth-8-const"):
+            for seed in (1000, 1001):
+                run = result(task, optimizer, seed=seed, score=score)
+                store.save(run.model_copy(update={"spec": run.spec.model_copy(
+                    update={"track": "self-tuning"})}))
+    site = build_site(root, tmp_path / "site").parent
+    index = (site / "index.html").read_text()
+    board = index[index.index('id="self-tuning"'):]
+    assert "Self-tuning track" in board and "8 runs" in board
+    assert board.index("adam") < board.index("sgd")
+    leaderboard_part = index[index.index('id="leaderboard"'):index.index('id="self-tuning"')]
+    assert "40" not in leaderboard_part  # the tuned board holds the external track only
+    task = (site / "task" / "chain--depth-4-const.html").read_text()
+    assert ">Self-tuning</th>" in task and ">40</td>" in task and ">7</td>" in task

@@ -161,11 +161,13 @@ def test_a_rescan_reads_a_changed_file_again_and_never_caches_a_broken_one(tmp_p
     path = store.save(result())
     (first,), _ = store.scan()
     (again,), _ = store.scan()
-    assert again[1] is first[1]  # the same bytes: parsed once
+    assert again.result is first.result  # the same bytes: parsed once
+    assert not first.modified
     text = path.read_text()
     path.write_text(text.replace('"status": "ok"', '"status": "diverged"', 1))
     (changed,), _ = store.scan()
-    assert changed[1]["status"] == "diverged" and first[1]["status"] == "ok"
+    assert changed.result.status == "diverged" and first.result.status == "ok"
+    assert changed.modified  # edited after the driver wrote it: the digest no longer matches
     path.write_text(text[: len(text) // 2])  # a truncated file
     for _ in range(2):
         records, skipped = store.scan()

@@ -21,9 +21,10 @@ from suites.api import Budget, Metric, Problem
 from suites.common import BaseTask
 from suites.executors import LocalExecutor
 from suites.results import ResultStore
-from suites.sitegen import pages
-from suites.submission import load_submission, validate_submission
+from suites.sitegen import kernel_pages
+from suites.submission import load_submission
 from suites.tuning import run_sweep
+from suites.validation import validate_submission
 
 
 class _Links(HTMLParser):
@@ -89,6 +90,31 @@ def test_raw_files_are_copied_and_linked(built_site, results_dir):
     assert (built_site / "raw" / "kernels" / "gpu-host-20260101.json").is_file()
 
 
+def test_with_a_raw_url_run_files_are_linked_there_not_copied(built_site, results_dir,
+                                                              tmp_path):
+    url = "https://example.org/lsb/results/"
+    site = sitegen.build_site(results_dir, tmp_path / "linked", raw_url=url.rstrip("/")).parent
+    # Only the optimizers' sources, which the site writes, are in raw/.
+    assert {p.parts[0] for p in (site / "raw").iterdir() for p in [p.relative_to(site / "raw")]} \
+        == {"optimizers"}
+    adam = (site / "optimizer" / "adam.html").read_text()
+    copied = re.findall(r'href="\.\./raw/(runs/[^"]+\.json)"',
+                        (built_site / "optimizer" / "adam.html").read_text())
+    linked = re.findall(r'href="https://example\.org/lsb/results/(runs/[^"]+\.json)"', adam)
+    assert linked == copied and len(linked) >= 5 * 5
+    assert 'href="../raw/optimizers/adam/adam.py"' in adam
+    assert "raw/" not in "".join(links_of(site / "kernels.html"))
+    assert [link for link in broken_links(site) if "(not relative)" not in link] == []
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)//", "file:///etc/", "https://",
+                                 "https://example.org/r?x=1", 'https://example.org/"x'])
+def test_a_raw_url_that_is_not_a_web_directory_is_refused(url, results_dir, tmp_path):
+    with pytest.raises(sitegen.SiteError, match="--raw-url"):
+        sitegen.build_site(results_dir, tmp_path / "site", raw_url=url)
+    assert not (tmp_path / "site").exists()
+
+
 def test_no_external_resources(built_site):
     for page in html_pages(built_site):
         text = page.read_text()
@@ -122,9 +148,26 @@ def test_index_content(built_site):
     assert board.index(">adam</a>") < board.index(">sgd</a>")  # rank order
 
 
+def test_the_pairwise_matrix_agrees_with_the_ranks(built_site, results_dir):
+    from suites import leaderboard
+
+    index = (built_site / "index.html").read_text()
+    matrix = index.split('class="pairwise"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<th scope="row">\d+\. ([^<]+)</th>(.*?)</tr>', matrix)
+    overall = leaderboard.overall_table(leaderboard.load_runs(results_dir), "quick")
+    assert [html.unescape(name) for name, _ in rows] == list(overall["optimizer"])
+    for (_, cells), rank in zip(rows, overall["tied_rank"], strict=True):
+        outcomes = re.findall(r'<td class="(\w+)"', cells)
+        assert len(outcomes) == len(rows) and outcomes.count("self") == 1
+        # The rank is 1 + the optimizers that beat this one: its "loses" cells.
+        assert int(rank.lstrip("=")) == 1 + outcomes.count("loses")
+    groups = leaderboard.rank_groups(overall["tied_rank"])
+    assert f"{groups} rank group" in index
+
+
 def test_task_and_suite_pages_show_what_fits(built_site):
     chain = (built_site / "suite" / "chain.html").read_text()
-    assert "Steps to escape against depth" in chain and "<svg" in chain
+    assert "evaluations to escape against depth" in chain and "<svg" in chain
     valley = (built_site / "task" / "valley--widening.html").read_text()
     assert "Training loss" in valley
     assert "Hessian trace Tr ∇²f during training" in valley and "‖u‖² during training" in valley
@@ -186,7 +229,7 @@ def test_failed_build_keeps_the_previous_site(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(pages, "kernels_page", broken)
+    monkeypatch.setattr(kernel_pages, "kernels_page", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         sitegen.build_site(tmp_path / "results", out)
     assert (out / "index.html").read_bytes() == before
@@ -250,6 +293,7 @@ class BowlTask(BaseTask):
                        steps=self.budgets.steps(budget), eval_every=5)
 
 
+@pytest.mark.slow
 def test_the_example_on_the_submit_page_is_a_working_submission(tmp_path):
     """The Submit page's example validates, runs the tuning protocol and gets its page."""
     example = sitegen.EXAMPLE_SUBMISSION

@@ -32,14 +32,15 @@ def test_load_results_reports_invalid_files(results):
 def test_malformed_record_is_a_problem_not_a_crash(tmp_path, results_dir):
     source = next((results_dir / "runs" / "valley" / "widening").rglob("*.json"))
     record = json.loads(source.read_text())
-    record["optimizer"] = "not a mapping"
+    record["spec"]["optimizer"] = "not a mapping"
     target = tmp_path / "runs" / "valley" / "widening" / "x" / "bad.json"
     target.parent.mkdir(parents=True)
     target.write_text(json.dumps(record))
     loaded = site_data.load_results(tmp_path)
     assert loaded.runs.empty
     assert [p.path for p in loaded.problems] == ["runs/valley/widening/x/bad.json"]
-    assert "field optimizer: Input should be a valid dictionary" in loaded.problems[0].reason
+    assert "field spec.optimizer: Input should be a valid dictionary" in \
+        loaded.problems[0].reason
 
 
 def test_empty_results(tmp_path):
@@ -95,9 +96,9 @@ def test_eval_files_are_the_chosen_config_by_seed(results):
     index = site_data.eval_file_index(results.current, "quick")
     files = index[("chain/depth-4-const", "adam", '{"lr":0.1}')]
     assert ("chain/depth-4-const", "adam", '{"lr":0.01}') not in index  # not the chosen one
-    seeds = [results.records[f]["seed"] for f in files]
+    seeds = [results.records[f].spec.seed for f in files]
     assert seeds == list(EVAL_SEEDS)
-    assert {results.records[f]["phase"] for f in files} == {"eval"}
+    assert {results.records[f].spec.phase for f in files} == {"eval"}
 
 
 def test_curve_band_median_and_range_over_runs_of_different_lengths():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from engine_fakes import LION_SOURCE, QuadraticTask
 
@@ -13,6 +15,7 @@ def results(tmp_path):
     return tmp_path / "results"
 
 
+@pytest.mark.slow
 def test_submit_shows_the_new_optimizer_with_ranks(fake_registry, write_submission, results,
                                                    capsys):
     fake_registry.pop()  # no failing task: every run succeeds
@@ -34,6 +37,12 @@ def test_submit_shows_the_new_optimizer_with_ranks(fake_registry, write_submissi
         assert column in out
     assert "lion" in out and "gd" in out
     assert "quadratic-2" in out  # the per-task ranking of the suite
+    assert re.search(r"\d rank groups? among 2 optimizers", out)
+
+    # A budget without evaluation runs names the budgets that have some, and exits 2.
+    assert main(["show", "--results", str(results), "--budget", "smoke"]) == 2
+    err = capsys.readouterr().err
+    assert "no 'smoke' evaluation runs" in err and "quick (" in err and "--budget" in err
 
 
 def test_results_directory_from_the_environment(fake_registry, results, monkeypatch, capsys):
@@ -59,18 +68,20 @@ def test_invalid_submission_exits_2_before_any_run(fake_registry, write_submissi
     path = write_submission(INVALID)
     assert main(["submit", str(path), "--results", str(results)]) == 2
     err = capsys.readouterr().err
-    assert f"{path}:5: build(param_groups, **{{'lr': 0.1}}) returned list, not a " \
-        "torch.optim.Optimizer. Return an optimizer built on param_groups." in err
+    assert f"{path}:5: build(param_groups, **{{'lr': 0.1}}): build returned a list of " \
+        "Parameter, not a torch.optim.Optimizer (nor a list or tuple of them)" in err
     assert not results.exists()
 
 
+@pytest.mark.slow
 def test_failed_runs_are_listed_and_exit_1(fake_registry, results, capsys):
     assert main(["run", "fake/failing", "--optimizer", "gd", "-j", "1",
                  "--results", str(results)]) == 1
-    err = capsys.readouterr().err
-    # 4 configurations × 1 tuning seed, 2 evaluation seeds, and the tuned lr 0.01 × 2^k for
-    # the six k ≠ 0 of the sensitivity phase (none of them in the grid).
-    assert "12 runs failed" in err
+    out, err = capsys.readouterr()
+    # 4 configurations × 1 tuning seed; with every tuning run failed no configuration is
+    # chosen, so neither evaluation nor sensitivity runs are made (the summary says why).
+    assert "4 runs failed" in err
+    assert "skipped gd on fake/failing: no tuning run produced a valid measurement" in out
     assert ("fake/failing  gd  {'lr': 0.01}  seed 0  error: RuntimeError: the data loader "
             "broke at step 3") in err
 
@@ -105,6 +116,7 @@ class _NeedsData(QuadraticTask):
                 "  /nowhere/x.tsv\nTo get them, generate them with `lsb data x`.")
 
 
+@pytest.mark.slow
 def test_tasks_without_their_data_are_listed_and_skipped(fake_registry, results, capsys):
     fake_registry[:] = [QuadraticTask(), _NeedsData()]
     assert main(["list"]) == 0

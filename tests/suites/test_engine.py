@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -12,12 +13,13 @@ from engine_fakes import GD_SOURCE, LION_SOURCE, FailingTask, QuadraticTask, Slo
 
 from suites import registry
 from suites.api import EVAL_SEED_OFFSET, Problem
-from suites.executors import LocalExecutor
+from suites.executors import LocalExecutor, execute
 from suites.results import SCHEMA_VERSION, ResultStore, run_key
 from suites.search_space import expand_search_space
-from suites.submission import InvalidSubmission, load_submission, validate_submission
-from suites.training import execute, optimizer_param_groups, optimizer_state_bytes
+from suites.submission import InvalidSubmission, load_submission
+from suites.training import optimizer_param_groups, optimizer_state_bytes
 from suites.tuning import run_sweep, select_best_config
+from suites.validation import validate_submission
 
 # --------------------------------------------------------------------------- search spaces
 
@@ -191,11 +193,14 @@ def test_execute_records_curve_metrics_and_cost(gd):
     assert result.curve["step"][0] == 1 and result.curve["step"][-1] == 40
     assert len(result.curve["loss"]) == 40
     assert result.curve["eval_step"] == [10, 20, 30, 40]
-    assert result.steps_to_target is not None and result.steps_to_target < 40
-    assert result.curve["loss"][result.steps_to_target - 1] <= 1e-3
+    assert result.evals_to_target is not None and result.evals_to_target < 40
+    assert result.curve["loss"][result.evals_to_target - 1] <= 1e-3
+    assert result.grad_evals == 40 and result.curve["grad_evals"] == result.curve["step"]
     assert result.param_bytes == 10 * 4
     assert result.time_per_step > 0
-    assert result.env["torch"] == torch.__version__ and "hostname" in result.env
+    # No host name: the machine's label names it (run files are published).
+    assert result.env["torch"] == torch.__version__ and "hostname" not in result.env
+    assert result.env["machine"]
     again = execute(QuadraticTask(), gd, {"lr": 0.3}, seed=0, budget="quick")
     assert again.curve["loss"] == result.curve["loss"]
 
@@ -241,6 +246,21 @@ def sweep(tasks, submissions, tmp_path, **kwargs):
     )
 
 
+def test_a_held_out_variant_runs_the_config_tuned_on_its_public_task_and_is_ranked_apart(
+        gd, tmp_path):
+    from suites import leaderboard
+
+    variant = dataclasses.replace(QuadraticTask(), name="fake/quadratic-held-out")
+    variant.tuned_on = "fake/quadratic"
+    report = sweep([QuadraticTask()], [gd], tmp_path, seeds=(1, 2), variants=[variant])
+    held = [r for r in report.results if r.spec.task == variant.name]
+    assert held and {r.spec.phase for r in held} == {"held_out"}
+    assert all(r.spec.hparams == report.best_configs[("fake/quadratic", "gd")] for r in held)
+    runs = leaderboard.load_runs(tmp_path / "results")
+    assert set(leaderboard.task_table(runs, "quick")["task"]) == {"fake/quadratic"}
+    assert set(leaderboard.task_table(runs, "quick", phase="held_out")["task"]) == {variant.name}
+
+
 def test_tuning_picks_the_best_config_and_evaluates_it_on_fresh_seeds(gd, tmp_path):
     report = sweep([QuadraticTask()], [gd], tmp_path, seeds=(2, 3))
     assert report.best_configs == {("fake/quadratic", "gd"): {"lr": 0.3}}
@@ -268,7 +288,8 @@ def test_sensitivity_reuses_the_grid_runs_it_would_repeat(write_submission, tmp_
     # 0.3 / 4 and 0.3 / 2 are grid points: their tuning runs serve, and only 4 are made.
     assert report.made_by_phase == {"tuning": 4, "evaluation": 2, "sensitivity": 4}
     assert report.runs_reused == 2
-    records = [json.loads(p.read_text()) for p in (tmp_path / "results").rglob("*.json")]
+    records = [json.loads(p.read_text())["spec"]
+               for p in (tmp_path / "results").rglob("*.json")]
     assert {r["optimizer"]["lr_key"] for r in records} == {"lr"}
     assert sorted(r["hparams"]["lr"] for r in records if r["phase"] == "sensitivity") == [
         0.0375, 0.6, 1.2, 2.4]
@@ -278,8 +299,8 @@ def test_best_config_ties_go_to_fewer_steps(gd):
     metric = QuadraticTask().metric
     fast = execute(QuadraticTask(), gd, {"lr": 0.3}, seed=0, budget="quick")
     slow = execute(QuadraticTask(), gd, {"lr": 0.1}, seed=0, budget="quick")
-    fast.score = slow.score = 1.0
-    fast.steps_run = 10
+    fast = fast.model_copy(update={"score": 1.0, "steps_run": 10})
+    slow = slow.model_copy(update={"score": 1.0})
     assert select_best_config([slow, fast], metric) == {"lr": 0.3}
 
 
@@ -349,17 +370,21 @@ def test_stored_run_round_trips_as_valid_json(gd, tmp_path):
     assert path == tmp_path / "runs" / "fake" / "quadratic" / "gd" / f"{run_key(result.spec)}.json"
     loaded = store.load(result.spec)
     assert loaded.score == math.inf and loaded.curve["loss"][-1] == result.curve["loss"][-1]
-    assert loaded.metric == QuadraticTask().metric
+    assert loaded.metric.to_metric() == QuadraticTask().metric
+    assert loaded.model_dump_json() == result.model_dump_json()
 
 
 def test_run_key_depends_on_everything_that_makes_a_run(gd):
     base = execute(QuadraticTask(), gd, {"lr": 0.3}, seed=0, budget="smoke").spec
     keys = {run_key(base)}
+    other_source = base.optimizer.model_copy(update={"source_hash": "0" * 12})
     for change in ({"seed": 1}, {"budget": "quick"}, {"hparams": {"lr": 0.1}},
-                   {"source_hash": "0" * 12}, {"task": "fake/other"}):
-        keys.add(run_key(type(base)(**{**base.__dict__, **change})))
+                   {"optimizer": other_source}, {"task": "fake/other"}):
+        keys.add(run_key(base.model_copy(update=change)))
     assert len(keys) == 6
-    assert run_key(type(base)(**{**base.__dict__, "phase": "eval"})) == run_key(base)
+    assert run_key(base.model_copy(update={"phase": "eval"})) == run_key(base)
+    # The self-tuning track's runs are its own, even at a configuration tuning also chose.
+    assert run_key(base.model_copy(update={"track": "self-tuning"})) != run_key(base)
 
 
 def test_atomic_write_leaves_no_temporary_files(gd, tmp_path, monkeypatch):
@@ -372,7 +397,7 @@ def test_atomic_write_leaves_no_temporary_files(gd, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr("suites.results.os.replace", broken_replace)
-    result.spec.seed = 1
+    result = result.model_copy(update={"spec": result.spec.model_copy(update={"seed": 1})})
     with pytest.raises(OSError, match="disk full"):
         store.save(result)
     assert [p.name for p in path.parent.iterdir()] == [path.name]
@@ -386,11 +411,11 @@ def test_corrupt_and_unknown_schema_files_are_skipped_with_a_warning(gd, tmp_pat
     future = store.path_for(first.results[1].spec)
     future.write_text(json.dumps({"schema_version": 99}))
     with caplog.at_level(logging.WARNING, logger="suites.results"):
-        assert len(list(store.records())) == 4 + 2 + 6 - 2  # tune, eval, sensitivity
+        assert len(list(store.results())) == 4 + 2 + 6 - 2  # tune, eval, sensitivity
         rerun = sweep([QuadraticTask()], [gd], tmp_path)
     assert str(corrupt) in caplog.text and "schema_version 99" in caplog.text
     assert rerun.runs_made == 2
-    assert len(list(store.records())) == 12
+    assert len(list(store.results())) == 12
 
 
 # --------------------------------------------------------------------------- registry

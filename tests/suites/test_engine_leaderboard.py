@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from suites import leaderboard
-from suites.results import SCHEMA_VERSION
+from suites.record import MetricRecord, OptimizerRef, RunResult, RunSpec
 
 STEPS = {"name": "steps", "higher_is_better": False, "tolerance": 0.1}
 ACCURACY = {"name": "accuracy", "higher_is_better": True, "tolerance": 0.1}
@@ -32,16 +33,19 @@ COST = {
 
 
 def record(task, optimizer, phase, lr, seed, score, status="ok", source_hash="current",
-           created="2026-01-02T00:00:00+00:00"):
-    seconds, state = COST.get((optimizer, task), (1e-3, 0))
-    return {
-        "schema_version": SCHEMA_VERSION, "task": task, "suite": "t",
-        "metric": STEPS if task == "t/steps" else ACCURACY, "budget": "quick", "phase": phase,
-        "optimizer": {"name": optimizer, "source_hash": source_hash, "path": f"{optimizer}.py"},
-        "hparams": {"lr": lr}, "seed": seed, "status": status, "score": score,
-        "steps_run": 10, "timing": {"time_per_step_s": seconds, "wall_time_s": 1.0},
-        "state_bytes": state, "param_bytes": 100, "created": created,
-    }
+           created="2026-01-02T00:00:00+00:00", lr_key=None, machine="cpu-test",
+           seconds=None):
+    cost, state = COST.get((optimizer, task), (1e-3, 0))
+    spec = RunSpec(task=task, budget="quick", phase=phase, hparams={"lr": lr}, seed=seed,
+                   optimizer=OptimizerRef(name=optimizer, source_hash=source_hash,
+                                          path=f"{optimizer}.py", lr_key=lr_key))
+    return RunResult(
+        spec=spec, suite=task.split("/")[0],
+        metric=MetricRecord(**(STEPS if task.endswith("steps") else ACCURACY)),
+        status=status, score=score, steps_run=10, grad_evals=10,
+        time_per_step=cost if seconds is None else seconds, wall_time=1.0,
+        state_bytes=state, param_bytes=100, created=created,
+        env={"device": "cpu: x", "machine": machine})
 
 
 def evaluation(task, optimizer, lr, scores):
@@ -79,10 +83,10 @@ def runs() -> pd.DataFrame:
         *tuning("t/steps", "lion", {0.001: 3.0, 0.002: inf}),
         *tuning("t/accuracy", "lion", {0.001: -inf}),
         # An older version of adam, better everywhere: superseded, so ignored.
-        *[dict(r, created="2026-01-01T00:00:00+00:00") for r in (
-            record("t/steps", "adam", "eval", 0.01, 1000, 1.0, source_hash="old"),
-            record("t/accuracy", "adam", "eval", 0.01, 1000, 2.0, source_hash="old"),
-        )],
+        record("t/steps", "adam", "eval", 0.01, 1000, 1.0, source_hash="old",
+               created="2026-01-01T00:00:00+00:00"),
+        record("t/accuracy", "adam", "eval", 0.01, 1000, 2.0, source_hash="old",
+               created="2026-01-01T00:00:00+00:00"),
     ]
     return leaderboard.runs_frame(records)
 
@@ -155,12 +159,9 @@ def test_overhead_compares_only_with_sgd_on_the_same_machine():
     from suites import leaderboard
 
     def run(optimizer, task, machine, seconds):
-        return {"task": task, "budget": "quick", "phase": "eval", "status": "ok",
-                "optimizer": {"name": optimizer, "source_hash": optimizer},
-                "hparams": {"lr": 0.1}, "seed": 1000, "score": 1.0, "steps_run": 10,
-                "timing": {"time_per_step_s": seconds}, "state_bytes": 8, "param_bytes": 8,
-                "created": "2026-12-01T00:00:00+00:00", "env": {"device": "cpu: x",
-                                                                "hostname": machine}}
+        return record(task, optimizer, "eval", 0.1, 1000, 1.0, source_hash=optimizer,
+                      machine=machine, seconds=seconds).model_copy(
+            update={"state_bytes": 8, "param_bytes": 8})
 
     runs = leaderboard.runs_frame([
         run("sgd", "t/a", "here", 1.0), run("adam", "t/a", "here", 3.0),
@@ -178,10 +179,8 @@ def test_overhead_compares_only_with_sgd_on_the_same_machine():
 def sensitivity_runs(optimizer, base_lr, scores_by_k, seed=0, task="t/steps", lr_key="lr"):
     """Tuning-seed runs of ``base_lr`` × 2^k (phase "sensitivity"; k = 0 is a tuning run)."""
     return [
-        dict(record(task, optimizer, "tune" if k == 0 else "sensitivity", base_lr * 2.0**k,
-                    seed, s, status="ok" if math.isfinite(s) else "diverged"),
-             optimizer={"name": optimizer, "source_hash": "current", "path": "x.py",
-                        "lr_key": lr_key})
+        record(task, optimizer, "tune" if k == 0 else "sensitivity", base_lr * 2.0**k,
+               seed, s, status="ok" if math.isfinite(s) else "diverged", lr_key=lr_key)
         for k, s in scores_by_k.items()
     ]
 
@@ -237,6 +236,9 @@ def test_step_size_variants_keep_the_tuned_config_and_scale_exactly():
 
 
 def test_bootstrap_interval_is_deterministic_and_contains_the_score(runs):
+    # A third task (a copy of t/steps) so that the interval is shown.
+    third = runs[runs["task"] == "t/steps"].assign(task="t/more-steps")
+    runs = pd.concat([runs, third], ignore_index=True)
     first = leaderboard.profile_interval(runs, "quick", resamples=200)
     again = leaderboard.profile_interval(runs, "quick", resamples=200)
     pd.testing.assert_frame_equal(first, again)
@@ -249,12 +251,158 @@ def test_bootstrap_interval_is_deterministic_and_contains_the_score(runs):
     assert first.loc["lion", "score_low"] < first.loc["lion", "score_high"]
 
 
-def test_overlapping_intervals_are_ties():
-    low = pd.Series({"a": 0.8, "b": 0.5, "c": 0.45, "d": 0.1})
-    high = pd.Series({"a": 0.9, "b": 0.7, "c": 0.6, "d": 0.2})
-    assert leaderboard.tied_ranks(low, high).to_dict() == {"a": "1", "b": "=2", "c": "=2",
-                                                           "d": "4"}
+def test_fewer_than_three_tasks_show_no_interval(runs):
+    assert runs["task"].nunique() == 2
+    interval = leaderboard.profile_interval(runs, "quick")
+    assert interval["score_low"].isna().all() and interval["score_high"].isna().all()
+    from suites.console import overall_for_show
+
+    shown = overall_for_show(leaderboard.overall_table(runs, "quick"))
+    assert not shown["score"].str.contains("±").any()
+
+
+def test_paired_differences_tell_apart_what_overlapping_intervals_cannot():
+    # Task draws move every optimizer alike (base); a is 0.02 above b on every resample,
+    # c differs from b by symmetric noise, d is far below.
+    rng = np.random.default_rng(1)
+    base = rng.normal(0.5, 0.15, size=1000)
+    samples = pd.DataFrame({"a": base + 0.02, "b": base, "c": base + rng.normal(0, 0.05, 1000),
+                            "d": base - 0.4})
+    interval = leaderboard.profile_interval(None, samples=samples)
+    assert interval.loc["a", "score_low"] < interval.loc["b", "score_high"]  # overlap
+    outcomes = leaderboard.pairwise_outcomes(samples).set_index(["a", "b"])["outcome"]
+    assert outcomes["a", "b"] == "beats" and outcomes["b", "a"] == "loses"
+    assert outcomes["b", "c"] == "tied" and outcomes["c", "b"] == "tied"
+    assert outcomes["d", "c"] == "loses"
+    ranks = leaderboard.paired_ranks(leaderboard.pairwise_outcomes(samples), samples.columns)
+    # a beats b, but a and c are not told apart; b and c are tied; d loses to all.
+    assert outcomes["a", "c"] == "tied"
+    assert ranks.to_dict() == {"a": "=1", "b": "2", "c": "=1", "d": "4"}
+    assert leaderboard.rank_groups(ranks) == 3
+
+
+def test_a_lone_optimizer_ranks_first():
+    overall = leaderboard.overall_table(leaderboard.runs_frame(
+        evaluation("t/steps", "adam", 0.1, [2, 2])), "quick")
+    assert overall["tied_rank"].tolist() == ["1"]
+    assert leaderboard.rank_groups(overall["tied_rank"]) == 1
+
+
+def test_benjamini_hochberg_controls_the_false_discoveries_over_all_pairs():
+    found = leaderboard.benjamini_hochberg(pd.Series([0.03, 0.001, 0.5, 0.02]), 0.05)
+    assert found.tolist() == [True, True, False, True]  # 0.03 <= 3/4 * 0.05
+    # One pair below 5 % among many is not a discovery at a 5 % false-discovery rate.
+    assert not leaderboard.benjamini_hochberg(pd.Series([0.04, 0.5, 0.6, 0.7]), 0.05).any()
+    assert leaderboard.benjamini_hochberg(pd.Series([], dtype=float), 0.05).tolist() == []
+
+
+def test_one_task_ranks_by_its_paired_difference():
     overall = leaderboard.overall_table(leaderboard.runs_frame([
         *evaluation("t/steps", "sgd", 0.1, [4, 4]), *evaluation("t/steps", "adam", 0.1, [2, 2]),
     ]), "quick").set_index("optimizer")
     assert overall["tied_rank"].to_dict() == {"adam": "1", "sgd": "2"}
+
+
+# --------------------------------------------------------------------------- held-out variants
+
+
+def held_out(task, optimizer, scores):
+    return [record(task, optimizer, "held_out", 0.1, 1000 + i, s) for i, s in enumerate(scores)]
+
+
+def test_held_out_runs_are_ranked_apart_and_compared_with_the_public_order():
+    steps = {"a": 2, "b": 3, "c": 4, "d": 5}
+    rows = []
+    for t in range(3):
+        for name, n in steps.items():
+            rows += evaluation(f"t/{t}-steps", name, 0.1, [n, n])
+            # On the variants b and c swap: the order generalizes but for one pair.
+            swapped = {"b": 4, "c": 3}.get(name, n)
+            rows += held_out(f"t/v{t}-steps", name, [swapped, swapped])
+    runs = leaderboard.runs_frame(rows)
+    public = leaderboard.overall_table(runs, "quick")
+    assert set(leaderboard.task_table(runs, "quick")["task"]) == {"t/0-steps", "t/1-steps",
+                                                                   "t/2-steps"}
+    assert list(public["optimizer"]) == ["a", "b", "c", "d"]  # variants do not count here
+    table, tau = leaderboard.variant_table(runs, "quick", resamples=50)
+    moves = table.set_index("optimizer")["rank_change"].to_dict()
+    assert moves == {"a": 0, "b": -1, "c": 1, "d": 0}
+    assert tau["tau"] == pytest.approx(2 / 3)  # 5 of 6 pairs agree: (5 - 1) / 6
+    assert tau["tau_low"] <= tau["tau"] <= tau["tau_high"] and tau["variant_tasks"] == 3
+
+
+def test_show_variants_prints_the_held_out_ranking_and_tau(capsys):
+    from suites import console
+
+    rows = [*evaluation("t/0-steps", "a", 0.1, [2, 2]), *evaluation("t/0-steps", "b", 0.1, [3, 3]),
+            *held_out("t/v-steps", "a", [3, 3]), *held_out("t/v-steps", "b", [2, 2])]
+    assert console.print_variants(leaderboard.runs_frame(rows), "quick") == 0
+    out = capsys.readouterr().out
+    assert "held-out variants (1 tasks; budget quick)" in out
+    assert "Kendall tau between the public and the variant orders: -1.00" in out
+    assert "+1" in out and "-1" in out  # b rises, a falls
+    assert console.print_variants(leaderboard.runs_frame(rows[:4]), "quick") == 0
+    assert "no held-out variant runs" in capsys.readouterr().out
+
+
+def test_without_held_out_runs_there_is_no_variant_table(runs):
+    table, tau = leaderboard.variant_table(runs, "quick")
+    assert table.empty and math.isnan(tau["tau"])
+
+
+@pytest.mark.parametrize("higher", [False, True])
+def test_the_vectorized_ratios_are_the_scalar_rule(higher):
+    from suites.api import Metric
+
+    metric = Metric("m", higher_is_better=higher)
+    rng = np.random.default_rng(3)
+    values = np.array([0.0, -1.0, 2.0, 0.5, math.inf, -math.inf, math.nan, 3.0])
+    scores = rng.choice(values, size=(200, 5))
+    scores[0] = math.nan  # a row without a finite score
+    best = metric.best_of_rows(scores)
+    for row, row_best in zip(scores, best, strict=True):
+        expected = metric.best(row)
+        assert (math.isnan(row_best) and math.isnan(expected)) or row_best == expected
+    ratios = metric.ratios(scores, best)
+    expected = [[metric.ratio(float(s), float(b)) for s in row] for row, b in zip(scores, best,
+                                                                                  strict=True)]
+    np.testing.assert_array_equal(ratios, np.array(expected))
+
+
+def baseline_runs(initial_sgd: float) -> list[RunResult]:
+    """A loss that must beat its value at the initial parameters (1.0 for adam)."""
+    metric = MetricRecord(name="loss", higher_is_better=False, must_beat_initial=True)
+    runs = []
+    for optimizer, score, initial in (("sgd", 2.0, initial_sgd), ("adam", 0.5, 1.0)):
+        for seed in (1000, 1001):
+            run = record("t/loss", optimizer, "eval", 0.1, seed, score)
+            runs.append(run.model_copy(update={"metric": metric,
+                                               "initial_metrics": {"loss": initial}}))
+    return runs
+
+
+def test_a_loss_that_never_beats_its_initial_value_is_a_failure_not_a_score():
+    table = leaderboard.task_table(leaderboard.runs_frame(baseline_runs(initial_sgd=1.5)))
+    sgd = table.set_index("optimizer").loc["sgd"]
+    assert sgd["success_rate"] == 0 and sgd["score_mean"] == math.inf
+    assert table.set_index("optimizer").loc["adam", "success_rate"] == 1
+    beaten = leaderboard.task_table(leaderboard.runs_frame(baseline_runs(initial_sgd=3.0)))
+    assert beaten.set_index("optimizer").loc["sgd", "score_mean"] == 2.0
+
+
+def test_a_run_whose_metric_disagrees_with_the_registered_task_is_not_ranked(runs):
+    from suites.api import Metric
+    from suites.selection import registered_metrics
+
+    frame = runs.assign(file=[f"runs/{i}.json" for i in range(len(runs))])
+    registered = {"t/steps": Metric("steps", higher_is_better=False),
+                  "t/accuracy": Metric("accuracy", higher_is_better=True)}
+    kept, problems = registered_metrics(frame, registered)
+    assert len(kept) == len(frame) and problems == {}
+    flipped = frame.copy()
+    flipped.loc[flipped.index[0], "higher_is_better"] = True  # the file claims the opposite
+    kept, problems = registered_metrics(flipped, registered)
+    assert len(kept) == len(frame) - 1 and list(problems) == [flipped["file"].iloc[0]]
+    assert "higher_is_better is True, the registered task" in next(iter(problems.values()))
+    unknown = frame.assign(task="elsewhere/task")  # no installed suite registers it
+    assert len(registered_metrics(unknown, registered)[0]) == len(frame)

@@ -10,8 +10,9 @@ import pytest
 import torch
 from engine_fakes import GD_SOURCE, QuadraticTask
 
-from suites.api import Problem, RunSpec
+from suites.api import Problem
 from suites.executors import LocalExecutor
+from suites.record import OptimizerRef, RunSpec
 from suites.results import ResultStore
 from suites.submission import load_submission
 from suites.tuning import run_sweep
@@ -59,6 +60,7 @@ def pool():
         yield executor
 
 
+@pytest.mark.slow
 def test_two_jobs_give_the_same_results_as_one(pool, write_submission, tmp_path):
     gd = load_submission(write_submission(GD_SOURCE))
     in_process = LocalExecutor(1, time_limit=5.0, task_lookup=lookup)
@@ -83,12 +85,13 @@ def test_two_jobs_give_the_same_results_as_one(pool, write_submission, tmp_path)
     assert reports["in-process"].best_configs == reports["pool"].best_configs
 
 
+@pytest.mark.slow
 def test_hung_run_is_killed_as_timeout_and_crash_is_an_error(pool, write_submission):
     gd = load_submission(write_submission(GD_SOURCE))
 
     def spec(task: str, seed: int) -> RunSpec:
-        return RunSpec(task=task, budget="quick", optimizer=gd.name, optimizer_path=gd.path,
-                       source_hash=gd.source_hash, hparams={"lr": 0.3}, seed=seed)
+        return RunSpec(task=task, budget="quick", optimizer=OptimizerRef.of(gd),
+                       hparams={"lr": 0.3}, seed=seed)
 
     specs = [spec("fake/hanging", 0), spec("fake/crashing", 0)] + [
         spec("fake/quadratic", seed) for seed in range(4)

@@ -26,10 +26,12 @@ from cluster_fakes import (
 from engine_fakes import QuadraticTask
 from test_engine_pool import HangingTask
 
-from suites.cli import UsageError, _executor, build_parser, main
+from suites.cli import build_parser, main
 from suites.executors import LocalExecutor, RayExecutor
 from suites.results import ResultStore
+from suites.sandbox import landlock_abi
 from suites.submission import load_submission
+from suites.sweeps import UsageError, _executor
 from suites.tuning import run_sweep
 
 QUADRATICS = (QuadraticTask(), QuadraticTask(name="fake/quadratic-2"))
@@ -50,6 +52,7 @@ def gd(write_submission):
     return load_submission(write_submission(GD2_SOURCE, "gd.py"))
 
 
+@pytest.mark.slow
 def test_ray_gives_the_local_executors_results_and_saves_them(ray_cluster, gd, tmp_path):
     sweep = dict(seeds=(1, 1), budget="quick")
     local = run_sweep(QUADRATICS[:1], [gd], store=ResultStore(tmp_path / "local"),
@@ -63,8 +66,15 @@ def test_ray_gives_the_local_executors_results_and_saves_them(ray_cluster, gd, t
     assert outcome(on_ray) == outcome(local)  # one thread per run: identical numbers
     assert on_ray.best_configs == local.best_configs
     assert len(result_files(tmp_path / "ray")) == on_ray.runs_made  # the workers saved each
+    # A Ray task supervises its run as the local executor does: the submission trains in a
+    # sandboxed child (where Landlock is available), the task evaluates it itself.
+    expected = {r.sandbox for r in local.results}
+    assert {r.sandbox for r in on_ray.results} == expected
+    if landlock_abi():
+        assert all(s.startswith("landlock") for s in expected)
 
 
+@pytest.mark.slow
 def test_lost_workers_are_replaced_and_stuck_runs_saved_as_timeouts(ray_cluster, gd, tmp_path):
     dies_once = DyingTask(attempts_dir=str(tmp_path), deaths=1)
     dies_always = DyingTask(name="fake/dying-always", attempts_dir=str(tmp_path))
@@ -90,6 +100,7 @@ class Stop(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_a_stopped_sweep_resumes_without_redoing_or_duplicating_runs(ray_cluster, gd, tmp_path):
     store = ResultStore(tmp_path / "results")
     arguments = dict(budget="quick", seeds=(1, 1), store=store)
@@ -109,6 +120,7 @@ def test_a_stopped_sweep_resumes_without_redoing_or_duplicating_runs(ray_cluster
     assert total == len(again.results)  # no run made twice, none lost
 
 
+@pytest.mark.slow
 def test_the_command_line_runs_a_real_task_on_ray(ray_cluster, tmp_path, capsys):
     command = ["run", "chain/depth-4-const", "--optimizer", "sgd", "--budget", "smoke",
                "--executor", "ray", "--results", str(tmp_path)]
@@ -159,6 +171,7 @@ class ReversedExecutor(LocalExecutor):
         return reversed(list(super().map(specs, tasks)))
 
 
+@pytest.mark.slow
 def test_ties_are_broken_the_same_whatever_order_results_arrive_in(gd, tmp_path):
     chosen = [
         run_sweep([FlatTask()], [gd], "smoke", store=ResultStore(tmp_path / str(i)),

@@ -17,6 +17,7 @@ from test_engine_pool import HangingTask
 
 from suites.executors import LocalExecutor, SlurmExecutor
 from suites.results import ResultStore
+from suites.sandbox import landlock_abi
 from suites.submission import load_submission
 
 submitit = pytest.importorskip("submitit",
@@ -88,6 +89,7 @@ def test_without_sbatch_the_error_says_where_to_run(monkeypatch, tmp_path):
         SlurmExecutor(tmp_path, 60.0)
 
 
+@pytest.mark.slow
 def test_jobs_give_the_in_process_results_and_survive_lost_workers(local_jobs, gd, tmp_path):
     """One batch (process start-up is the cost here): an ordinary run, a run whose
     worker dies once, one whose worker always dies and one stuck inside a step."""
@@ -104,8 +106,10 @@ def test_jobs_give_the_in_process_results_and_survive_lost_workers(local_jobs, g
     in_process = LocalExecutor(1, 5.0).map(ordinary, {tasks[0].name: tasks[0]})
     for expected in in_process:
         got = results[(expected.spec.task, expected.spec.seed)]
-        assert (got.status, got.steps_run, got.metrics) == \
-            (expected.status, expected.steps_run, expected.metrics)
+        assert (got.status, got.steps_run, got.metrics, got.sandbox) == \
+            (expected.status, expected.steps_run, expected.metrics, expected.sandbox)
+        if landlock_abi():  # a job supervises a sandboxed training child, as locally
+            assert got.sandbox.startswith("landlock")
 
     assert results[("fake/dying", 0)].status == "ok" and dies_once.attempts(0) == 2
     lost = results[("fake/dying-always", 0)]

@@ -8,10 +8,10 @@ import pytest
 import torch
 from test_lra_loaders import ROWS, write_cifar, write_imdb, write_retrieval
 
+from suites.executors import execute
 from suites.lra.files import IMAGE_SCALES, RETRIEVAL_SCALES, TEXT_SCALES
 from suites.registry import builtin_optimizer_paths, get_task
 from suites.submission import load_submission
-from suites.training import execute
 
 FILE_TASKS = ("lra/text", "lra/retrieval", "lra/image")
 

@@ -10,11 +10,11 @@ import torch
 
 import suites.lra
 from suites.api import Budget, Task
+from suites.executors import execute
 from suites.lra.data import listops as listops_data
 from suites.lra.listops import LR_FACTOR, SCALES, SHORT_SETTINGS, short_splits
 from suites.registry import builtin_optimizer_paths, get_task
 from suites.submission import load_submission
-from suites.training import execute
 
 
 @pytest.fixture(scope="module")

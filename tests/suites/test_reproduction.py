@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from suites.api import Budget
+from suites.executors import execute
 from suites.registry import get_task
 from suites.submission import load_submission
-from suites.training import execute
 
 OPTIMIZERS_DIR = Path(__file__).resolve().parents[2] / "suites" / "optimizers"
 GD_STEPS_CAP = 20_000
@@ -44,8 +44,14 @@ def best_escape(task_name, optimizer, cap):
         result = execute(task, sub, config, seed=0, budget="quick")
         assert result.status in ("ok", "diverged"), result.error
         if result.status == "ok":
-            best = min(best, result.metrics["steps_to_escape"])
+            best = min(best, result.metrics["evals_to_escape"])
     return best
+
+
+def test_gradient_descent_escape_grows_more_than_fourfold_from_depth_4_to_8():
+    """The fast sibling of the next test: the first doubling of the depth."""
+    escape = {depth: best_escape(f"chain/depth-{depth}-const", "sgd", 200) for depth in (4, 8)}
+    assert 4 * escape[4] <= escape[8] < math.inf
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +60,7 @@ def gd_escape():
             for depth in (4, 8, 16)}
 
 
+@pytest.mark.slow
 def test_gradient_descent_escape_time_explodes_with_depth(gd_escape):
     print(f"GD escape steps by depth (best lr of the sgd grid): {gd_escape}")
     assert gd_escape[4] < gd_escape[8] < gd_escape[16] < math.inf
@@ -90,6 +97,7 @@ def test_noise_injection_exits_the_widening_valley_as_thm_6_3_2_says(optimizer, 
             assert u_sq <= alpha * D
 
 
+@pytest.mark.slow
 def test_leaderboard_ranks_adaptive_over_gd_and_anti_pgd_over_pgd(tmp_path):
     from suites import leaderboard
     from suites.executors import LocalExecutor

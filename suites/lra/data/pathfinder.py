@@ -241,8 +241,11 @@ def cached_generate(
         log.warning("%s is unreadable (%s); drawing the images again", path, error)
     log.info("drawing %d Pathfinder images into %s", count, path)
     images, labels = generate(count, s, seed=seed)
-    with atomic_open(path, "wb") as file:
-        np.savez_compressed(file, images=images, labels=labels)
+    try:
+        with atomic_open(path, "wb") as file:
+            np.savez_compressed(file, images=images, labels=labels)
+    except OSError as error:  # a read-only cache (a sandboxed worker): keep them in memory
+        log.info("could not keep the images in %s (%s)", path, error.strerror)
     return images, labels
 
 

@@ -1,4 +1,5 @@
-"""A hostile submission: its step ends the whole process on the chain tasks."""
+"""A hostile submission: from its second step on (validation takes one) its step ends the
+whole process on the chain tasks."""
 
 import os
 
@@ -10,8 +11,12 @@ lr_key = "lr"
 
 
 class Exiting(torch.optim.SGD):
+    steps = 0
+
     def step(self, closure=None):
-        if any(p.dtype == torch.float64 for g in self.param_groups for p in g["params"]):
+        self.steps += 1
+        chain = any(p.dtype == torch.float64 for g in self.param_groups for p in g["params"])
+        if chain and self.steps > 1:
             os._exit(3)
         return super().step(closure)
 

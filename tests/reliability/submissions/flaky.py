@@ -1,4 +1,5 @@
-"""A submission whose step fails on the chain tasks while a file FAIL lies beside it."""
+"""A submission whose step fails on the chain tasks, from its second step on (validation
+takes one), while a file FAIL lies beside it."""
 
 from pathlib import Path
 
@@ -11,9 +12,12 @@ MARKER = Path(__file__).with_name("FAIL")
 
 
 class Flaky(torch.optim.SGD):
+    steps = 0
+
     def step(self, closure=None):
+        self.steps += 1
         chain = any(p.dtype == torch.float64 for g in self.param_groups for p in g["params"])
-        if chain and MARKER.exists():
+        if chain and self.steps > 1 and MARKER.exists():
             raise ValueError("the marker file says fail")
         return super().step(closure)
 

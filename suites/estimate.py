@@ -1,0 +1,144 @@
+"""What a sweep will cost, estimated before it starts, from what the store records.
+
+The runs a sweep will make are counted exactly where they can be: every tuning run whose
+file is not in the store; and, where a (task, optimizer) pair's tuning runs are all
+there, the evaluation and sensitivity runs of the configuration those runs choose (the
+protocol's own ``select_best_config``), minus those stored. Elsewhere the later phases
+count their largest number (the evaluation seeds, and six step sizes per tuning seed).
+
+Each run costs the median wall time (the driver's clock: training, evaluation, transfer)
+of the task's recorded runs at the budget — in the sweep's store, else in the project's
+committed results (``REFERENCE``, the built-ins' board) — else of its suite's, else
+``UNKNOWN_RUN``; the runs are shared among ``jobs`` workers. On top come the costs fixed
+per submission: each worker it starts pays an interpreter's start and imports, measured
+by the submission's validation just before (``startup_seconds``), which did the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from suites.api import (
+    SEEDS_PER_BUDGET,
+    SENSITIVITY_EXPONENTS,
+    Submission,
+    Task,
+    evaluation_seeds,
+    step_size_variants,
+    tuning_seeds,
+)
+from suites.record import RunSpec
+from suites.results import ResultStore, StoreError
+
+#: Seconds per run of a task whose suite has no recorded run at the budget.
+UNKNOWN_RUN = 5.0
+#: The committed results: their wall times price a task the sweep's store has no run of.
+REFERENCE = Path(__file__).resolve().parent.parent / "results"
+
+
+@dataclass
+class Estimate:
+    """Per suite: runs to make and their seconds at the sweep's parallelism; plus the
+    seconds fixed per submission (workers' start-up)."""
+
+    runs: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    guessed: dict[str, int] = field(default_factory=dict)  # tasks with no recorded time
+    fixed_seconds: float = 0.0
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.seconds.values()) + self.fixed_seconds
+
+
+def seconds_per_run(runs: pd.DataFrame, budget: str) -> tuple[dict[str, float], dict[str, float]]:
+    """(per task, per suite) median wall time of the recorded runs at ``budget``."""
+    at = runs[(runs["budget"] == budget) & runs["wall_time"].notna()]
+    per_task = at.groupby("task")["wall_time"].median().to_dict()
+    per_suite = at.groupby("suite")["wall_time"].median().to_dict()
+    return ({k: float(v) for k, v in per_task.items()},
+            {k: float(v) for k, v in per_suite.items()})
+
+
+def _recorded_times(store: ResultStore, budget: str
+                    ) -> tuple[dict[str, float], dict[str, float]]:
+    try:
+        table, _ = store.table()
+    except StoreError:
+        return {}, {}
+    return seconds_per_run(table, budget)
+
+
+def estimate(store: ResultStore, tasks: Sequence[Task], submissions: Sequence[Submission],
+             budget: str, *, seeds: tuple[int, int] | None = None, jobs: int = 1,
+             track: str = "external", variants: Sequence[Task] = (),
+             startup_seconds: float = 0.0) -> Estimate:
+    """The cost of ``run_sweep`` with these arguments (see the module's docstring)."""
+    from suites.tuning import select_best_config
+
+    n_tune, n_eval = seeds or SEEDS_PER_BUDGET[budget]
+    per_task, per_suite = _recorded_times(store, budget)
+    if store.root.resolve() != REFERENCE.resolve():
+        reference_task, reference_suite = _recorded_times(ResultStore(REFERENCE), budget)
+        per_task = {**reference_task, **per_task}
+        per_suite = {**reference_suite, **per_suite}
+    result = Estimate()
+
+    def missing(specs: list[RunSpec]) -> int:
+        return sum(not store.path_for(spec).is_file() for spec in specs)
+
+    def stored(spec: RunSpec):
+        try:
+            return store.load(spec)
+        except StoreError:  # something else where the file belongs: the sweep says what
+            return None
+
+    def charge(task: Task, count: int) -> None:
+        seconds = per_task.get(task.name, per_suite.get(task.suite))
+        if seconds is None:
+            seconds = UNKNOWN_RUN
+            result.guessed[task.suite] = result.guessed.get(task.suite, 0) + 1
+        result.runs[task.suite] = result.runs.get(task.suite, 0) + count
+        result.seconds[task.suite] = result.seconds.get(task.suite, 0.0) + count * seconds / jobs
+
+    tuned_on = {v.name: v.tuned_on for v in variants}
+    for sub in submissions:
+        if track == "self-tuning":
+            for task in [*tasks, *variants]:
+                phase = "held_out" if task.name in tuned_on else "eval"
+                if sub.defaults is not None:
+                    charge(task, missing([RunSpec.of(task, sub, budget, sub.defaults, s,
+                                                     phase, track)
+                                          for s in evaluation_seeds(n_eval)]))
+            continue
+        chosen: dict[str, dict | None] = {}
+        for task in tasks:
+            tuning = [RunSpec.of(task, sub, budget, config, s)
+                      for config in sub.configs() for s in tuning_seeds(n_tune)]
+            found = [stored(spec) for spec in tuning]
+            charge(task, sum(r is None for r in found))
+            best = select_best_config(found, task.metric) \
+                if found and all(r is not None for r in found) else None
+            chosen[task.name] = best
+            if best is None:
+                later = n_eval + (len(SENSITIVITY_EXPONENTS) - 1) * n_tune * bool(sub.lr_key)
+                charge(task, later)
+                continue
+            later = [RunSpec.of(task, sub, budget, best, s, "eval")
+                     for s in evaluation_seeds(n_eval)]
+            later += [RunSpec.of(task, sub, budget, config, s, "sensitivity")
+                      for k, config in step_size_variants(best, sub.lr_key) if k != 0
+                      for s in tuning_seeds(n_tune)]
+            charge(task, missing(later))
+        for variant in variants:
+            best = chosen.get(tuned_on[variant.name])
+            charge(variant, n_eval if best is None else missing(
+                [RunSpec.of(variant, sub, budget, best, s, "held_out")
+                 for s in evaluation_seeds(n_eval)]))
+    # Each submission's workers start once (at most ``jobs`` of them, working at once).
+    result.fixed_seconds = startup_seconds * len(submissions)
+    return result
