@@ -67,7 +67,7 @@ def evaluation_steps(tmp_path_factory) -> dict[str, dict[int, float]]:
         for depth, task in zip(DEPTHS, tasks, strict=True):
             runs = [r for r in report.results
                     if r.spec.phase == "eval" and r.spec.task == task.name
-                    and r.spec.optimizer == sub.name]
+                    and r.spec.optimizer.name == sub.name]
             assert runs and all(r.status in ("ok", "diverged") for r in runs), runs
             steps.setdefault(sub.name, {})[depth] = float(np.mean([r.score for r in runs]))
     print(f"evaluation steps to escape at smoke, by depth: {steps}")
