@@ -86,6 +86,10 @@ class Metric:
     the reported score is measured on data that did not pick it. ``None``: the score.
     ``must_beat_initial``: the metric has a trivial baseline at the initial parameters (a
     loss): a run whose score is not better than its ``initial_score`` failed.
+    ``chance``: for a higher-is-better metric, the score of a model that learned nothing
+    (an accuracy's chance level at the runs' budget, which the driver records in each run;
+    the registry's metrics have none). Ratios are then taken on the lift above it,
+    ``score − chance``, which orders and divides like ``(acc − chance) / (1 − chance)``.
 
     Scores are assumed positive (steps, losses, traces, accuracies) where ratios are
     taken; a failed run scores ``failed_score`` (worse than every number).
@@ -98,6 +102,7 @@ class Metric:
     unit: str = ""
     select_by: str | None = None
     must_beat_initial: bool = False
+    chance: float | None = None
 
     @property
     def failed_score(self) -> float:
@@ -110,10 +115,15 @@ class Metric:
             return math.inf
         return -score if self.higher_is_better else score
 
-    def beats_baseline(self, score: float, initial: float) -> bool:
-        """Whether ``score`` beats the metric's trivial baseline: with
+    def beats_baseline(self, score: float, initial: float,
+                       chance_ceiling: float | None = None) -> bool:
+        """Whether ``score`` beats the metric's trivial baselines: with
         ``must_beat_initial``, ``initial`` (the score at the initial parameters; a run
-        without one cannot show that it beat it); always without."""
+        without one cannot show that it beat it); and, where the run recorded one,
+        ``chance_ceiling`` (``Chance.ceiling``: the highest score still read as chance)."""
+        if chance_ceiling is not None and math.isfinite(chance_ceiling) \
+                and not self.better(score, chance_ceiling):
+            return False
         if not self.must_beat_initial:
             return True
         return math.isfinite(initial) and self.better(score, initial)
@@ -135,6 +145,7 @@ class Metric:
         with it is 1 and anything else ``inf``."""
         if not (math.isfinite(score) and math.isfinite(best)):
             return math.inf
+        score, best = self._lift(score), self._lift(best)
         numerator, denominator = (best, score) if self.higher_is_better else (score, best)
         if denominator > 0:
             return max(1.0, numerator / denominator)
@@ -150,12 +161,20 @@ class Metric:
 
     def ratios(self, scores: np.ndarray, best: np.ndarray) -> np.ndarray:
         """``ratio`` of every score of a 2-D array against its row's ``best``, at once."""
-        best = np.asarray(best, dtype=float)[:, None]
+        best = self._lift(np.asarray(best, dtype=float)[:, None])
+        scores = self._lift(np.asarray(scores, dtype=float))
         numerator, denominator = (best, scores) if self.higher_is_better else (scores, best)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(denominator > 0, np.maximum(1.0, numerator / denominator),
                              np.where(scores == best, 1.0, np.inf))
         return np.where(np.isfinite(scores) & np.isfinite(best), ratio, np.inf)
+
+    def _lift(self, score):
+        """A score (or an array of them) as its lift above ``chance``; unchanged without a
+        chance level, or for a lower-is-better metric (which has none)."""
+        if not self.higher_is_better or self.chance is None or not math.isfinite(self.chance):
+            return score
+        return score - self.chance
 
     def near_best(self, score: float, best: float) -> bool:
         """``score`` lies within ``tolerance`` (relative) of ``best``; both must be finite."""

@@ -76,6 +76,7 @@ from suites.selection import latest_versions as latest_versions
 from suites.selection import load_runs as load_runs
 from suites.selection import metric_of as metric_of
 from suites.selection import of_track as of_track
+from suites.selection import recorded_chance
 from suites.selection import oriented as _oriented
 from suites.selection import runs_frame as runs_frame
 from suites.selection import select as _select
@@ -123,7 +124,7 @@ def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = No
     with other seeds), the config evaluated most recently counts.
     """
     columns = ["suite", "task", "optimizer", "config_key", "score_mean", "score_std", "seeds",
-               "success_rate", "evals_to_target", "rank", "higher_is_better"]
+               "success_rate", "evals_to_target", "rank", "higher_is_better", "chance"]
     runs = _evaluation_runs(runs, budget, suite, phase)
     if runs.empty:
         return pd.DataFrame(columns=columns)
@@ -149,6 +150,7 @@ def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = No
             # in gradient evaluations.
             "evals_to_target": float(group["evals_to_target"].mean()),
             "higher_is_better": higher,
+            "chance": recorded_chance(group),
             "_oriented_mean": mean,
         })
     table = pd.DataFrame(rows)
@@ -170,13 +172,16 @@ def common_tasks(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def performance_ratios(table: pd.DataFrame) -> pd.DataFrame:
-    """Tasks × optimizers: each score relative to the task's best (≥ 1; ``inf`` = failed)."""
+    """Tasks × optimizers: each score relative to the task's best (≥ 1; ``inf`` = failed),
+    an accuracy's on its lift above the chance level its runs recorded (``Metric.ratio``)."""
     if table.empty:
         return pd.DataFrame()
     optimizers = sorted(table["optimizer"].unique())
     ratios = {}
     for task, group in table.groupby("task", sort=True):
-        metric = Metric(name=task, higher_is_better=bool(group["higher_is_better"].iloc[0]))
+        chance = group["chance"].astype(float).max() if "chance" in group else math.nan
+        metric = Metric(name=task, higher_is_better=bool(group["higher_is_better"].iloc[0]),
+                        chance=chance if math.isfinite(chance) else None)
         scores = dict(zip(group["optimizer"], group["score_mean"].astype(float), strict=True))
         best = metric.best(scores.values())
         ratios[task] = {o: metric.ratio(scores.get(o, math.nan), best) for o in optimizers}

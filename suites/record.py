@@ -45,7 +45,7 @@ from pydantic import (
     create_model,
 )
 
-from suites.api import BUDGET_NAMES, Metric, Submission, Task
+from suites.api import BUDGET_NAMES, Chance, Metric, Submission, Task
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -279,13 +279,20 @@ class MetricRecord(_Model):
     unit: StrictStr = ""
     select_by: StrictStr | None = None
     must_beat_initial: StrictBool = column(default=False)
+    #: The score of a model that learned nothing at the run's budget (``Task.chance``: the
+    #: test split's majority share), and the highest score still read as chance
+    #: (``Chance.ceiling``); ``None`` for a task without one. Measured by the driver.
+    chance: OptionalNumber = column(default=None)
+    chance_ceiling: OptionalNumber = column(default=None)
 
     @classmethod
-    def of(cls, metric: Metric) -> MetricRecord:
+    def of(cls, metric: Metric, chance: Chance | None = None) -> MetricRecord:
         return cls(name=metric.name, higher_is_better=metric.higher_is_better,
                    target=metric.target, tolerance=metric.tolerance, unit=metric.unit,
                    select_by=metric.select_by,
-                   must_beat_initial=getattr(metric, "must_beat_initial", False))
+                   must_beat_initial=getattr(metric, "must_beat_initial", False),
+                   chance=None if chance is None else chance.score,
+                   chance_ceiling=None if chance is None else chance.ceiling)
 
     def to_metric(self) -> Metric:
         fields = self.model_dump()

@@ -7,8 +7,9 @@ is not ranked (``registered_metrics``; the site lists it under Problems). A task
 installed suite registers keeps the metric its runs recorded.
 
 A run succeeds when it finished ``ok`` with a finite score that beats its metric's
-trivial baseline (``suites.api.Metric.beats_baseline``): a loss that must beat its value
-at the initial parameters and does not is a failure, not a score.
+trivial baselines (``suites.api.Metric.beats_baseline``): a loss that must beat its value
+at the initial parameters and does not, or an accuracy not above the chance ceiling the
+run recorded (chance plus three binomial standard errors), is a failure, not a score.
 """
 
 from __future__ import annotations
@@ -98,21 +99,36 @@ def beats_baseline(runs: pd.DataFrame) -> pd.Series:
     (``Metric.beats_baseline``): its own score at the initial parameters where the metric
     must beat it; every run of a metric without one."""
     beats = pd.Series(True, index=runs.index, dtype=bool)
-    must = runs["must_beat_initial"].map(flag).astype(bool)
+    ceiling = runs["chance_ceiling"].astype(float)
+    must = runs["must_beat_initial"].map(flag).astype(bool) | np.isfinite(ceiling)
     for _, rows in runs[must].groupby("task", sort=False):
         metric = metric_of(rows)
-        beats[rows.index] = [metric.beats_baseline(float(score), float(initial))
-                             for score, initial in zip(rows["score"], rows["initial_score"],
-                                                       strict=True)]
+        beats[rows.index] = [metric.beats_baseline(float(score), float(initial), float(top))
+                             for score, initial, top in zip(
+                                 rows["score"], rows["initial_score"], ceiling[rows.index],
+                                 strict=True)]
     return beats
 
 
 def metric_of(rows: pd.DataFrame) -> Metric:
-    """The metric of a task, rebuilt from the columns of its runs (``runs_frame``)."""
+    """The metric of a task, rebuilt from the columns of its runs (``runs_frame``, or a
+    table with those columns), with the chance level its runs recorded (``recorded_chance``)."""
     first = rows.iloc[0]
     return Metric(name=str(first["metric"]), higher_is_better=bool(first["higher_is_better"]),
                   tolerance=0.1 if pd.isna(first["tolerance"]) else float(first["tolerance"]),
-                  must_beat_initial=flag(first.get("must_beat_initial")))
+                  must_beat_initial=flag(first.get("must_beat_initial")),
+                  chance=recorded_chance(rows))
+
+
+def recorded_chance(rows: pd.DataFrame) -> float | None:
+    """The chance level the runs of one task recorded (``MetricRecord.chance``), ``None``
+    when none did. Runs of one task and budget record the same one; of several budgets
+    (never compared with each other) the highest."""
+    if "chance" not in rows:
+        return None
+    values = rows["chance"].astype(float)
+    values = values[np.isfinite(values)]
+    return float(values.max()) if len(values) else None
 
 
 def flag(value: object) -> bool:

@@ -34,3 +34,15 @@ def test_the_overall_score_counts_every_task(current):
     overall = leaderboard.overall_table(current, "quick")
     assert len(overall) == len(builtin_optimizer_paths())
     assert set(overall["tasks"]) == {leaderboard.task_table(current, "quick")["task"].nunique()}
+
+
+def test_every_accuracy_is_scored_above_the_chance_level_its_runs_recorded(current):
+    lra = current[current["suite"] == "lra"]
+    assert len(lra) and lra["chance"].notna().all() and lra["chance_ceiling"].notna().all()
+    table = leaderboard.task_table(current, "quick").set_index(["task", "optimizer"])
+    # An optimizer that stays at Pathfinder's chance (50 %) earns no profile area there.
+    pathfinder = table.loc["lra/pathfinder"]
+    at_chance = pathfinder[pathfinder["success_rate"] == 0].index
+    assert len(at_chance) and set(at_chance) >= {"pgd", "grasp"}
+    ratios = leaderboard.performance_ratios(leaderboard.common_tasks(table.reset_index()))
+    assert (ratios.loc["lra/pathfinder", list(at_chance)] == float("inf")).all()

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 import torch
 from pydantic import ValidationError
 
-from suites.api import Task
+from suites.api import Chance, Task
 from suites.evaluation import evaluate_run
 from suites.record import (
     TRAINING_CURVES,
@@ -185,12 +185,34 @@ def failed_result(spec: RunSpec, task: Task, status: str, error: str,
     """The result of a run that ended without a report (a lost or killed worker, a message
     the driver refused)."""
     return RunResult(
-        spec=spec, suite=task.suite, metric=MetricRecord.of(task.metric), status=status,
+        spec=spec, suite=task.suite, metric=metric_record(task, spec.budget), status=status,
         score=_failed_score(task), error=portable(error), wall_time=observed.wall_time,
         peak_rss_bytes=observed.peak_rss_bytes, output_tail=portable(observed.output_tail),
         output_bytes=observed.output_bytes, sandbox=observed.sandbox, invalid=invalid,
         env=environment(), created=_now(),
     )
+
+
+#: (task type, task name, budget) → the task's chance level: read once per process.
+_CHANCE: dict[tuple[str, str, str], Chance | None] = {}
+
+
+def chance_of(task: Task, budget: str) -> Chance | None:
+    """``Task.chance`` at ``budget``, computed once per process (it reads the test split);
+    ``None`` when the task has none or cannot say (its data missing, its code failing)."""
+    key = (type(task).__qualname__, task.name, budget)
+    if key not in _CHANCE:
+        try:
+            _CHANCE[key] = task.chance(budget)
+        except Exception as err:  # noqa: BLE001 -- a task whose chance fails has none recorded
+            log.warning("%s: its chance level could not be read: %s", task.name, err)
+            _CHANCE[key] = None
+    return _CHANCE[key]
+
+
+def metric_record(task: Task, budget: str) -> MetricRecord:
+    """The run file's metric: the registered task's, with its chance level at ``budget``."""
+    return MetricRecord.of(task.metric, chance_of(task, budget))
 
 
 def _failed_score(task: Task) -> float:
@@ -246,7 +268,7 @@ def assemble_result(spec: RunSpec, task: Task, message: bytes,
         status, score = "error", _failed_score(task)
         problems.append(f"the task could not score the run ({type(err).__name__}: {err})")
     return RunResult(
-        spec=spec, suite=task.suite, metric=MetricRecord.of(task.metric), score=score,
+        spec=spec, suite=task.suite, metric=metric_record(task, spec.budget), score=score,
         metrics=evaluation.final, initial_metrics=evaluation.initial,
         curve={**{k: v for k, v in report.curve.items() if k in TRAINING_CURVES},
                **evaluation.curves()},

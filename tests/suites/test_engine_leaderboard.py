@@ -350,11 +350,11 @@ def test_without_held_out_runs_there_is_no_variant_table(runs):
     assert table.empty and math.isnan(tau["tau"])
 
 
-@pytest.mark.parametrize("higher", [False, True])
-def test_the_vectorized_ratios_are_the_scalar_rule(higher):
+@pytest.mark.parametrize(("higher", "chance"), [(False, None), (True, None), (True, 0.25)])
+def test_the_vectorized_ratios_are_the_scalar_rule(higher, chance):
     from suites.api import Metric
 
-    metric = Metric("m", higher_is_better=higher)
+    metric = Metric("m", higher_is_better=higher, chance=chance)
     rng = np.random.default_rng(3)
     values = np.array([0.0, -1.0, 2.0, 0.5, math.inf, -math.inf, math.nan, 3.0])
     scores = rng.choice(values, size=(200, 5))
@@ -406,3 +406,45 @@ def test_a_run_whose_metric_disagrees_with_the_registered_task_is_not_ranked(run
     assert "higher_is_better is True, the registered task" in next(iter(problems.values()))
     unknown = frame.assign(task="elsewhere/task")  # no installed suite registers it
     assert len(registered_metrics(unknown, registered)[0]) == len(frame)
+
+
+def chance_runs() -> list[RunResult]:
+    """An accuracy whose chance level is 0.5 (ceiling 0.55): adam 0.9, sgd 0.6 and lion
+    0.52 on two seeds each."""
+    metric = MetricRecord(**ACCURACY, chance=0.5, chance_ceiling=0.55)
+    return [record("t/accuracy", optimizer, "eval", 0.1, seed, score).model_copy(
+                update={"metric": metric})
+            for optimizer, score in (("adam", 0.9), ("sgd", 0.6), ("lion", 0.52))
+            for seed in (1000, 1001)]
+
+
+def test_accuracy_enters_the_profile_as_its_lift_above_chance():
+    from suites.api import Metric
+
+    assert Metric("a", True, chance=0.5).ratio(0.6, 0.9) == pytest.approx(
+        ((0.9 - 0.5) / (1 - 0.5)) / ((0.6 - 0.5) / (1 - 0.5)))  # 4, not 0.9 / 0.6 = 1.5
+    runs = leaderboard.runs_frame(chance_runs())
+    table = leaderboard.task_table(runs).set_index("optimizer")
+    assert table.loc["sgd", "score_mean"] == 0.6  # the table keeps the accuracy
+    ratios = leaderboard.performance_ratios(table.reset_index())
+    assert ratios.loc["t/accuracy"].to_dict() == pytest.approx(
+        {"adam": 1.0, "sgd": 4.0, "lion": math.inf})
+    # The bootstrap takes the same lift: with identical seeds every resample is the score.
+    samples = leaderboard.profile_samples(runs, tau_max=5.0, resamples=20)
+    assert samples["sgd"].to_numpy() == pytest.approx(np.full(20, 0.25))
+    assert samples["adam"].to_numpy() == pytest.approx(np.full(20, 1.0))
+
+
+def test_an_accuracy_within_the_chance_margin_is_a_failure_not_a_score():
+    from suites.api import Metric
+
+    metric = Metric("a", True, chance=0.5)
+    assert not metric.beats_baseline(0.55, math.nan, chance_ceiling=0.55)
+    assert metric.beats_baseline(0.56, math.nan, chance_ceiling=0.55)
+    table = leaderboard.task_table(leaderboard.runs_frame(chance_runs())).set_index("optimizer")
+    assert table.loc["lion", "success_rate"] == 0 and table.loc["lion", "score_mean"] == -math.inf
+    assert table.loc["sgd", "success_rate"] == 1 and table.loc["lion", "rank"] == 3
+    # A run that recorded no chance level (a loss, an older file) is judged as before.
+    plain = leaderboard.task_table(leaderboard.runs_frame(
+        [r.model_copy(update={"metric": MetricRecord(**ACCURACY)}) for r in chance_runs()]))
+    assert plain.set_index("optimizer").loc["lion", "success_rate"] == 1

@@ -50,6 +50,8 @@ def test_smoke_run_on_fixture_files(tmp_path, name, one_thread):
     for key in ("test_accuracy", "val_accuracy"):
         assert 0 <= result.metrics[key] <= 1
     assert result.score == result.metrics["test_accuracy"]
+    chance = task.chance("smoke")  # recorded by the driver, from the test split's labels
+    assert (result.metric.chance, result.metric.chance_ceiling) == (chance.score, chance.ceiling)
 
 
 def test_text_validation_is_held_out_of_training(tmp_path):
