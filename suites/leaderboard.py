@@ -76,8 +76,8 @@ from suites.selection import latest_versions as latest_versions
 from suites.selection import load_runs as load_runs
 from suites.selection import metric_of as metric_of
 from suites.selection import of_track as of_track
-from suites.selection import recorded_chance
 from suites.selection import oriented as _oriented
+from suites.selection import recorded_chance
 from suites.selection import runs_frame as runs_frame
 from suites.selection import select as _select
 from suites.selection import superseded_versions as superseded_versions
