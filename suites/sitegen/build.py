@@ -44,6 +44,7 @@ from suites.sitegen.format import (
     fmt_percent,
     fmt_score,
     fmt_seconds,
+    fmt_signed,
     fmt_times,
     fmt_window,
     optimizer_colours,
@@ -81,7 +82,7 @@ def _environment(labels: dict[str, str]) -> jinja2.Environment:
     )
     env.filters.update(
         score=fmt_score, fixed=fmt_fixed, percent=fmt_percent, times=fmt_times,
-        window=fmt_window, interval=fmt_interval,
+        window=fmt_window, interval=fmt_interval, signed=fmt_signed,
         seconds=fmt_seconds, sortkey=sort_key, config=site_data.format_config,
         paragraphs=paragraphs, docmarkup=docstring_markup,
         quantity=functools.partial(quantity_label, labels=labels),

@@ -1,4 +1,5 @@
-"""Names, colours and number formats of the site's pages (the templates' filters)."""
+"""Names, colours, markers and number formats of the site's pages (the templates'
+filters)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ PALETTE = (
     "#b8860b", "#6a5acd", "#ff69b4", "#2e8b57", "#d2691e", "#708090",
 )
 
+#: Markers of the optimizers' lines and points, by the same index as their colours
+#: (``optimizer_markers``); none of them is "x", which marks a failed seed. Thirteen: the
+#: palette's colours that share a marker (index i and i + 13) are far apart in hue.
+MARKERS = ("o", "s", "^", "D", "v", "P", "<", ">", "p", "h", "*", "d", "H")
 
 
 class Slugs:
@@ -51,6 +56,12 @@ def optimizer_colours(names: Iterable[str]) -> dict[str, str]:
             for i, n in enumerate(ordered)}
 
 
+def optimizer_markers(names: Iterable[str]) -> dict[str, str]:
+    """Marker by the index of each name among all of them, sorted (as ``optimizer_colours``):
+    with the colour, a style of its own for every optimizer, the same on every plot."""
+    return {n: MARKERS[i % len(MARKERS)] for i, n in enumerate(sorted(set(names)))}
+
+
 def _extra_colour(index: int) -> str:
     hue = (index * 0.381966) % 1.0
     lightness = (0.35, 0.5, 0.65)[index % 3]
@@ -75,6 +86,14 @@ def fmt_fixed(value: Any, digits: int = 3) -> str:
     if value is None or not math.isfinite(float(value)):
         return "—"
     return f"{float(value):.{digits}f}"
+
+
+def fmt_signed(value: Any) -> str:
+    """A change of rank with its sign: "+2", "−5" (a minus sign), "0"."""
+    if value is None or not math.isfinite(float(value)):
+        return "—"
+    value = int(value)
+    return f"+{value}" if value > 0 else (f"−{-value}" if value < 0 else "0")
 
 
 def fmt_percent(value: Any) -> str:

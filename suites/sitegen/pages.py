@@ -16,7 +16,7 @@ from suites import leaderboard, site_data
 from suites.api import BUDGET_NAMES, EVAL_SEED_OFFSET, MAX_CONFIGS, SEEDS_PER_BUDGET
 from suites.results import ResultStore
 from suites.sitegen import plots
-from suites.sitegen.format import Slugs, quantity_label
+from suites.sitegen.format import Slugs, optimizer_markers, quantity_label
 
 #: The submission that the "Submit" page shows, verbatim (the tests submit it).
 EXAMPLE_SUBMISSION = Path(__file__).resolve().parents[2] / "site" / "example_optimizer.py"
@@ -39,7 +39,7 @@ class SuiteInfo:
 
 @dataclass
 class Site:
-    """What every page needs: data, names → files, colours, the page renderer."""
+    """What every page needs: data, names → files, colours and markers, the page renderer."""
 
     results: site_data.Results
     budget: str | None
@@ -54,6 +54,19 @@ class Site:
     suite_tables: dict[str, pd.DataFrame]  # site_data.suite_tables at the site's budget
     #: Where the results directory is published (files linked there), or None (``raw/``).
     raw_url: str | None = None
+
+    @functools.cached_property
+    def markers(self) -> dict[str, str]:
+        """Each optimizer's marker (``optimizer_markers`` of the names ``colours`` has)."""
+        return optimizer_markers(self.colours)
+
+    @functools.cached_property
+    def variants(self) -> tuple[pd.DataFrame, dict[str, float]]:
+        """``leaderboard.variant_table`` at the site's budget: the ranking on the held-out
+        variants against the public one, and Kendall's tau between them with its interval
+        (an empty table without held-out runs)."""
+        runs = self.results.runs if self.budget is not None else self.results.runs.iloc[:0]
+        return leaderboard.variant_table(runs, self.budget or BUDGET_NAMES[0])
 
     @functools.cached_property
     def eval_index(self) -> dict[tuple[str, str, str], list[str]]:
@@ -75,14 +88,18 @@ class Site:
     @functools.cached_property
     def self_tuning_board(self) -> pd.DataFrame:
         """The self-tuning track's overall table at the site's budget, with each optimizer's
-        rank in the tuned (external) board as ``tuned_rank``."""
+        rank in the tuned (external) board as ``tuned_rank`` (ties marked, "=2") and
+        ``tuned_order`` (the number it sorts by); None where it has no tuned rank."""
         runs = self.results.self_tuning
         if self.budget is None or runs.empty:
             return pd.DataFrame()
         board = leaderboard.overall_table(runs, self.budget)
-        tuned = dict(zip(self.board["optimizer"], self.board["tied_rank"], strict=True)) \
-            if not self.board.empty else {}
-        return board.assign(tuned_rank=[tuned.get(name) for name in board["optimizer"]])
+        tuned = {} if self.board.empty else {
+            name: (tied, rank) for name, tied, rank in
+            zip(self.board["optimizer"], self.board["tied_rank"], self.board["rank"], strict=True)}
+        found = [tuned.get(name, (None, None)) for name in board["optimizer"]]
+        return board.assign(tuned_rank=[tied for tied, _ in found],
+                            tuned_order=[rank for _, rank in found])
 
     @functools.cached_property
     def self_tuning_scores(self) -> dict[str, dict[str, dict[str, Any]]]:
@@ -152,7 +169,8 @@ def index_page(site: Site, table: pd.DataFrame, problems: list[site_data.FilePro
     profile = site_data.profile_curves(runs, site.budget) if not table.empty \
         else pd.DataFrame()
     if not profile.empty:
-        plot = plots.plot_profile(profile, list(board["optimizer"]), site.colours)
+        plot = plots.plot_profile(profile, list(board["optimizer"]), site.colours,
+                                  site.markers)
     superseded = leaderboard.superseded_versions(runs) if not runs.empty else pd.DataFrame()
     pairwise = leaderboard.pairwise_matrix(board) if not board.empty else pd.DataFrame()
     site.render(
@@ -166,6 +184,8 @@ def index_page(site: Site, table: pd.DataFrame, problems: list[site_data.FilePro
         eval_runs=site_data.eval_run_count(runs),
         self_tuning=site.self_tuning_board.to_dict("records"),
         self_tuning_runs=site_data.eval_run_count(site.results.self_tuning),
+        variants=site.variants[0].to_dict("records"), variant_tau=site.variants[1],
+        bootstrap_level=leaderboard.BOOTSTRAP_LEVEL,
     )
 
 
@@ -220,8 +240,8 @@ def _suite_plots(site: Site, table: pd.DataFrame, order: list[str]) -> list[dict
                        "log–log axes. A hollow marker means the runs failed (no score within "
                        "the budget); it sits at the most steps the runs took where the score "
                        "counts steps, else at the worst score plotted.",
-            "svg": plots.plot_scaling(series, site.colours, xlabel=axis_name, ylabel=label,
-                                      salt=f"scaling-{axis_name}-{order[0]}"),
+            "svg": plots.plot_scaling(series, site.colours, site.markers, xlabel=axis_name,
+                                      ylabel=label, salt=f"scaling-{axis_name}-{order[0]}"),
         })
     plotted = {t for placed in by_axis.values()
                if len({v for _, v, _ in placed.values()}) >= 2 for t in placed}
@@ -237,9 +257,9 @@ def _seed_plot(site: Site, table: pd.DataFrame, task: str, title: str) -> dict:
     points = site_data.seed_scores(table, task, site.results.records, site.eval_index)
     return {
         "title": title,
-        "caption": "One dot per evaluation seed of each optimizer's tuned configuration, "
+        "caption": "One marker per evaluation seed of each optimizer's tuned configuration, "
                    "optimizers in rank order; × marks a failed seed.",
-        "svg": plots.plot_seed_scores(points, site.colours,
+        "svg": plots.plot_seed_scores(points, site.colours, site.markers,
                                       ylabel=site.label(metric.get("name", "score")),
                                       higher_is_better=bool(metric.get("higher_is_better")),
                                       salt=f"seeds-{task}"),
@@ -269,8 +289,8 @@ def task_page(site: Site, table: pd.DataFrame, task: str) -> None:
             "caption": "Median over evaluation seeds (line) and their range (band), for each "
                        "optimizer's tuned configuration. A curve ends where its runs stopped "
                        "(target reached or diverged).",
-            "svg": plots.plot_bands(loss_bands, site.colours, ylabel="minibatch loss",
-                                    scale=scale, salt=f"loss-{task}"),
+            "svg": plots.plot_bands(loss_bands, site.colours, site.markers,
+                                    ylabel="minibatch loss", scale=scale, salt=f"loss-{task}"),
         })
     name = metric.get("name")
     keys = _eval_keys_to_plot(
@@ -290,7 +310,7 @@ def task_page(site: Site, table: pd.DataFrame, task: str) -> None:
         shown.append({
             "title": f"{label[0].upper() + label[1:]} during training",
             "caption": "Evaluated periodically; median over evaluation seeds and range.",
-            "svg": plots.plot_bands(bands, site.colours, ylabel=label,
+            "svg": plots.plot_bands(bands, site.colours, site.markers, ylabel=label,
                                     scale="log" if log else "linear",
                                     salt=f"eval-{key}-{task}"),
         })
@@ -306,7 +326,7 @@ def task_page(site: Site, table: pd.DataFrame, task: str) -> None:
                        "2^k, k = −3 … 3 (1 = the tuned one), mean over the tuning seeds; a "
                        "hollow marker means a seed failed. The step-size window in the table "
                        "is the widest run of multipliers near the best on every seed.",
-            "svg": plots.plot_scaling(sensitivity, site.colours,
+            "svg": plots.plot_scaling(sensitivity, site.colours, site.markers,
                                       xlabel="step-size multiplier", ylabel=label,
                                       salt=f"sensitivity-{task}"),
         })
@@ -400,7 +420,8 @@ def optimizer_page(site: Site, table: pd.DataFrame, name: str) -> None:
         sweep_groups.append({"task": task, "href": site.task_href(task, root), "rows": rows,
                              "metric": _metric(site, task)})
     sweep_plot = plots.plot_sweep(sweep, sweep_tasks, chosen, site.colours[name],
-                                  salt=f"sweep-{site.slugs('optimizer', name)}") \
+                                  salt=f"sweep-{site.slugs('optimizer', name)}",
+                                  marker=site.markers[name]) \
         if len(sweep) else None
     eval_links = []
     for row in chosen_rows:

@@ -1,11 +1,14 @@
-"""The site's plots: matplotlib figures rendered to inline SVG, deterministic byte for byte."""
+"""The site's plots: matplotlib figures rendered to inline SVG, deterministic byte for byte.
+
+Every optimizer has one colour and one marker on every plot (``format.optimizer_colours``,
+``format.optimizer_markers``): a plot of many optimizers tells them apart by both."""
 
 from __future__ import annotations
 
 import io
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib
@@ -14,6 +17,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from suites import site_data
+from suites.sitegen.format import optimizer_markers
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
@@ -45,6 +49,10 @@ PLOT_STYLE = {
 IMPL_COLOURS = ("#4363d8", "#a9a9a9", "#f58231", "#3cb44b", "#911eb4", "#469990")
 #: Legend entries longer than this are cut (the full name is in the tables).
 LEGEND_CHARS = 22
+#: Size of the optimizers' markers on lines and points, in points.
+MARKER_SIZE = 4.5
+#: Markers on a curve: one every this fraction of the axes' diagonal (``markevery``).
+MARK_SPACING = 0.1
 
 
 
@@ -60,6 +68,20 @@ def _svg(fig: plt.Figure, salt: str) -> Markup:
     text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", text, count=1)
     text = text.replace("<svg", '<svg role="img" class="plot"', 1)
     return Markup(text)  # matplotlib's own output; every label in it was escaped by it
+
+
+def _markers(colours: Mapping[str, str], markers: Mapping[str, str] | None
+             ) -> Mapping[str, str]:
+    """``markers``, or by default those ``optimizer_markers`` gives the names of ``colours``
+    (the site's colours name every optimizer, so the default is the site's markers)."""
+    return markers if markers is not None else optimizer_markers(colours)
+
+
+def _markevery(position: int, count: int) -> tuple[float, float]:
+    """``markevery`` of the ``position``-th of ``count`` curves: evenly spaced markers,
+    each curve's shifted along the axes so that overlapping curves' markers do not hide
+    one another."""
+    return (MARK_SPACING * position / max(count, 1), MARK_SPACING)
 
 
 def _figure(width: float, height: float, *, left: float = 0.75, right: float = 1.75,
@@ -103,13 +125,17 @@ def _plain_numbers(axis: Any) -> None:
     axis.set_minor_formatter(ticker.NullFormatter())
 
 
-def plot_profile(profile: pd.DataFrame, order: Sequence[str], colours: dict[str, str]) -> Markup:
+def plot_profile(profile: pd.DataFrame, order: Sequence[str], colours: Mapping[str, str],
+                 markers: Mapping[str, str] | None = None) -> Markup:
     """Performance profiles ρ(τ), one step curve per optimizer, legend in rank order."""
+    markers = _markers(colours, markers)
     with plt.rc_context(PLOT_STYLE):
         fig, ax = _figure(8.0, 3.9)
         for rank, name in enumerate(order):  # the best drawn on top
             ax.step(profile.index, profile[name], where="post", color=colours[name],
-                    linewidth=1.6, label=name, zorder=2 + len(order) - rank)
+                    linewidth=1.6, label=name, zorder=2 + len(order) - rank,
+                    marker=markers[name], markersize=MARKER_SIZE,
+                    markevery=_markevery(rank, len(order)))
         ax.set_xlim(1.0, float(profile.index[-1]))
         ax.set_ylim(-0.02, 1.02)
         ax.set_xlabel("τ (score within a factor τ of the best on the task)")
@@ -118,13 +144,15 @@ def plot_profile(profile: pd.DataFrame, order: Sequence[str], colours: dict[str,
         return _svg(fig, "profile")
 
 
-def plot_bands(bands: dict[str, site_data.Band], colours: dict[str, str], *, ylabel: str,
-               scale: str, salt: str, xlabel: str = "step") -> Markup:
-    """Median over seeds with the min–max band, one colour per optimizer.
+def plot_bands(bands: dict[str, site_data.Band], colours: Mapping[str, str],
+               markers: Mapping[str, str] | None = None, *, ylabel: str, scale: str, salt: str,
+               xlabel: str = "step") -> Markup:
+    """Median over seeds with the min–max band, one colour and marker per optimizer.
 
     ``bands`` in rank order: the legend follows it and the best curve is drawn on top.
     ``scale``: "linear", "log", or "symlog" (a loss that reaches zero and also spikes).
     """
+    markers = _markers(colours, markers)
     with plt.rc_context(PLOT_STYLE):
         fig, ax = _figure(8.0, 3.6, left=0.95)
         count = len(bands)
@@ -133,11 +161,14 @@ def plot_bands(bands: dict[str, site_data.Band], colours: dict[str, str], *, yla
             if len(band.steps) == 1:
                 ax.errorbar(band.steps, band.median,
                             yerr=[band.median - band.low, band.high - band.median],
-                            fmt="o", color=colour, markersize=4, label=name, zorder=z)
+                            marker=markers[name], linestyle="none", color=colour,
+                            markersize=MARKER_SIZE, label=name, zorder=z)
                 continue
             ax.fill_between(band.steps, band.low, band.high, color=colour, alpha=0.15,
                             linewidth=0, zorder=z)
-            ax.plot(band.steps, band.median, color=colour, linewidth=1.5, label=name, zorder=z)
+            ax.plot(band.steps, band.median, color=colour, linewidth=1.5, label=name, zorder=z,
+                    marker=markers[name], markersize=MARKER_SIZE,
+                    markevery=_markevery(order, count))
         if scale == "symlog":
             positive = np.concatenate([b.median[b.median > 0] for b in bands.values()])
             floor = float(np.percentile(positive, 5)) if len(positive) else 1.0
@@ -168,9 +199,12 @@ def _clip_outliers(ax: plt.Axes, bands: dict[str, site_data.Band], log: bool) ->
         ax.set_ylim(low - 0.05 * (high - low), high + 0.5 * (high - low))
 
 
-def plot_seed_scores(points: dict[str, list[float]], colours: dict[str, str], *, ylabel: str,
+def plot_seed_scores(points: dict[str, list[float]], colours: Mapping[str, str],
+                     markers: Mapping[str, str] | None = None, *, ylabel: str,
                      higher_is_better: bool, salt: str) -> Markup:
-    """Each evaluation seed's score per optimizer (best first); failed seeds as ×."""
+    """Each evaluation seed's score per optimizer (best first), in the optimizer's marker;
+    failed seeds as ×."""
+    markers = _markers(colours, markers)
     names = list(points)
     finite = [v for values in points.values() for v in values if math.isfinite(v)]
     log = bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 20
@@ -186,8 +220,8 @@ def plot_seed_scores(points: dict[str, list[float]], colours: dict[str, str], *,
             values = np.array(points[name], dtype=float)
             ok = np.isfinite(values)
             offsets = np.linspace(-0.12, 0.12, len(values)) if len(values) > 1 else np.zeros(1)
-            ax.plot(x + offsets[ok], values[ok], marker="o", markersize=5, linestyle="none",
-                    color=colours[name], zorder=3)
+            ax.plot(x + offsets[ok], values[ok], marker=markers[name], markersize=5,
+                    linestyle="none", color=colours[name], label=name, zorder=3)
             ax.plot(x + offsets[~ok], np.full(int((~ok).sum()), failed_at), marker="x",
                     markersize=6, linestyle="none", color=colours[name], zorder=3)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
@@ -207,9 +241,11 @@ def plot_seed_scores(points: dict[str, list[float]], colours: dict[str, str], *,
 
 
 def plot_scaling(series: dict[str, dict[str, list[tuple[float, float, bool]]]],
-                 colours: dict[str, str], *, xlabel: str, ylabel: str, salt: str) -> Markup:
+                 colours: Mapping[str, str], markers: Mapping[str, str] | None = None, *,
+                 xlabel: str, ylabel: str, salt: str) -> Markup:
     """Score against a suite's scaling axis (depth, width) on log–log axes, one panel per
     variant (``site_data.scaling_series``); failed points hollow."""
+    markers = _markers(colours, markers)
     variants = list(series)
     with plt.rc_context(PLOT_STYLE):
         fig, axes = _figure(8.6, 3.6, top=0.35, ncols=len(variants), sharey=True,
@@ -220,10 +256,10 @@ def plot_scaling(series: dict[str, dict[str, list[tuple[float, float, bool]]]],
                 depths = [d for d, _, _ in points]
                 values = [v for _, v, _ in points]
                 ax.plot(depths, values, color=colours[name], linewidth=1.4, label=name,
-                        marker="o", markersize=3.5)
+                        marker=markers[name], markersize=MARKER_SIZE)
                 failed = [(d, v) for d, v, f in points if f]
                 if failed:
-                    ax.plot(*zip(*failed, strict=True), marker="o", markersize=6.5,
+                    ax.plot(*zip(*failed, strict=True), marker=markers[name], markersize=7,
                             linestyle="none", markerfacecolor="white",
                             markeredgecolor=colours[name], markeredgewidth=1.2, zorder=4)
             ax.set_xscale("log", base=2)
@@ -239,8 +275,9 @@ def plot_scaling(series: dict[str, dict[str, list[tuple[float, float, bool]]]],
 
 
 def plot_sweep(sweep: pd.DataFrame, tasks: Sequence[str], chosen: dict[str, str],
-               colour: str, salt: str) -> Markup:
-    """Every tuning configuration's score relative to the best one, per task."""
+               colour: str, salt: str, marker: str = "o") -> Markup:
+    """Every tuning configuration's score relative to the best one, per task, in the
+    optimizer's colour and marker (hollow: not near the best)."""
     with plt.rc_context(PLOT_STYLE):
         height = max(2.0, 0.3 * len(tasks) + 0.9)
         label = max((len(t) for t in tasks), default=8)
@@ -253,9 +290,9 @@ def plot_sweep(sweep: pd.DataFrame, tasks: Sequence[str], chosen: dict[str, str]
             ok = np.isfinite(ratios)
             near = rows["near_best"].to_numpy(dtype=bool)
             dots = {"linestyle": "none", "markersize": 5.5, "zorder": 3}
-            ax.plot(ratios[ok & near], [y] * int((ok & near).sum()), marker="o", color=colour,
-                    **dots)
-            ax.plot(ratios[ok & ~near], [y] * int((ok & ~near).sum()), marker="o",
+            ax.plot(ratios[ok & near], [y] * int((ok & near).sum()), marker=marker,
+                    color=colour, **dots)
+            ax.plot(ratios[ok & ~near], [y] * int((ok & ~near).sum()), marker=marker,
                     markerfacecolor="white", markeredgecolor=colour, markeredgewidth=1.1, **dots)
             ax.plot([fail_at] * int((~ok).sum()), [y] * int((~ok).sum()), marker="x",
                     color="#8a8f98", **dots)

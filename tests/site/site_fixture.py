@@ -1,10 +1,10 @@
 """A results directory for the site tests, written through the real results store.
 
 Three suites (chain, valley, lra), three optimizers plus one with a hostile name and
-docstring, tuning and evaluation runs with several seeds, a diverged run, a corrupt
-file, a file of an unknown schema version and a pytest-benchmark file for the kernels
-page. Scores are made up but shaped like the real suites' (SGD's escape time grows with
-depth, Adam's does not).
+docstring, tuning and evaluation runs with several seeds, held-out variant runs (one
+variant task per suite, ``VARIANTS``), a diverged run, a corrupt file, a file of an
+unknown schema version and a pytest-benchmark file for the kernels page. Scores are made
+up but shaped like the real suites' (SGD's escape time grows with depth, Adam's does not).
 """
 
 from __future__ import annotations
@@ -33,6 +33,16 @@ ACCURACY = Metric("test_accuracy", higher_is_better=True, unit="fraction",
 CHAIN_DEPTHS = (4, 8, 16)
 LRS = (0.01, 0.1)
 EVAL_SEEDS = (1000, 1001, 1002)
+#: Held-out variant task → its metric and each optimizer's score on it: every variant
+#: orders the optimizers rmsprop, adam, sgd, the hostile one (best first).
+VARIANTS = {
+    "chain/depth-12-const": (ESCAPE, {"rmsprop": 40.0, "adam": 52.0, "sgd": 150.0,
+                                      HOSTILE_NAME: 400.0}),
+    "valley/widening-d200": (TRACE, {"rmsprop": 55.0, "adam": 62.0, "sgd": 100.0,
+                                     HOSTILE_NAME: 120.0}),
+    "lra/listops-len-120": (ACCURACY, {"rmsprop": 0.5, "adam": 0.45, "sgd": 0.35,
+                                       HOSTILE_NAME: 0.13}),
+}
 
 OPTIMIZER_SOURCE = '''"""{doc}"""
 
@@ -95,7 +105,8 @@ def make_result(task: str, metric: Metric, optimizer: str, path: Path, digest: s
     )
 
 
-def write_fixture(root: Path) -> Path:
+def write_fixture(root: Path, held_out: bool = True) -> Path:
+    """The fixture's results directory at ``root``; ``held_out``: with the variants' runs."""
     store = ResultStore(root)
     sources = root.parent / "optimizers"
     sources.mkdir(exist_ok=True)
@@ -142,6 +153,13 @@ def write_fixture(root: Path) -> Path:
             - (0.05 if lr == 0.01 else 0.0) + 0.01 * (seed % 3)
 
     run_task("lra/listops", ACCURACY, accuracy)
+
+    for task, (metric, scores) in VARIANTS.items() if held_out else ():
+        for optimizer, (path, digest) in optimizers.items():
+            for seed in EVAL_SEEDS:
+                value = scores[optimizer] * (1 + 0.01 * (seed % 3))
+                store.save(make_result(task, metric, optimizer, path, digest, 0.1, seed,
+                                       "held_out", value))
 
     broken = root / "runs" / "chain" / "broken.json"
     broken.write_text("{ this is not json")

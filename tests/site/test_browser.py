@@ -1,8 +1,9 @@
 """The built site in a real browser: headless Debian Chromium driven by selenium.
 
 Opens the index from ``file://``, sorts the leaderboard by clicking a column header,
-follows a link to an optimizer page, takes screenshots and checks the browser console
-stayed clean. No selenium-manager download: the driver and browser paths are explicit.
+follows a link to an optimizer page, takes screenshots, checks that the index fits a
+1280×800 window and that the browser console stayed clean. No selenium-manager download:
+the driver and browser paths are explicit.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
+#: The smallest window the index page's tables must fit without scrolling sideways.
+SMALL_WINDOW = (1280, 800)
+#: The committed results directory (``lsb site build``'s default).
+COMMITTED_RESULTS = Path(__file__).resolve().parents[2] / "results"
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 pytestmark = pytest.mark.skipif(
@@ -96,3 +101,47 @@ def test_hostile_names_stay_text(driver, built_site):
     assert HOSTILE_DOC in driver.find_element(By.CLASS_NAME, "lede").text
     assert driver.execute_script("return document.scripts.length") == 1
     assert console_errors(driver) == []
+
+
+def index_widths(driver, site: Path) -> dict[str, float]:
+    """The index page of ``site`` at ``SMALL_WINDOW``: the viewport's width, the page's
+    scroll width, and each leaderboard table's width, right edge and scroll container."""
+    driver.set_window_size(*SMALL_WINDOW)
+    try:
+        driver.get((site / "index.html").resolve().as_uri())
+        return driver.execute_script("""
+            const found = {inner: window.innerWidth,
+                           page: document.documentElement.scrollWidth, tables: {}};
+            for (const table of document.querySelectorAll("table.board")) {
+                const box = table.getBoundingClientRect(), outer = table.parentElement;
+                found.tables[table.id] = {width: box.width, right: box.right,
+                                          scroll: outer.scrollWidth, client: outer.clientWidth};
+            }
+            return found;""")
+    finally:
+        driver.set_window_size(1366, 900)
+
+
+def assert_fits(widths: dict) -> None:
+    assert widths["inner"] == SMALL_WINDOW[0]
+    assert widths["page"] <= widths["inner"], widths
+    assert "leaderboard" in widths["tables"] and "variant-board" in widths["tables"]
+    for name, table in widths["tables"].items():
+        assert table["width"] <= widths["inner"] and table["right"] <= widths["inner"], name
+        assert table["scroll"] <= table["client"], name  # no scrolling inside its box either
+
+
+def test_the_index_fits_a_1280_by_800_window(driver, built_site):
+    assert_fits(index_widths(driver, built_site))
+    assert console_errors(driver) == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (COMMITTED_RESULTS / "runs").is_dir(), reason="no committed results")
+def test_the_committed_boards_index_fits_a_1280_by_800_window(driver, tmp_path):
+    from suites.sitegen import build_site
+
+    build_site(COMMITTED_RESULTS, tmp_path / "site")
+    widths = index_widths(driver, tmp_path / "site")
+    assert len(column_texts(driver, "leaderboard", 1)) >= 14
+    assert_fits(widths)

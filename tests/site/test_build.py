@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import torch
-from site_fixture import HOSTILE_DOC, HOSTILE_NAME
+from site_fixture import HOSTILE_DOC, HOSTILE_NAME, VARIANTS, write_fixture
 
 from suites import registry, sitegen
 from suites.api import Budget, Metric, Problem
@@ -163,6 +163,46 @@ def test_the_pairwise_matrix_agrees_with_the_ranks(built_site, results_dir):
         assert int(rank.lstrip("=")) == 1 + outcomes.count("loses")
     groups = leaderboard.rank_groups(overall["tied_rank"])
     assert f"{groups} rank group" in index
+
+
+def variants_section(index: str) -> str:
+    return index.split('<section id="variants">', 1)[1].split("</section>", 1)[0]
+
+
+def test_the_variants_section_shows_tau_ranks_and_changes(built_site, results_dir):
+    """The fixture's public order is adam, rmsprop, sgd, the hostile one; every variant
+    orders them rmsprop, adam, sgd, the hostile one: one swapped pair of six, so Kendall's
+    tau is (5 - 1) / 6, rmsprop gains a rank and adam loses one."""
+    from suites import leaderboard, site_data
+
+    section = variants_section((built_site / "index.html").read_text())
+    assert f"evaluated on {len(VARIANTS)} held-out variant tasks" in section
+    assert '<strong class="tau">0.67</strong>' in section
+    _, tau = leaderboard.variant_table(site_data.load_results(results_dir).runs, "quick")
+    assert tau["tau"] == pytest.approx(4 / 6) and tau["variant_tasks"] == len(VARIANTS)
+    assert tau["tau_low"] <= tau["tau"] <= tau["tau_high"]
+    assert (f'95 % bootstrap interval <span class="tau-interval">{tau["tau_low"]:.2f} to '
+            f'{tau["tau_high"]:.2f}</span>') in section
+    table = section.split('id="variant-board"', 1)[1]
+    body = table.split("<tbody>", 1)[1]
+    rows = [[re.sub(r"<[^>]+>", "", cell).strip()
+             for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+    shown = [(rank, html.unescape(name), ranks, change)
+             for rank, name, _, _, ranks, change in rows]
+    assert shown == [("1", "rmsprop", "2 → 1", "+1"), ("2", "adam", "1 → 2", "−1"),
+                     ("3", "sgd", "3 → 3", "0"), ("4", HOSTILE_NAME, "4 → 4", "0")]
+
+
+def test_without_held_out_runs_the_variants_section_says_so(tmp_path):
+    results = write_fixture(tmp_path / "results", held_out=False)
+    sitegen.build_site(results, tmp_path / "site")
+    section = variants_section((tmp_path / "site" / "index.html").read_text())
+    assert 'id="variant-board"' not in section
+    sentence = re.sub(r"<[^>]+>", "", section.split('<p class="note">', 1)[1].split("</p>")[0])
+    assert sentence == ("No held-out variant runs at the quick budget to compare with the "
+                        "public ranking: lsb run evaluates the variants unless --no-variants "
+                        "is given.")
 
 
 def test_task_and_suite_pages_show_what_fits(built_site):

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from site_fixture import EVAL_SEEDS, HOSTILE_NAME
+from site_fixture import EVAL_SEEDS, HOSTILE_NAME, VARIANTS
 
 from suites import site_data
 from suites.sitegen import Slugs, docstring_markup, fmt_percent, fmt_score, optimizer_colours
@@ -23,8 +23,10 @@ def test_load_results_reports_invalid_files(results):
     assert set(problems) == {"runs/chain/broken.json", "runs/valley/future.json"}
     assert problems["runs/chain/broken.json"].startswith("not readable as JSON")
     assert "schema_version 99" in problems["runs/valley/future.json"]
-    # 5 tasks x 4 optimizers x (2 tuning configs + 3 evaluation seeds)
-    assert len(results.runs) == len(results.records) == 5 * 4 * (2 + len(EVAL_SEEDS))
+    # 5 tasks x 4 optimizers x (2 tuning configs + 3 evaluation seeds), and the held-out
+    # variants: 3 tasks x 4 optimizers x 3 evaluation seeds
+    assert len(results.runs) == len(results.records) == \
+        5 * 4 * (2 + len(EVAL_SEEDS)) + len(VARIANTS) * 4 * len(EVAL_SEEDS)
     assert set(results.runs["file"]) == set(results.records)
     assert all(f.startswith("runs/") for f in results.runs["file"])
 
@@ -54,7 +56,7 @@ def test_leaderboard_frame(results):
     board = site_data.leaderboard_frame(results.runs, "quick")
     assert list(board["rank"]) == sorted(board["rank"])
     assert {"suite:chain", "suite:valley", "suite:lra"} <= set(board.columns)
-    assert set(board["runs"]) == {5 * (2 + len(EVAL_SEEDS))}
+    assert set(board["runs"]) == {5 * (2 + len(EVAL_SEEDS)) + len(VARIANTS) * len(EVAL_SEEDS)}
     row = board.set_index("optimizer").loc["sgd"]
     assert row["tasks_solved"] == 4  # never escapes the depth-16 chain
     assert row["last_updated"] == results.runs.loc[results.runs["optimizer"] == "sgd",
