@@ -10,8 +10,12 @@ Each run costs the median wall time (the driver's clock: training, evaluation, t
 of the task's recorded runs at the budget — in the sweep's store, else in the project's
 committed results (``REFERENCE``, the built-ins' board) — else of its suite's, else
 ``UNKNOWN_RUN``; the runs are shared among ``jobs`` workers. On top come the costs fixed
-per submission: each worker it starts pays an interpreter's start and imports, measured
-by the submission's validation just before (``startup_seconds``), which did the same.
+per submission: its workers start (at once, in parallel): the sandbox, an interpreter,
+the harness's and the suites' imports, then the submission's. That is the median
+``worker_start`` the driver recorded on this machine's runs (the sweep's store, else the
+committed results); where none is recorded, the submission's validation just before,
+which started a sandboxed interpreter and imported the file (``startup_seconds``), plus
+``HARNESS_IMPORT`` for what a training worker imports besides.
 """
 
 from __future__ import annotations
@@ -38,6 +42,11 @@ from suites.results import ResultStore, StoreError
 UNKNOWN_RUN = 5.0
 #: The committed results: their wall times price a task the sweep's store has no run of.
 REFERENCE = Path(__file__).resolve().parent.parent / "results"
+#: Seconds a training worker spends importing the harness and the suites beyond what the
+#: validating process imports (torch and the file): on this project's 2-core reference
+#: machine a worker was ready 2.9 s after it started where validation had imported the
+#: file at 1.4-1.9 s. Used only where no run recorded its worker's start.
+HARNESS_IMPORT = 1.2
 
 
 @dataclass
@@ -64,13 +73,23 @@ def seconds_per_run(runs: pd.DataFrame, budget: str) -> tuple[dict[str, float], 
             {k: float(v) for k, v in per_suite.items()})
 
 
-def _recorded_times(store: ResultStore, budget: str
-                    ) -> tuple[dict[str, float], dict[str, float]]:
+def worker_start_seconds(runs: pd.DataFrame, machine: str) -> float | None:
+    """The median recorded ``worker_start`` of the runs made on the machine labelled
+    ``machine`` (the runs table's ``machine`` is "device @ label"); None when none has one."""
+    if runs.empty or "worker_start" not in runs:
+        return None
+    labels = runs["machine"].astype(str).str.rsplit(" @ ", n=1).str[-1]
+    starts = runs.loc[labels == machine, "worker_start"].astype(float).dropna()
+    return float(starts.median()) if len(starts) else None
+
+
+def _recorded_times(store: ResultStore, budget: str, machine: str
+                    ) -> tuple[dict[str, float], dict[str, float], float | None]:
     try:
         table, _ = store.table()
     except StoreError:
-        return {}, {}
-    return seconds_per_run(table, budget)
+        return {}, {}, None
+    return (*seconds_per_run(table, budget), worker_start_seconds(table, machine))
 
 
 def estimate(store: ResultStore, tasks: Sequence[Task], submissions: Sequence[Submission],
@@ -78,14 +97,18 @@ def estimate(store: ResultStore, tasks: Sequence[Task], submissions: Sequence[Su
              track: str = "external", variants: Sequence[Task] = (),
              startup_seconds: float = 0.0) -> Estimate:
     """The cost of ``run_sweep`` with these arguments (see the module's docstring)."""
+    from kernels.machine import default_device, machine_label
     from suites.tuning import select_best_config
 
     n_tune, n_eval = seeds or SEEDS_PER_BUDGET[budget]
-    per_task, per_suite = _recorded_times(store, budget)
+    machine = machine_label(default_device())
+    per_task, per_suite, worker_start = _recorded_times(store, budget, machine)
     if store.root.resolve() != REFERENCE.resolve():
-        reference_task, reference_suite = _recorded_times(ResultStore(REFERENCE), budget)
+        reference_task, reference_suite, reference_start = _recorded_times(
+            ResultStore(REFERENCE), budget, machine)
         per_task = {**reference_task, **per_task}
         per_suite = {**reference_suite, **per_suite}
+        worker_start = reference_start if worker_start is None else worker_start
     result = Estimate()
 
     def missing(specs: list[RunSpec]) -> int:
@@ -139,6 +162,8 @@ def estimate(store: ResultStore, tasks: Sequence[Task], submissions: Sequence[Su
             charge(variant, n_eval if best is None else missing(
                 [RunSpec.of(variant, sub, budget, best, s, "held_out")
                  for s in evaluation_seeds(n_eval)]))
-    # Each submission's workers start once (at most ``jobs`` of them, working at once).
-    result.fixed_seconds = startup_seconds * len(submissions)
+    # Each submission's workers start once (at most ``jobs`` of them, starting at once).
+    if worker_start is None:
+        worker_start = startup_seconds + HARNESS_IMPORT
+    result.fixed_seconds = worker_start * len(submissions)
     return result

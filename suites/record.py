@@ -334,8 +334,12 @@ class RunResult(_Model):
     #: What the worker's own check found changed in its process's global state.
     global_state_changes: list[StrictStr] = measured(default_factory=list)
     error: StrictStr | None = measured(None)
-    #: The driver's clock: from handing the run to a worker to its evaluated result.
+    #: The driver's clock: from handing the run to a worker to receiving its report (the
+    #: driver's evaluation of its points comes after).
     wall_time: Number = column(default=math.nan)
+    #: The driver's clock, on the first run a training worker made: from starting the
+    #: worker (sandbox, interpreter, imports) to its saying it was ready; NaN on later runs.
+    worker_start: Number = column(default=math.nan)
     #: The driver's reading of the worker's resident memory, at its largest during the run.
     peak_rss_bytes: Count | None = column("peak_rss", default=None)
     #: The end of what the run printed (bounded), and how many bytes it printed.

@@ -167,13 +167,15 @@ def decode_outcome(data: bytes) -> TrainingOutcome:
 class Observed:
     """What the driver measured of a run itself: its wall time (from handing the run to a
     worker to receiving the report), the worker's resident memory at its largest, what the
-    run printed, and how the worker was confined."""
+    run printed, how the worker was confined, and, for a worker's first run, how long the
+    worker took to start."""
 
     wall_time: float = math.nan
     peak_rss_bytes: int | None = None
     output_tail: str = ""
     output_bytes: int = 0
     sandbox: str = "none"
+    worker_start: float = math.nan
 
 
 def _now() -> str:
@@ -189,7 +191,7 @@ def failed_result(spec: RunSpec, task: Task, status: str, error: str,
         score=_failed_score(task), error=portable(error), wall_time=observed.wall_time,
         peak_rss_bytes=observed.peak_rss_bytes, output_tail=portable(observed.output_tail),
         output_bytes=observed.output_bytes, sandbox=observed.sandbox, invalid=invalid,
-        env=environment(), created=_now(),
+        worker_start=observed.worker_start, env=environment(), created=_now(),
     )
 
 
@@ -278,7 +280,7 @@ def assemble_result(spec: RunSpec, task: Task, message: bytes,
         wall_time=observed.wall_time, peak_rss_bytes=observed.peak_rss_bytes,
         output_tail=portable(observed.output_tail), output_bytes=observed.output_bytes,
         sandbox=observed.sandbox, invalid="; ".join(problems) or None,
-        env=environment(), created=_now(),
+        worker_start=observed.worker_start, env=environment(), created=_now(),
     )
 
 

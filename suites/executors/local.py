@@ -287,6 +287,7 @@ class _Worker:
         from suites.sandbox import default_policy, landlock_abi
 
         self.key = key
+        self.spawned = time.monotonic()
         self.scratch = Path(tempfile.mkdtemp(prefix="lsb-worker-"))
         policy = default_policy(self.scratch, read=sandbox_reads(spec)) \
             if landlock_abi() and not _unconfined() else None
@@ -300,10 +301,13 @@ class _Worker:
         if self.process.sandbox == "none":
             _warn_unsandboxed(self.process.sandbox_reason)
         self.ready = False
+        #: Seconds from spawning to "ready", until the first run takes it (then NaN).
+        self.start_seconds = math.nan
         self.dead = False
         self.spec: RunSpec | None = None
         self.started = math.nan
         self.mark = None
+        self.run_start_seconds = math.nan
         self._sent_tasks: set[str] = set()
 
     @property
@@ -321,6 +325,7 @@ class _Worker:
         self._sent_tasks.add(spec.task)
         self.mark = self.process.mark()
         self.spec, self.started = spec, time.monotonic()
+        self.run_start_seconds, self.start_seconds = self.start_seconds, math.nan
         self.process.send(TrainRequest(spec, time_limit, task))
 
     def observed(self) -> Observed:
@@ -331,7 +336,7 @@ class _Worker:
         count = self.process.output_bytes_since(self.mark) if self.mark is not None else 0
         return Observed(wall_time=time.monotonic() - self.started, peak_rss_bytes=peak,
                         output_tail=output[-OUTPUT_TAIL_CHARS:], output_bytes=count,
-                        sandbox=self.sandbox)
+                        sandbox=self.sandbox, worker_start=self.run_start_seconds)
 
     def receive(self) -> bytes | None:
         """A finished run's message if one is waiting (bytes, parsed by the driver as
@@ -350,6 +355,7 @@ class _Worker:
             return None
         if message == b"ready" and not self.ready:
             self.ready = True
+            self.start_seconds = time.monotonic() - self.spawned
             return None
         return message
 
@@ -364,7 +370,9 @@ class _Worker:
         self.spec = None
 
     def stop(self) -> None:
-        self.process.stop(grace=1.0)
+        # A worker that never said it was ready is still importing and reads nothing: it
+        # is killed at once instead of being given the grace to read the closed channel.
+        self.process.stop(grace=1.0 if self.ready else 0.0)
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 

@@ -103,3 +103,19 @@ def test_hung_run_is_killed_as_timeout_and_crash_is_an_error(pool, write_submiss
     crashed = results[("fake/crashing", 0)]
     assert crashed.status == "error" and "exit code 3" in crashed.error
     assert all(results[("fake/quadratic", s)].status == "ok" for s in range(4))
+
+
+def test_a_workers_first_run_records_how_long_the_worker_took_to_start(write_submission):
+    """``worker_start`` (what the estimate prices a sweep's start-up by): on the first run
+    of each worker, between its start and the driver's clock; NaN on its later runs."""
+    gd = load_submission(write_submission(GD_SOURCE))
+    specs = [RunSpec(task="fake/quadratic", budget="quick", optimizer=OptimizerRef.of(gd),
+                     hparams={"lr": 0.3}, seed=seed) for seed in range(3)]
+    started = time.monotonic()
+    with LocalExecutor(1, time_limit=5.0, task_lookup=lookup) as executor:
+        results = list(executor.map(specs))
+    elapsed = time.monotonic() - started
+    assert [r.status for r in results] == ["ok"] * 3
+    first, *later = results
+    assert 0 < first.worker_start < elapsed
+    assert all(r.worker_start != r.worker_start for r in later)  # NaN
