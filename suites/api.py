@@ -26,10 +26,12 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # annotations only: reading results and scoring need no torch
+    import torch
 
 BudgetName = Literal["smoke", "quick", "full"]
 BUDGET_NAMES: tuple[BudgetName, ...] = ("smoke", "quick", "full")
@@ -39,6 +41,8 @@ SEEDS_PER_BUDGET: dict[str, tuple[int, int]] = {"smoke": (1, 1), "quick": (1, 2)
 EVAL_SEED_OFFSET = 1000
 #: Seconds a run may take, per budget, unless the caller sets a limit.
 TIME_LIMITS: dict[str, float] = {"smoke": 120.0, "quick": 600.0, "full": 6 * 3600.0}
+#: Seconds a submission's validation (``suites.validation``) may take, unless set.
+VALIDATION_TIMEOUT = 120.0
 
 #: A submission's grid may hold at most this many configurations unless it says otherwise.
 MAX_CONFIGS = 8

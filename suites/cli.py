@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from suites import __version__, console
-from suites.api import BUDGET_NAMES, SEEDS_PER_BUDGET, TIME_LIMITS
+from suites.api import BUDGET_NAMES, SEEDS_PER_BUDGET, TIME_LIMITS, VALIDATION_TIMEOUT
 from suites.console import EXIT_OK
 from suites.record import TRACKS
 from suites.sweeps import (
@@ -30,7 +30,6 @@ from suites.sweeps import (
     sweep,
     tasks_with_data,
 )
-from suites.validation import VALIDATION_TIMEOUT
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # the shell's code for Ctrl-C

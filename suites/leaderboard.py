@@ -68,7 +68,6 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from suites.api import EVAL_SEED_OFFSET, Metric, step_size_variants
 from suites.results import config_key
@@ -76,8 +75,8 @@ from suites.selection import latest_versions as latest_versions
 from suites.selection import load_runs as load_runs
 from suites.selection import metric_of as metric_of
 from suites.selection import of_track as of_track
+from suites.selection import once_per_runs, recorded_chance
 from suites.selection import oriented as _oriented
-from suites.selection import recorded_chance
 from suites.selection import runs_frame as runs_frame
 from suites.selection import select as _select
 from suites.selection import superseded_versions as superseded_versions
@@ -98,7 +97,7 @@ REFERENCE_OPTIMIZER = "sgd"
 
 # --------------------------------------------------------------------------- per task
 
-
+@once_per_runs
 def _evaluation_runs(runs: pd.DataFrame, budget: str, suite: str | None,
                      phase: str = "eval") -> pd.DataFrame:
     """The evaluation runs that count, with ``oriented`` scores: per (task, optimizer) those
@@ -116,6 +115,7 @@ def _evaluation_runs(runs: pd.DataFrame, budget: str, suite: str | None,
 
 
 
+@once_per_runs
 def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = None,
                phase: str = "eval") -> pd.DataFrame:
     """Per (task, optimizer): chosen config, evaluation score mean ± std, success rate, rank.
@@ -125,10 +125,14 @@ def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = No
     """
     columns = ["suite", "task", "optimizer", "config_key", "score_mean", "score_std", "seeds",
                "success_rate", "evals_to_target", "rank", "higher_is_better", "chance"]
+    if suite is not None:  # a suite's rows of the whole table: ranks are per task
+        every = task_table(runs, budget, None, phase)
+        return every[every["suite"] == suite].reset_index(drop=True)
     runs = _evaluation_runs(runs, budget, suite, phase)
     if runs.empty:
         return pd.DataFrame(columns=columns)
     rows = []
+    chance = {task: recorded_chance(group) for task, group in runs.groupby("task", sort=False)}
     for (task, optimizer), group in runs.groupby(["task", "optimizer"], sort=True):
         higher = bool(group["higher_is_better"].iloc[0])
         oriented = group["oriented"].to_numpy(dtype=float)
@@ -150,7 +154,7 @@ def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = No
             # in gradient evaluations.
             "evals_to_target": float(group["evals_to_target"].mean()),
             "higher_is_better": higher,
-            "chance": recorded_chance(group),
+            "chance": chance[task],
             "_oriented_mean": mean,
         })
     table = pd.DataFrame(rows)
@@ -235,6 +239,7 @@ def grid_near_best(runs: pd.DataFrame, budget: str = "quick", suite: str | None 
 # --------------------------------------------------------------------------- step size
 
 
+@once_per_runs
 def sensitivity_points(runs: pd.DataFrame, budget: str = "quick", suite: str | None = None
                        ) -> pd.DataFrame:
     """Per (task, optimizer, k): the tuned configuration with its step size × 2^k on the
@@ -245,6 +250,10 @@ def sensitivity_points(runs: pd.DataFrame, budget: str = "quick", suite: str | N
     """
     columns = ["task", "optimizer", "exponent", "multiplier", "score_mean", "seeds",
                "succeeded", "near_best"]
+    if suite is not None:  # a suite's rows of the whole table: each task's are its own
+        every = sensitivity_points(runs, budget, None)
+        tasks = set(task_table(runs, budget, suite)["task"])
+        return every[every["task"].isin(tasks)].reset_index(drop=True)
     table = task_table(runs, budget, suite)
     tuning = _select(runs, budget, ("tune", "sensitivity"), suite)
     tuning = tuning[tuning["seed"] < EVAL_SEED_OFFSET]
@@ -462,6 +471,8 @@ def variant_table(runs: pd.DataFrame, budget: str = "quick", tau_max: float = TA
     table["public_rank"] = table["public_score"].rank(ascending=False, method="min").astype(int)
     table["variant_rank"] = table["variant_score"].rank(ascending=False, method="min").astype(int)
     table["rank_change"] = table["public_rank"] - table["variant_rank"]
+    from scipy import stats  # here: importing it costs a second of every lsb command
+
     tau = float(stats.kendalltau(table["public_score"], table["variant_score"]).statistic)
     public_samples = profile_samples(runs, budget, None, tau_max, resamples, seed)[both]
     held_samples = profile_samples(runs, budget, None, tau_max, resamples, seed + 1,

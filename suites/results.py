@@ -29,6 +29,7 @@ rebuilt, and a results directory that cannot be written is read without it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import functools
 import hashlib
@@ -62,6 +63,8 @@ from suites.record import (
     run_key,
     table_row,
 )
+from suites.store_files import MAX_FILE_BYTES as MAX_FILE_BYTES
+from suites.store_files import file_problem, walk_file_stats, walk_files
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +74,6 @@ __all__ = ["SCHEMA_VERSION", "ResultStore", "StoreError", "RunBusy", "CorruptRec
 
 #: Environment variable naming the results directory (the CLI's ``--results`` wins).
 RESULTS_ENV = "LSB_RESULTS"
-#: A results file larger than this is not read (the site lists it instead of copying it).
-MAX_FILE_BYTES = 10 * 2**20
 #: ``remove_stale_temporaries``'s default: a temporary file this old (seconds) was left by
 #: a killed write (a write takes milliseconds).
 STALE_TEMPORARY_AGE = 600.0
@@ -85,7 +86,7 @@ RUN_TABLE_COLUMNS = [*COLUMNS, "file", "modified", "verified"]
 SUMMARY_FILE = "summary.jsonl"
 #: Raised when a summary's rows change meaning; the code that makes the rows
 #: (``suites.record``) is part of the summary's identity as well (``_summary_header``).
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2
 
 
 class StoreError(Exception):
@@ -225,59 +226,29 @@ def runs_table(runs: Iterable[StoredRun], root: Path | None = None,
     return pd.DataFrame(rows, columns=RUN_TABLE_COLUMNS)
 
 
-# --------------------------------------------------------------------------- files
-
-
-def file_problem(path: Path) -> str | None:
-    """Why ``path`` is not read as a results file (a symbolic link, not a regular file,
-    over ``MAX_FILE_BYTES``), or ``None``. Never follows a link."""
-    info = path.lstat()
-    if stat.S_ISLNK(info.st_mode):
-        return "a symbolic link: skipped (results are read from regular files only)"
-    if not stat.S_ISREG(info.st_mode):
-        return "not a regular file: skipped"
-    if info.st_size > MAX_FILE_BYTES:
-        return f"{info.st_size} bytes, over the {MAX_FILE_BYTES} bytes a results file may have"
-    return None
-
-
-def walk_files(directory: Path, suffix: str = ".json", *, recursive: bool = True
-               ) -> Iterator[tuple[Path, str | None]]:
-    """Each entry under ``directory`` named ``*<suffix>``, with ``file_problem``'s reason
-    to skip it (``None``: a regular file to read), sorted. Symbolic links, to files or
-    directories, are reported and never followed, ``directory`` included."""
-    if directory.is_symlink():
-        yield directory, file_problem(directory)
-        return
-    if not directory.is_dir():
-        return
-    for here, dirs, files in os.walk(directory, followlinks=False):
-        base = Path(here)
-        linked = [d for d in dirs if (base / d).is_symlink()]
-        dirs[:] = sorted(d for d in dirs if d not in linked) if recursive else []
-        for name in sorted(files + linked):
-            path = base / name
-            if name.endswith(suffix) or path.is_symlink():
-                try:
-                    yield path, file_problem(path)
-                except OSError as err:
-                    yield path, f"not readable ({err.strerror})"
-
-
 # --------------------------------------------------------------------------- the store
 
 
 @dataclass(frozen=True)
 class _SummaryRow:
     """A run file's row in the summary: the ``bytes_digest`` (hex) of the bytes it was
-    made from, the digest the file carries, whether it was modified, and the values of
-    the table's ``COLUMNS`` (non-finite floats as JSON's ``NaN``/``Infinity``, which
-    Python reads back as they were)."""
+    made from, the digest the file carries, whether it was modified, the values of the
+    table's ``COLUMNS`` (non-finite floats as JSON's ``NaN``/``Infinity``, which Python
+    reads back as they were), and the file's ``stat_signature`` when those bytes were
+    read (a file whose signature is unchanged is not read again)."""
 
     identity: str
     digest: str
     modified: bool
     values: list[Any]
+    signature: str = ""
+
+
+def stat_signature(status: os.stat_result) -> str:
+    """A file's size, modification time (ns) and inode: as a version control index does,
+    a file whose three are unchanged holds the bytes it held (the store writes each file
+    by a rename, so a rewrite gets a new inode too)."""
+    return f"{status.st_size}:{status.st_mtime_ns}:{status.st_ino}"
 
 
 @functools.cache
@@ -408,9 +379,10 @@ class ResultStore:
         """The runs table of every valid run (``runs_table``, files relative to the root),
         and the skipped files (as ``scan`` reports them).
 
-        Each file is read and hashed; its row comes from the summary (``SUMMARY_FILE``)
-        when the summary holds one for this path and these very bytes, else the file is
-        parsed. The summary is rewritten (atomically) when a row was added or dropped,
+        Each file's row comes from the summary (``SUMMARY_FILE``) when the summary holds
+        one for this path and these very bytes: the file's ``stat_signature`` is the one
+        recorded, or else its bytes, read and hashed, are; otherwise the file is parsed.
+        The summary is rewritten (atomically) when a row was added, dropped or re-signed,
         and left as it is where the directory cannot be written."""
         summary = self._read_summary()
         entries: dict[str, _SummaryRow] = {}
@@ -418,26 +390,31 @@ class ResultStore:
         # Paths relative to the root by slicing: ``relative_to`` per file is a cost at scale.
         runs_prefix = len(self.runs_dir.as_posix())
         runs_name = self.runs_dir.relative_to(self.root).as_posix()
-        for path, problem in walk_files(self.runs_dir):
+        for path, problem, info in walk_file_stats(self.runs_dir):
             if problem is not None:
                 skipped.append(Skipped(path, problem, unread=True))
                 continue
+            file = runs_name + path.as_posix()[runs_prefix:]
+            entry = summary.get(file)
             try:
-                data = path.read_bytes()
+                signature = stat_signature(info)
+                if entry is None or not entry.signature or entry.signature != signature:
+                    data = path.read_bytes()
             except OSError as err:
                 skipped.append(Skipped(path, f"not readable ({err.strerror})", unread=True))
                 continue
-            file = runs_name + path.as_posix()[runs_prefix:]
-            key = bytes_digest(data)
-            entry = summary.get(file)
-            if entry is None or entry.identity != key.hex():
-                try:
-                    result, digest, modified = parse_document_cached(data, key)
-                except CorruptRecord as err:
-                    skipped.append(Skipped(path, str(err)))
-                    continue
-                row = table_row(result)
-                entry = _SummaryRow(key.hex(), digest, modified, [row[c] for c in COLUMNS])
+            if entry is None or entry.signature != signature:
+                key = bytes_digest(data)
+                if entry is None or entry.identity != key.hex():
+                    try:
+                        result, digest, modified = parse_document_cached(data, key)
+                    except CorruptRecord as err:
+                        skipped.append(Skipped(path, str(err)))
+                        continue
+                    row = table_row(result)
+                    entry = _SummaryRow(key.hex(), digest, modified,
+                                        [row[c] for c in COLUMNS])
+                entry = dataclasses.replace(entry, signature=signature)
                 parsed += 1
             entries[file] = entry
         if (parsed or entries.keys() != summary.keys()) and self.runs_dir.is_dir():
@@ -473,12 +450,13 @@ class ResultStore:
             # One decode of all rows (a JSON array of the lines): far fewer calls than a
             # decode per line; a malformed line fails the whole array, and the summary.
             for row in json.loads(b"[" + b",".join(lines[1:]) + b"]"):
-                file, identity, digest, modified, values = row
+                file, identity, digest, modified, values, signature = row
                 if not (isinstance(file, str) and isinstance(identity, str)
                         and isinstance(digest, str) and isinstance(modified, bool)
-                        and isinstance(values, list) and len(values) == len(COLUMNS)):
+                        and isinstance(values, list) and len(values) == len(COLUMNS)
+                        and isinstance(signature, str)):
                     raise ValueError(f"malformed row for {file!r}")
-                rows[file] = _SummaryRow(identity, digest, modified, values)
+                rows[file] = _SummaryRow(identity, digest, modified, values, signature)
         except (ValueError, TypeError) as err:  # JSONDecodeError is a ValueError
             log.warning("summary %s is corrupt (%s): rebuilding it", path, err)
             return {}
@@ -488,7 +466,7 @@ class ResultStore:
         """Replace the summary by ``entries`` (in path order, no time stamp: the same
         files give the same bytes); a directory that cannot be written keeps none."""
         lines = [json.dumps(_summary_header(), separators=(",", ":"))]
-        lines += [json.dumps([file, e.identity, e.digest, e.modified, e.values],
+        lines += [json.dumps([file, e.identity, e.digest, e.modified, e.values, e.signature],
                              separators=(",", ":")) for file, e in entries.items()]
         try:
             with atomic_open(self.root / SUMMARY_FILE) as file:

@@ -14,8 +14,11 @@ run recorded (chance plus three binomial standard errors), is a failure, not a s
 
 from __future__ import annotations
 
+import collections
+import functools
 import logging
 import math
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -58,7 +61,39 @@ def of_track(runs: pd.DataFrame, track: str | None) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- selection
 
+#: The tables already computed: (function, id of the runs table, arguments) → (a weak
+#: reference to that table, the result). Every table of a board is derived from the same
+#: few (the selected runs, ``leaderboard.task_table``, the sensitivity points), which one
+#: ``lsb show`` or site build would otherwise compute again for each column: each is
+#: computed once per runs table. Runs tables are values (derived with ``assign`` and
+#: filters, never changed in place).
+_COMPUTED: collections.OrderedDict[tuple, tuple[weakref.ref, pd.DataFrame]] = \
+    collections.OrderedDict()
+_COMPUTED_SIZE = 64
 
+
+def once_per_runs(function):
+    """``function(runs, *args)``, computed once per runs table and arguments (a copy of
+    the result is returned, so a caller's changes never reach the next one)."""
+
+    @functools.wraps(function)
+    def wrapper(runs: pd.DataFrame, *args, **kwargs) -> pd.DataFrame:
+        key = (function.__name__, id(runs), runs.shape, args, tuple(sorted(kwargs.items())))
+        found = _COMPUTED.get(key)
+        if found is not None and found[0]() is runs:
+            _COMPUTED.move_to_end(key)
+            return found[1].copy()
+        result = function(runs, *args, **kwargs)
+        _COMPUTED[key] = (weakref.ref(runs), result)
+        while len(_COMPUTED) > _COMPUTED_SIZE:
+            _COMPUTED.popitem(last=False)
+        return result.copy()
+
+    return wrapper
+
+
+
+@once_per_runs
 def latest_versions(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs of each optimizer's latest source hash (the one with the newest run)."""
     if runs.empty:
@@ -78,8 +113,9 @@ def superseded_versions(runs: pd.DataFrame) -> pd.DataFrame:
     return old.groupby(["optimizer", "source_hash"]).size().rename("runs").reset_index()
 
 
+@once_per_runs
 def select(runs: pd.DataFrame, budget: str, phase: str | tuple[str, ...], suite: str | None
-            ) -> pd.DataFrame:
+           ) -> pd.DataFrame:
     """The runs of ``budget`` and ``phase`` (one or several) of each optimizer's latest
     version (of ``suite``, or all), with ``success``: finished ``ok`` with a finite score
     that beats the metric's trivial baseline (``beats_baseline``)."""

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 from suites import console
-from suites.api import TIME_LIMITS
+from suites.api import TIME_LIMITS, VALIDATION_TIMEOUT
 from suites.console import EXIT_RUNS_FAILED
-from suites.validation import VALIDATION_TIMEOUT
 
 
 class UsageError(Exception):

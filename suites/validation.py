@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from suites.api import Submission
+from suites.api import VALIDATION_TIMEOUT, Submission
 from suites.submission import (
     InvalidSubmission,
     SubmissionProblem,
@@ -40,8 +40,6 @@ from suites.submission import (
 )
 from suites.training import as_optimizer, optimizer_param_groups, seed_everything, set_mode
 
-#: Seconds ``validate_in_subprocess`` waits for the validating interpreter.
-VALIDATION_TIMEOUT = 120.0
 #: Resident memory the validating process may use.
 VALIDATION_MEMORY_LIMIT = 8 << 30
 

@@ -120,17 +120,47 @@ def test_a_corrupt_or_stale_summary_is_rebuilt(store, corrupt):
 
 
 def test_a_hostile_row_for_other_bytes_is_not_used(store):
+    """A row names the bytes it was made from and the file's stat signature when read: a
+    row of another version of the file (another store's summary, an edit) is not used."""
     store.table()
     summary = store.root / SUMMARY_FILE
     header, *rows = summary.read_text().splitlines()
-    file, identity, digest, modified, values = json.loads(rows[0])
+    file, identity, digest, modified, values, signature = json.loads(rows[0])
     score = json.loads(header)["columns"].index("score")
     values[score] = -1.0  # a forged score for the file, under a made-up bytes digest
-    rows[0] = json.dumps([file, "0" * 32, digest, modified, values])
+    rows[0] = json.dumps([file, "0" * 32, digest, modified, values, "1:2:3"])
     summary.write_text("\n".join([header, *rows]) + "\n")
     table, _ = store.table()
     assert table.loc[table["file"] == file, "score"].iloc[0] != -1.0
     pd.testing.assert_frame_equal(table, uncached(store), check_exact=True)
+
+
+def test_a_file_rewritten_in_place_is_read_again(store):
+    """Same path, other bytes: the stat signature changes, so the row is remade."""
+    table, _ = store.table()
+    file = table["file"].iloc[0]
+    path = store.root / file
+    document = json.loads(path.read_text())
+    document["score"] = 123.0  # no longer the digest's bytes: read as modified
+    path.write_text(json.dumps(document))
+    again, _ = store.table()
+    row = again.loc[again["file"] == file].iloc[0]
+    assert row["score"] == 123.0 and bool(row["modified"])
+    pd.testing.assert_frame_equal(again, uncached(store), check_exact=True)
+
+
+def test_an_unchanged_file_is_not_read_again(store, monkeypatch):
+    store.table()
+    read: list[Path] = []
+    original = Path.read_bytes
+
+    def counting(self):
+        read.append(self)
+        return original(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    table, _ = store.table()
+    assert len(table) and not [p for p in read if p.suffix == ".json"]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")

@@ -5,22 +5,31 @@
 - ``plots``: matplotlib figures as inline SVG;
 - ``format``: names → file names, colours, the templates' number filters;
 - ``serve`` and ``commands``: ``lsb site serve`` and the ``lsb site`` subcommands.
+
+The names below are imported from their modules when first used: registering the ``lsb
+site`` commands must not import matplotlib and the pages (seconds of every ``lsb`` call).
 """
 
-from suites.sitegen.build import SITE_MARKER, SiteError, build_site, check_destination
-from suites.sitegen.commands import add_commands
-from suites.sitegen.format import (
-    Slugs,
-    docstring_markup,
-    fmt_percent,
-    fmt_score,
-    optimizer_colours,
-)
-from suites.sitegen.pages import EXAMPLE_SUBMISSION
-from suites.sitegen.serve import DEFAULT_OUT, make_server, serve
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_OUT", "EXAMPLE_SUBMISSION", "SITE_MARKER", "SiteError", "Slugs", "add_commands",
-    "build_site", "check_destination",
-    "docstring_markup", "fmt_percent", "fmt_score", "make_server", "optimizer_colours", "serve",
-]
+import importlib
+from typing import Any
+
+#: Each public name and the module of this package that defines it.
+_EXPORTS = {
+    "SITE_MARKER": "build", "SiteError": "build", "build_site": "build",
+    "check_destination": "build", "add_commands": "commands", "Slugs": "format",
+    "docstring_markup": "format", "fmt_percent": "format", "fmt_score": "format",
+    "optimizer_colours": "format", "EXAMPLE_SUBMISSION": "pages", "DEFAULT_OUT": "serve",
+    "make_server": "serve",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from suites.api import BUDGET_NAMES
-from suites.sitegen.build import SiteError, build_site
 from suites.sitegen.serve import DEFAULT_OUT, serve
 
 
@@ -36,6 +35,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from suites.results import default_root
+    from suites.sitegen.build import SiteError, build_site
 
     results = Path(args.results) if args.results else default_root()
     try:
