@@ -119,6 +119,11 @@ class Metric:
             return math.inf
         return -score if self.higher_is_better else score
 
+    def from_oriented(self, oriented):
+        """The score (or array of scores) whose ``oriented`` value is ``oriented``: the
+        inverse of ``oriented`` on scores, a failure (``+inf``) being ``failed_score``."""
+        return -oriented if self.higher_is_better else oriented
+
     def beats_baseline(self, score: float, initial: float,
                        chance_ceiling: float | None = None) -> bool:
         """Whether ``score`` beats the metric's trivial baselines: with
@@ -142,6 +147,13 @@ class Metric:
         if not finite:
             return math.nan
         return max(finite) if self.higher_is_better else min(finite)
+
+    def worst(self, scores: Iterable[float]) -> float:
+        """The worst finite score of ``scores``; NaN when none is finite."""
+        finite = [float(s) for s in scores if math.isfinite(float(s))]
+        if not finite:
+            return math.nan
+        return min(finite) if self.higher_is_better else max(finite)
 
     def ratio(self, score: float, best: float) -> float:
         """How many times worse than ``best`` ``score`` is: ≥ 1, ``inf`` when either is not

@@ -249,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--budget", choices=BUDGET_NAMES, default="quick",
                        help="steps per run, from each task's budgets (default: quick)")
         p.add_argument("-j", "--jobs", type=int, default=None,
-                       help="parallel runs (default: number of cores; 1 runs in-process)")
+                       help="parallel runs, each in a sandboxed worker process (default: number "
+                            "of cores; --in-process trains in this process instead)")
         p.add_argument("--time-limit", type=float, default=None, metavar="S",
                        help=f"seconds per run (default: {_per_budget(TIME_LIMITS)})")
         results_option(p)

@@ -69,13 +69,13 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from suites.api import EVAL_SEED_OFFSET, Metric, step_size_variants
+from suites.api import EVAL_SEED_OFFSET, step_size_variants
 from suites.results import config_key
 from suites.selection import latest_versions as latest_versions
 from suites.selection import load_runs as load_runs
 from suites.selection import metric_of as metric_of
 from suites.selection import of_track as of_track
-from suites.selection import once_per_runs, recorded_chance
+from suites.selection import once_per_runs
 from suites.selection import oriented as _oriented
 from suites.selection import runs_frame as runs_frame
 from suites.selection import select as _select
@@ -124,7 +124,8 @@ def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = No
     with other seeds), the config evaluated most recently counts.
     """
     columns = ["suite", "task", "optimizer", "config_key", "score_mean", "score_std", "seeds",
-               "success_rate", "evals_to_target", "rank", "higher_is_better", "chance"]
+               "success_rate", "evals_to_target", "rank", "metric", "higher_is_better",
+               "tolerance", "chance"]
     if suite is not None:  # a suite's rows of the whole table: ranks are per task
         every = task_table(runs, budget, None, phase)
         return every[every["suite"] == suite].reset_index(drop=True)
@@ -132,9 +133,9 @@ def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = No
     if runs.empty:
         return pd.DataFrame(columns=columns)
     rows = []
-    chance = {task: recorded_chance(group) for task, group in runs.groupby("task", sort=False)}
+    metrics = {task: metric_of(group) for task, group in runs.groupby("task", sort=False)}
     for (task, optimizer), group in runs.groupby(["task", "optimizer"], sort=True):
-        higher = bool(group["higher_is_better"].iloc[0])
+        metric = metrics[task]
         oriented = group["oriented"].to_numpy(dtype=float)
         mean = float(np.mean(oriented))
         if not math.isfinite(mean):
@@ -146,15 +147,17 @@ def task_table(runs: pd.DataFrame, budget: str = "quick", suite: str | None = No
             "task": task,
             "optimizer": optimizer,
             "config_key": group["config_key"].iloc[0],
-            "score_mean": -mean if higher else mean,
+            "score_mean": metric.from_oriented(mean),
             "score_std": std,
             "seeds": len(group),
             "success_rate": float(group["success"].mean()),
             # Mean over the seeds that reached the metric's target (NaN: none, or no target),
             # in gradient evaluations.
             "evals_to_target": float(group["evals_to_target"].mean()),
-            "higher_is_better": higher,
-            "chance": chance[task],
+            "metric": metric.name,
+            "higher_is_better": metric.higher_is_better,
+            "tolerance": metric.tolerance,
+            "chance": metric.chance,
             "_oriented_mean": mean,
         })
     table = pd.DataFrame(rows)
@@ -183,9 +186,7 @@ def performance_ratios(table: pd.DataFrame) -> pd.DataFrame:
     optimizers = sorted(table["optimizer"].unique())
     ratios = {}
     for task, group in table.groupby("task", sort=True):
-        chance = group["chance"].astype(float).max() if "chance" in group else math.nan
-        metric = Metric(name=task, higher_is_better=bool(group["higher_is_better"].iloc[0]),
-                        chance=chance if math.isfinite(chance) else None)
+        metric = metric_of(group)
         scores = dict(zip(group["optimizer"], group["score_mean"].astype(float), strict=True))
         best = metric.best(scores.values())
         ratios[task] = {o: metric.ratio(scores.get(o, math.nan), best) for o in optimizers}
@@ -222,15 +223,14 @@ def grid_near_best(runs: pd.DataFrame, budget: str = "quick", suite: str | None 
     runs = runs.assign(oriented=_oriented(runs))
     per_config = runs.groupby(["task", "optimizer", "config_key"]).agg(
         converged=("success", "all"), oriented=("oriented", "mean"),
-        tolerance=("tolerance", "first"),
     ).reset_index()
+    metrics = {task: metric_of(rows) for task, rows in runs.groupby("task", sort=False)}
     shares = []
-    for (_, optimizer), group in per_config.groupby(["task", "optimizer"]):
-        # Oriented scores are lower-is-better: "near best" compares them as such.
-        metric = Metric(name="oriented", higher_is_better=False,
-                        tolerance=float(group["tolerance"].iloc[0]))
-        best = metric.best(group["oriented"])
-        near = np.array([metric.near_best(value, best) for value in group["oriented"]], bool)
+    for (task, optimizer), group in per_config.groupby(["task", "optimizer"]):
+        metric = metrics[task]
+        scores = [metric.from_oriented(float(value)) for value in group["oriented"]]
+        best = metric.best(scores)
+        near = np.array([metric.near_best(score, best) for score in scores], bool)
         shares.append((optimizer, float((group["converged"] & near).mean())))
     frame = pd.DataFrame(shares, columns=["optimizer", "share"])
     return frame.groupby("optimizer")["share"].mean().rename("grid_near_best")
@@ -261,8 +261,8 @@ def sensitivity_points(runs: pd.DataFrame, budget: str = "quick", suite: str | N
         return pd.DataFrame(columns=columns)
     tuning = tuning.assign(oriented=_oriented(tuning))
     per_config = tuning.groupby(["task", "optimizer", "config_key"]).agg(
-        oriented=("oriented", "mean"), seeds=("seed", "nunique"), succeeded=("success", "all"),
-        tolerance=("tolerance", "first"))
+        oriented=("oriented", "mean"), seeds=("seed", "nunique"), succeeded=("success", "all"))
+    metrics = {task: metric_of(rows) for task, rows in tuning.groupby("task", sort=False)}
     lr_keys = tuning.dropna(subset=["lr_key"]).groupby("optimizer")["lr_key"].first()
     rows = []
     for row in table.itertuples():
@@ -278,18 +278,13 @@ def sensitivity_points(runs: pd.DataFrame, budget: str = "quick", suite: str | N
                 "oriented": math.nan if found is None else float(found["oriented"]),
                 "seeds": 0 if found is None else int(found["seeds"]),
                 "succeeded": found is not None and bool(found["succeeded"]),
-                "tolerance": float(per_config["tolerance"].iloc[0]) if found is None
-                else float(found["tolerance"]),
             })
-        # Oriented scores are lower-is-better: "near best" compares them as such.
-        finite = [p["oriented"] for p in points if p["succeeded"]]
+        metric = metrics.get(row.task) or metric_of(table[table["task"] == row.task])
         for point in points:
-            metric = Metric(name="oriented", higher_is_better=False,
-                            tolerance=point.pop("tolerance"))
-            best = metric.best(finite)
-            point["near_best"] = point["succeeded"] and metric.near_best(point["oriented"], best)
-            oriented = point.pop("oriented")
-            point["score_mean"] = -oriented if row.higher_is_better else oriented
+            point["score_mean"] = metric.from_oriented(point.pop("oriented"))
+        best = metric.best(p["score_mean"] for p in points if p["succeeded"])
+        for point in points:
+            point["near_best"] = point["succeeded"] and metric.near_best(point["score_mean"], best)
             rows.append(point)
     return pd.DataFrame(rows, columns=columns)
 
@@ -352,8 +347,7 @@ def profile_samples(runs: pd.DataFrame, budget: str = "quick", suite: str | None
             picks = rng.integers(len(seeds), size=(resamples, len(seeds)))
             with np.errstate(invalid="ignore"):
                 oriented[:, o] = seeds[picks].mean(axis=1)
-        scores = np.where(np.isinf(oriented), metric.failed_score,
-                          -oriented if metric.higher_is_better else oriented)
+        scores = metric.from_oriented(oriented)  # a failure's +inf: the failed score
         ratios = metric.ratios(scores, metric.best_of_rows(scores))
         contribution[t] = profile_contribution(ratios, tau_max)
     picked = rng.integers(len(tasks), size=(resamples, len(tasks)))

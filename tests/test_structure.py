@@ -207,3 +207,36 @@ def test_no_run_file_holds_a_machine_fact():
         assert "hostname" not in document.get("env", {}), path
         leaks = [s for s in _strings(document) if absolute.match(s) or str(Path.home()) in s]
         assert not leaks, f"{path.relative_to(ROOT)} holds {leaks[:3]}"
+
+
+def _mentions_orientation(node: ast.AST) -> bool:
+    return any((isinstance(n, ast.Attribute) and n.attr == "higher_is_better")
+               or (isinstance(n, ast.Name) and n.id in {"higher", "higher_is_better"})
+               or (isinstance(n, ast.Constant) and n.value == "higher_is_better")
+               for n in ast.walk(node))
+
+
+def _orients(node: ast.AST) -> bool:
+    """A negation, or a min/max: what turning a score around, or picking the best or the
+    worst of some, is made of."""
+    return any(isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub)
+               or isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+               and n.func.id in {"min", "max"}
+               for n in ast.walk(node))
+
+
+def test_the_orientation_rules_live_in_metric_alone():
+    """No module but ``suites/api.py`` turns a score around or picks a best or worst by
+    asking which way its metric points: they call ``Metric`` (``oriented``,
+    ``from_oriented``, ``best``, ``worst``, ``better``, ``ratio``) instead."""
+    by_hand = []
+    for name, path in project_modules().items():
+        if not name.startswith("suites.") or name == "suites.api":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.IfExp, ast.If)) and _mentions_orientation(node.test) \
+                    and any(_orients(branch) for branch in
+                            ([node.body, node.orelse] if isinstance(node, ast.IfExp)
+                             else [*node.body, *node.orelse])):
+                by_hand.append(f"{name}:{node.lineno}")
+    assert not by_hand, f"orientation by hand (use suites.api.Metric): {by_hand}"

@@ -14,7 +14,8 @@ from typing import Any
 import pandas as pd
 
 from suites import leaderboard
-from suites.api import Chance
+from suites.api import Chance, Metric
+from suites.selection import metric_of
 
 
 def task_table(runs: pd.DataFrame, budget: str) -> pd.DataFrame:
@@ -101,11 +102,9 @@ def failure_height(runs: pd.DataFrame, budget: str, task: str, scores: pd.Series
     mine = runs[(runs["task"] == task) & (runs["budget"] == budget)]
     if len(mine) and pd.notna(mine["target"]).any():
         return float(mine["steps_run"].max())
-    finite = [float(s) for s in scores if math.isfinite(float(s))]
-    if not finite:
-        return math.nan
-    higher = bool(mine["higher_is_better"].iloc[0]) if len(mine) else False
-    return min(finite) if higher else max(finite)
+    if not len(mine):
+        return Metric("", higher_is_better=False).worst(scores)
+    return metric_of(mine).worst(scores)
 
 
 def sensitivity_series(points: pd.DataFrame, runs: pd.DataFrame, budget: str, task: str
