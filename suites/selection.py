@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import inspect
 import logging
 import math
 import weakref
@@ -75,11 +76,18 @@ _COMPUTED_SIZE = 64
 def once_per_runs(function):
     """``function(runs, *args)``, computed once per runs table and arguments (a copy of
     the result is returned, so a caller's changes never reach the next one)."""
+    signature = inspect.signature(function)
 
     @functools.wraps(function)
     def wrapper(runs: pd.DataFrame, *args, **kwargs) -> pd.DataFrame:
-        key = (function.__name__, id(runs), runs.shape, args, tuple(sorted(kwargs.items())))
-        found = _COMPUTED.get(key)
+        bound = signature.bind(runs, *args, **kwargs)
+        bound.apply_defaults()  # f(runs, "quick") and f(runs, budget="quick") are one call
+        arguments = tuple(bound.arguments.items())[1:]  # all but the runs table
+        key = (function, id(runs), runs.shape, arguments)
+        try:
+            found = _COMPUTED.get(key)
+        except TypeError:  # an argument that cannot be a key (a list): computed each time
+            return function(runs, *args, **kwargs)
         if found is not None and found[0]() is runs:
             _COMPUTED.move_to_end(key)
             return found[1].copy()

@@ -13,6 +13,7 @@ lion (2/3 + 0) / 2 = 1/3.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -448,3 +449,27 @@ def test_an_accuracy_within_the_chance_margin_is_a_failure_not_a_score():
     plain = leaderboard.task_table(leaderboard.runs_frame(
         [r.model_copy(update={"metric": MetricRecord(**ACCURACY)}) for r in chance_runs()]))
     assert plain.set_index("optimizer").loc["lion", "success_rate"] == 1
+
+
+def test_each_table_is_computed_once_per_runs_table(runs, monkeypatch):
+    from suites import selection
+
+    calls = []
+    inner = leaderboard.task_table.__wrapped__
+
+    @functools.wraps(inner)
+    def counted(*args, **kwargs):
+        calls.append(args[1:])
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(leaderboard, "task_table", selection.once_per_runs(counted))
+    first = leaderboard.task_table(runs, "quick")
+    first.loc[0, "score_mean"] = -123.0  # a caller's change reaches no later caller
+    again = leaderboard.task_table(runs, "quick")
+    assert len(calls) == 1 and again.loc[0, "score_mean"] != -123.0
+    leaderboard.task_table(runs, "quick", "t")  # a suite's rows come from the whole table
+    assert len(calls) == 2
+    other = runs.copy()  # another runs table (even with equal values) is scored anew
+    leaderboard.task_table(other, "quick")
+    assert len(calls) == 3
+    pd.testing.assert_frame_equal(leaderboard.task_table(other, "quick"), again)
