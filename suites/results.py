@@ -29,7 +29,6 @@ rebuilt, and a results directory that cannot be written is read without it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import functools
 import hashlib
@@ -44,7 +43,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import filelock
 import pandas as pd
@@ -64,7 +63,7 @@ from suites.record import (
     table_row,
 )
 from suites.store_files import MAX_FILE_BYTES as MAX_FILE_BYTES
-from suites.store_files import file_problem, walk_file_stats, walk_files
+from suites.store_files import file_problem, scan_file_stats, walk_files
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +228,7 @@ def runs_table(runs: Iterable[StoredRun], root: Path | None = None,
 # --------------------------------------------------------------------------- the store
 
 
-@dataclass(frozen=True)
-class _SummaryRow:
+class _SummaryRow(NamedTuple):
     """A run file's row in the summary: the ``bytes_digest`` (hex) of the bytes it was
     made from, the digest the file carries, whether it was modified, the values of the
     table's ``COLUMNS`` (non-finite floats as JSON's ``NaN``/``Infinity``, which Python
@@ -388,20 +386,22 @@ class ResultStore:
         entries: dict[str, _SummaryRow] = {}
         skipped, parsed = [], 0
         # Paths relative to the root by slicing: ``relative_to`` per file is a cost at scale.
-        runs_prefix = len(self.runs_dir.as_posix())
+        runs_prefix = len(str(self.runs_dir))
         runs_name = self.runs_dir.relative_to(self.root).as_posix()
-        for path, problem, info in walk_file_stats(self.runs_dir):
+        for name, problem, info in scan_file_stats(self.runs_dir):
             if problem is not None:
-                skipped.append(Skipped(path, problem, unread=True))
+                skipped.append(Skipped(Path(name), problem, unread=True))
                 continue
-            file = runs_name + path.as_posix()[runs_prefix:]
+            file = runs_name + name[runs_prefix:].replace(os.sep, "/")
             entry = summary.get(file)
             try:
                 signature = stat_signature(info)
                 if entry is None or not entry.signature or entry.signature != signature:
-                    data = path.read_bytes()
+                    with open(name, "rb") as handle:
+                        data = handle.read()
             except OSError as err:
-                skipped.append(Skipped(path, f"not readable ({err.strerror})", unread=True))
+                skipped.append(Skipped(Path(name), f"not readable ({err.strerror})",
+                                       unread=True))
                 continue
             if entry is None or entry.signature != signature:
                 key = bytes_digest(data)
@@ -409,12 +409,12 @@ class ResultStore:
                     try:
                         result, digest, modified = parse_document_cached(data, key)
                     except CorruptRecord as err:
-                        skipped.append(Skipped(path, str(err)))
+                        skipped.append(Skipped(Path(name), str(err)))
                         continue
                     row = table_row(result)
                     entry = _SummaryRow(key.hex(), digest, modified,
                                         [row[c] for c in COLUMNS])
-                entry = dataclasses.replace(entry, signature=signature)
+                entry = entry._replace(signature=signature)
                 parsed += 1
             entries[file] = entry
         if (parsed or entries.keys() != summary.keys()) and self.runs_dir.is_dir():

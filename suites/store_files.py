@@ -13,11 +13,11 @@ from pathlib import Path
 MAX_FILE_BYTES = 10 * 2**20
 
 
-def file_problem(path: Path, info: os.stat_result | None = None) -> str | None:
+def file_problem(path: Path | str, info: os.stat_result | None = None) -> str | None:
     """Why ``path`` (whose ``lstat`` is ``info`` when given) is not read as a results file
     (a symbolic link, not a regular file, over ``MAX_FILE_BYTES``), or ``None``. Never
     follows a link."""
-    info = path.lstat() if info is None else info
+    info = os.lstat(path) if info is None else info
     if stat.S_ISLNK(info.st_mode):
         return "a symbolic link: skipped (results are read from regular files only)"
     if not stat.S_ISREG(info.st_mode):
@@ -40,16 +40,24 @@ def walk_file_stats(directory: Path, suffix: str = ".json", *, recursive: bool =
                     ) -> Iterator[tuple[Path, str | None, os.stat_result | None]]:
     """``walk_files`` with each entry's ``lstat`` (``None`` where it could not be read):
     one directory scan, one status call per file."""
+    for name, problem, info in scan_file_stats(directory, suffix, recursive=recursive):
+        yield Path(name), problem, info
+
+
+def scan_file_stats(directory: Path, suffix: str = ".json", *, recursive: bool = True
+                    ) -> Iterator[tuple[str, str | None, os.stat_result | None]]:
+    """``walk_file_stats`` with each path as the string ``os.path.join(str(directory),
+    ...)`` makes (no ``Path`` per file: at tens of thousands of files it counts)."""
     if directory.is_symlink():
-        yield directory, file_problem(directory), None
+        yield str(directory), file_problem(directory), None
         return
     if not directory.is_dir():
         return
-    yield from _scan(directory, suffix, recursive)
+    yield from _scan(str(directory), suffix, recursive)
 
 
-def _scan(directory: Path, suffix: str, recursive: bool
-          ) -> Iterator[tuple[Path, str | None, os.stat_result | None]]:
+def _scan(directory: str, suffix: str, recursive: bool
+          ) -> Iterator[tuple[str, str | None, os.stat_result | None]]:
     try:
         with os.scandir(directory) as scan:
             entries = sorted(scan, key=lambda entry: entry.name)
@@ -59,17 +67,16 @@ def _scan(directory: Path, suffix: str, recursive: bool
     for entry in entries:
         link = entry.is_symlink()
         if not link and entry.is_dir(follow_symlinks=False):
-            folders.append(entry)
+            folders.append(entry.path)
             continue
         if not (entry.name.endswith(suffix) or link):
             continue
-        path = Path(entry.path)
         try:
             info = entry.stat(follow_symlinks=False)
         except OSError as err:
-            yield path, f"not readable ({err.strerror})", None
+            yield entry.path, f"not readable ({err.strerror})", None
             continue
-        yield path, file_problem(path, info), info
+        yield entry.path, file_problem(entry.path, info), info
     if recursive:
-        for entry in folders:
-            yield from _scan(Path(entry.path), suffix, recursive)
+        for folder in folders:
+            yield from _scan(folder, suffix, recursive)
