@@ -7,6 +7,7 @@ cycle hidden inside a function counts too.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ ENGINE = ("suites/api.py", "suites/atomic.py", "suites/cli.py", "suites/common.p
           "suites/tuning.py", "suites/executors", "suites/sitegen", "suites/site_data",
           "suites/record.py", "suites/evaluation.py", "suites/estimate.py", "suites/verify.py",
           "suites/validation.py", "suites/sweeps.py", "suites/sandbox.py",
-          "suites/worker_process.py", "suites/process_tree.py")
+          "suites/worker_process.py", "suites/process_tree.py", "suites/store_files.py",
+          "suites/console.py")
 MAX_LINES = 620
 
 
@@ -240,3 +242,46 @@ def test_the_orientation_rules_live_in_metric_alone():
                              else [*node.body, *node.orelse])):
                 by_hand.append(f"{name}:{node.lineno}")
     assert not by_hand, f"orientation by hand (use suites.api.Metric): {by_hand}"
+
+
+def readme_layers() -> list[set[str]]:
+    """The README's module table, row by row: the module names each row names."""
+    text = (ROOT / "README.md").read_text()
+    table = text.split("| module | responsibility |", 1)[1].split("\n\n", 1)[0]
+    rows = []
+    for line in table.splitlines()[2:]:
+        paths = re.findall(r"`(suites/[^`]+)`", line.split("|")[1])
+        rows.append({p.removesuffix(".py").removesuffix("/").replace("/", ".") for p in paths})
+    return rows
+
+
+def test_the_readme_module_table_is_the_import_order(graph):
+    """Each engine module imports only modules of its own row of the README's table or of
+    the rows above it (a package's row covers its modules)."""
+    rows = readme_layers()
+    assert len(rows) >= 10, rows
+
+    def row_of(module: str) -> int | None:
+        for index, names in enumerate(rows):
+            if any(module == n or module.startswith(n + ".") for n in names):
+                return index
+        return None
+
+    wrong = []
+    for name in sorted(graph):
+        row = row_of(name)
+        if row is None:
+            continue
+        for target in sorted(graph[name]):
+            target_row = row_of(target)
+            if target_row is not None and target_row > row:
+                wrong.append(f"{name} (row {row + 1}) -> {target} (row {target_row + 1})")
+    assert not wrong, wrong
+
+
+def test_every_engine_module_is_in_the_readme_table():
+    named = set().union(*readme_layers())
+    missing = [module_name(p) for p in engine_files()
+               if not any(module_name(p) == n or module_name(p).startswith(n + ".")
+                          for n in named)]
+    assert not missing, missing
