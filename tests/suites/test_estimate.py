@@ -102,3 +102,10 @@ def test_a_task_without_recorded_runs_is_priced_by_its_suites(tmp_path, task, sg
     result = estimating.estimate(store, [task], [sgd], "smoke", jobs=1, startup_seconds=0.0)
     assert result.guessed == {}
     assert result.seconds["chain"] == pytest.approx(result.runs["chain"] * 0.4)
+
+
+def test_the_printed_duration_keeps_the_figures_an_estimate_has():
+    from suites.console import duration
+
+    assert [duration(s) for s in (3.44, 45.2, 217.4, 3600, 7200)] == \
+        ["3.4 s", "45 s", "3 min 37 s", "60 min", "2.0 h"]

@@ -79,7 +79,9 @@ def test_lost_workers_are_replaced_and_stuck_runs_saved_as_timeouts(ray_cluster,
     dies_once = DyingTask(attempts_dir=str(tmp_path), deaths=1)
     dies_always = DyingTask(name="fake/dying-always", attempts_dir=str(tmp_path))
     specs = [spec_for(task, gd, seed=0) for task in (dies_once, dies_always, HangingTask())]
-    executor = RayExecutor(tmp_path / "results", 5.0, retries=1, kill_after=2.0,
+    # The watchdog's limit leaves a loaded machine (both cores busy with other tests) room
+    # for the runs that do finish: a few ms each when idle, seconds when starved.
+    executor = RayExecutor(tmp_path / "results", 5.0, retries=1, kill_after=8.0,
                            task_lookup=lookup(dies_once, dies_always, HangingTask()))
     results = {r.spec.task: r for r in executor.map(specs)}
     assert len(results) == 3
@@ -93,7 +95,8 @@ def test_lost_workers_are_replaced_and_stuck_runs_saved_as_timeouts(ray_cluster,
     assert "the worker was lost 2 times" in lost.error and "WorkerCrashedError" in lost.error
 
     stuck = results["fake/hanging"]
-    assert stuck.status == "timeout" and "killed after 2.0 s" in stuck.error
+    killed = re.search(r"killed after (\d+\.\d) s", stuck.error or "")
+    assert stuck.status == "timeout" and killed and float(killed.group(1)) >= 8.0, stuck.error
 
 
 class Stop(Exception):

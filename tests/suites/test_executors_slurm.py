@@ -8,6 +8,7 @@ Without submitit installed the module is skipped.
 from __future__ import annotations
 
 import os
+import re
 import stat
 
 import pytest
@@ -98,8 +99,9 @@ def test_jobs_give_the_in_process_results_and_survive_lost_workers(local_jobs, g
     tasks = (QuadraticTask(), dies_once, dies_always, HangingTask())
     ordinary = [spec_for(tasks[0], gd, seed=0)]
     specs = ordinary + [spec_for(task, gd, seed=0) for task in tasks[1:]]
+    # The watchdog's limit leaves a loaded machine room for the runs that do finish.
     executor = SlurmExecutor(tmp_path / "results", 5.0, cluster="local", retries=1,
-                             kill_after=2.0, task_lookup=lookup(*tasks))
+                             kill_after=8.0, task_lookup=lookup(*tasks))
     results = {(r.spec.task, r.spec.seed): r for r in executor.map(specs)}
     assert len(results) == 4
 
@@ -117,7 +119,8 @@ def test_jobs_give_the_in_process_results_and_survive_lost_workers(local_jobs, g
     assert "the worker was lost 2 times" in lost.error
     assert "has not produced any output" in lost.error
     stuck = results[("fake/hanging", 0)]
-    assert stuck.status == "timeout" and "killed after 2.0 s" in stuck.error
+    killed = re.search(r"killed after (\d+\.\d) s", stuck.error or "")
+    assert stuck.status == "timeout" and killed and float(killed.group(1)) >= 8.0, stuck.error
 
     store = ResultStore(tmp_path / "results")
     saved = [spec for spec in specs if store.load(spec) is not None]
