@@ -42,6 +42,7 @@ from unittest import mock
 
 import torch
 
+from bench.counts import cpu_model
 from bench.timing import interleaved_median_seconds
 from kernels.inputs import optim_params, split_evenly
 from kernels.machine import device_name, machine_label
@@ -193,17 +194,6 @@ def _host_rows(optimizer: str, count: int, repeats: int) -> list[dict]:
     ]
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
@@ -223,8 +213,8 @@ def host_time_document(rows: list[dict], repeats: int) -> dict:
     """The rows in pytest-benchmark's JSON layout (``benchmarks`` with ``stats.median``
     and ``extra_info``), the machine named, speedups quoted against rebuilding."""
     cpu = torch.device("cpu")
-    machine = dict(node=platform.node(), machine=platform.machine(), processor=_cpu_model(),
-                   cpu=dict(brand_raw=_cpu_model(), count=os.cpu_count()),
+    machine = dict(node=platform.node(), machine=platform.machine(), processor=cpu_model(),
+                   cpu=dict(brand_raw=cpu_model(), count=os.cpu_count()),
                    label=machine_label(cpu), device=device_name(cpu))
     benchmarks = [
         dict(name=f"{r['kernel']}[{r['impl']}-{r['size']}]", group=r["kernel"],
@@ -244,7 +234,7 @@ def host_time_document(rows: list[dict], repeats: int) -> dict:
 
 
 def _print_host_time(rows: list[dict]) -> None:
-    print(f"{device_name(torch.device('cpu'))} ({_cpu_model()}), torch {torch.__version__}: "
+    print(f"{device_name(torch.device('cpu'))} ({cpu_model()}), torch {torch.__version__}: "
           "host time of one step, Triton backend, kernels not launched")
     for row in rows:
         name = f"{row['kernel']}, {row['size']}, {row['impl']}"
@@ -277,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = compare(args.numel, args.tensors, args.repeats)
     machine = device_name(torch.device("cpu"))
     print(
-        f"{machine} ({_cpu_model()}), {args.numel:,} fp32 parameters, {args.threads} "
+        f"{machine} ({cpu_model()}), {args.numel:,} fp32 parameters, {args.threads} "
         f"thread(s), torch {torch.__version__}, median of {args.repeats} steps"
     )
     labels = {
@@ -297,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:66s} {row['ours_ms']:8.2f} ms")
     if args.json:
         with open(args.json, "w") as f:
-            record = dict(machine=machine, processor=_cpu_model(), torch=torch.__version__)
+            record = dict(machine=machine, processor=cpu_model(), torch=torch.__version__)
             record.update(numel=args.numel, threads=args.threads, repeats=args.repeats,
                           rows=rows)
             json.dump(record, f, indent=1)
