@@ -109,3 +109,16 @@ def test_the_printed_duration_keeps_the_figures_an_estimate_has():
 
     assert [duration(s) for s in (3.44, 45.2, 217.4, 3600, 7200)] == \
         ["3.4 s", "45 s", "3 min 37 s", "60 min", "2.0 h"]
+
+
+def test_a_run_is_priced_by_the_lower_quartile_of_its_tasks_recorded_times(
+        tmp_path, task, sgd):
+    """Runs recorded while the machine was shared took longer: one slow run of four
+    barely moves the price."""
+    store = ResultStore(tmp_path)
+    other = get_task("chain/depth-8-const")
+    for spec, wall in zip(tuning_specs(other, sgd), [1.0, 2.0, 3.0, 10.0], strict=False):
+        stored(store, spec, other, wall=wall)
+    per_task, per_suite = estimating.seconds_per_run(store.table()[0], "smoke")
+    assert per_task == {"chain/depth-8-const": pytest.approx(1.75)}  # not the mean, 4
+    assert per_suite == {"chain": pytest.approx(1.75)}
