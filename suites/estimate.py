@@ -6,15 +6,14 @@ there, the evaluation and sensitivity runs of the configuration those runs choos
 protocol's own ``select_best_config``), minus those stored. Elsewhere the later phases
 count their largest number (the evaluation seeds, and six step sizes per tuning seed).
 
-Each run costs the lower quartile (``RUN_QUANTILE``) of the wall times (the driver's
-clock: the worker's training and the transfer) of the task's recorded runs at the budget
-— in the sweep's store, else in the project's committed results (``REFERENCE``, the
-built-ins' board) — else of its suite's, else ``UNKNOWN_RUN``; the runs are shared among
-``jobs`` workers. A quartile, not the median: runs recorded while other work shared the
-machine took longer (the committed ListOps runs' median is 16.0 s, a quiet demo's own
-10.3 s), and contention only ever adds time; the quartile stands for the run on a machine
-that is not shared, while the driver's evaluation of each run's points, which no wall time
-holds, is left out. On top come the costs fixed
+Each run costs the lower quartile (``RUN_QUANTILE``) of what the task's recorded runs at
+the budget took — in the sweep's store, else in the project's committed results
+(``REFERENCE``, the built-ins' board) — else of its suite's, else ``UNKNOWN_RUN``: its wall
+time (the driver's clock: the worker's training and the transfer) plus its ``eval_time``
+(the driver's evaluation of the run's points, while that worker waits). The runs are
+shared among ``jobs`` workers. A quartile, not the median: contention only ever adds
+time, and a run recorded while other work shared the machine took longer; the quartile
+stands for the run on a machine that is not shared. On top come the costs fixed
 per submission: its workers start (at once, in parallel): the sandbox, an interpreter,
 the harness's and the suites' imports, then the submission's. That is the median
 ``worker_start`` the driver recorded on this machine's runs (the sweep's store, else the
@@ -72,11 +71,13 @@ class Estimate:
 
 
 def seconds_per_run(runs: pd.DataFrame, budget: str) -> tuple[dict[str, float], dict[str, float]]:
-    """(per task, per suite) ``RUN_QUANTILE`` of the recorded runs' wall times at ``budget``."""
+    """(per task, per suite) ``RUN_QUANTILE`` of what the recorded runs at ``budget`` took:
+    the wall time, plus the driver's evaluation where it was recorded."""
     at = runs[(runs["budget"] == budget) & runs["wall_time"].notna()]
-    at = at.assign(wall_time=at["wall_time"].astype(float))
-    per_task = at.groupby("task")["wall_time"].quantile(RUN_QUANTILE).to_dict()
-    per_suite = at.groupby("suite")["wall_time"].quantile(RUN_QUANTILE).to_dict()
+    evaluation = at["eval_time"].astype(float).fillna(0.0) if "eval_time" in at else 0.0
+    at = at.assign(seconds=at["wall_time"].astype(float) + evaluation)
+    per_task = at.groupby("task")["seconds"].quantile(RUN_QUANTILE).to_dict()
+    per_suite = at.groupby("suite")["seconds"].quantile(RUN_QUANTILE).to_dict()
     return ({k: float(v) for k, v in per_task.items()},
             {k: float(v) for k, v in per_suite.items()})
 

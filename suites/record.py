@@ -340,6 +340,10 @@ class RunResult(_Model):
     #: The driver's clock, on the first run a training worker made: from starting the
     #: worker (sandbox, interpreter, imports) to its saying it was ready; NaN on later runs.
     worker_start: Number = column(default=math.nan)
+    #: The driver's clock, after ``wall_time``: evaluating the run's points and scoring them
+    #: (``assemble_result``), while the worker waits for its next run. NaN where no report
+    #: was evaluated (a killed or lost worker) and in runs recorded before it was measured.
+    eval_time: Number = column(default=math.nan)
     #: The driver's reading of the worker's resident memory, at its largest during the run.
     peak_rss_bytes: Count | None = column("peak_rss", default=None)
     #: The end of what the run printed (bounded), and how many bytes it printed.

@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -254,6 +255,7 @@ def assemble_result(spec: RunSpec, task: Task, message: bytes,
         return failed_result(spec, task, "error", reason, observed, invalid=reason)
     report = outcome.report
     problems = consistency_problems(report, spec, task, observed)
+    started = time.monotonic()
     try:
         evaluation = evaluate_run(task, spec.seed, spec.budget, outcome.points)
     except Exception as err:  # noqa: BLE001 -- the task's own evaluation failed: an error
@@ -269,6 +271,7 @@ def assemble_result(spec: RunSpec, task: Task, message: bytes,
     except Exception as err:  # noqa: BLE001
         status, score = "error", _failed_score(task)
         problems.append(f"the task could not score the run ({type(err).__name__}: {err})")
+    eval_time = time.monotonic() - started
     return RunResult(
         spec=spec, suite=task.suite, metric=metric_record(task, spec.budget), score=score,
         metrics=evaluation.final, initial_metrics=evaluation.initial,
@@ -280,7 +283,8 @@ def assemble_result(spec: RunSpec, task: Task, message: bytes,
         wall_time=observed.wall_time, peak_rss_bytes=observed.peak_rss_bytes,
         output_tail=portable(observed.output_tail), output_bytes=observed.output_bytes,
         sandbox=observed.sandbox, invalid="; ".join(problems) or None,
-        worker_start=observed.worker_start, env=environment(), created=_now(),
+        worker_start=observed.worker_start, eval_time=eval_time,
+        env=environment(), created=_now(),
     )
 
 

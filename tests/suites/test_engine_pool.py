@@ -12,6 +12,7 @@ from engine_fakes import GD_SOURCE, QuadraticTask
 
 from suites.api import Problem
 from suites.executors import LocalExecutor
+from suites.executors.local import execute
 from suites.record import OptimizerRef, RunSpec
 from suites.results import ResultStore
 from suites.submission import load_submission
@@ -44,6 +45,26 @@ class CrashingTask(QuadraticTask):
     def setup(self, seed: int, budget: str) -> Problem:
         os._exit(3)
 
+
+@dataclass
+class SlowEvaluationTask(QuadraticTask):
+    """Each evaluation of a point sleeps ``EVALUATION_SLEEP``: what the driver spends."""
+
+    name: str = "fake/slow-evaluation"
+
+    def setup(self, seed: int, budget: str) -> Problem:
+        problem = super().setup(seed, budget)
+        evaluate = problem.evaluate
+
+        def slow() -> dict[str, float]:
+            time.sleep(EVALUATION_SLEEP)
+            return evaluate()
+
+        problem.evaluate = slow
+        return problem
+
+
+EVALUATION_SLEEP = 0.05
 
 TASKS = {t.name: t for t in (QuadraticTask(), HangingTask(), CrashingTask())}
 
@@ -119,3 +140,16 @@ def test_a_workers_first_run_records_how_long_the_worker_took_to_start(write_sub
     first, *later = results
     assert 0 < first.worker_start < elapsed
     assert all(r.worker_start != r.worker_start for r in later)  # NaN
+
+
+def test_the_drivers_evaluation_of_a_run_is_timed_apart_from_its_wall_time(write_submission):
+    """``eval_time`` (what the estimate adds to a run's wall time): the driver's
+    evaluation of the initial point and of every point the worker sent."""
+    gd = load_submission(write_submission(GD_SOURCE))
+    task = SlowEvaluationTask()
+    result = execute(task, gd, {"lr": 0.3}, 0, "quick")
+    assert result.status == "ok"
+    points = len(result.curve["eval_step"])
+    assert points >= 4
+    assert result.eval_time >= (points + 1) * EVALUATION_SLEEP
+    assert result.wall_time < points * EVALUATION_SLEEP  # training alone

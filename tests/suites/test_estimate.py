@@ -36,10 +36,12 @@ def no_reference(monkeypatch, tmp_path):
 
 
 def stored(store: ResultStore, spec: RunSpec, task, score: float = 5.0, wall: float = 0.5,
-           worker_start: float = math.nan, machine: str = HERE) -> RunResult:
+           worker_start: float = math.nan, machine: str = HERE,
+           evaluation: float = math.nan) -> RunResult:
     result = RunResult(spec=spec, suite=task.suite, metric=MetricRecord.of(task.metric),
                        status="ok", score=score, steps_run=5, grad_evals=5, wall_time=wall,
-                       worker_start=worker_start, env={"machine": machine})
+                       worker_start=worker_start, eval_time=evaluation,
+                       env={"machine": machine})
     store.save(result)
     return result
 
@@ -122,3 +124,15 @@ def test_a_run_is_priced_by_the_lower_quartile_of_its_tasks_recorded_times(
     per_task, per_suite = estimating.seconds_per_run(store.table()[0], "smoke")
     assert per_task == {"chain/depth-8-const": pytest.approx(1.75)}  # not the mean, 4
     assert per_suite == {"chain": pytest.approx(1.75)}
+
+
+def test_a_runs_price_adds_the_drivers_evaluation_where_it_was_recorded(tmp_path, task, sgd):
+    """The worker waits while the driver evaluates its run, so a run costs both; a run
+    recorded before the evaluation was timed costs its wall time alone."""
+    store = ResultStore(tmp_path)
+    other = get_task("chain/depth-8-const")
+    for spec, evaluation in zip(tuning_specs(other, sgd), [0.5, 0.5, 0.5, math.nan],
+                                strict=False):
+        stored(store, spec, other, wall=1.0, evaluation=evaluation)
+    per_task, _ = estimating.seconds_per_run(store.table()[0], "smoke")
+    assert per_task == {"chain/depth-8-const": pytest.approx(1.375)}  # of 1.0, 1.5, 1.5, 1.5
