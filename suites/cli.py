@@ -18,7 +18,7 @@ from pathlib import Path
 
 from suites import __version__, console
 from suites.api import BUDGET_NAMES, SEEDS_PER_BUDGET, TIME_LIMITS, VALIDATION_TIMEOUT
-from suites.console import EXIT_OK
+from suites.console import EXIT_OK, duration
 from suites.record import TRACKS
 from suites.sweeps import (
     UsageError,
@@ -209,22 +209,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     """Submit the site's example optimizer, live, against the committed results of the
     built-ins on every suite's demo tasks at the quick budget; then build the site."""
     from suites import registry, sitegen
+    from suites.estimate import DEMO_SITE
 
     known = {t.name for t in registry.all_tasks()} | set(registry.available_suites())
     selectors = [s for s in registry.demo_plan() if s in known]
     if not selectors:
         raise UsageError("no installed suite names demo tasks (DEMO_TASKS)")
     args.seeds = None
+    args.after_sweep = {"the tables and the site": DEMO_SITE}
     started = time.perf_counter()
     report, submission = _submit(args, sitegen.EXAMPLE_SUBMISSION,
                                  registry.tasks_for(selectors), "quick")
     root = results_root(args)
+    site_started = time.perf_counter()
     try:
         index = sitegen.build_site(root, budget="quick")
     except sitegen.SiteError as err:
         raise UsageError(str(err)) from err
+    ended = time.perf_counter()
     print(f"\ndemo: {report.runs_made} runs of {submission.name} made, "
-          f"{report.runs_reused} found, in {time.perf_counter() - started:.0f} s")
+          f"{report.runs_reused} found, in {duration(ended - started)} (the sweep "
+          f"{duration(report.seconds)}, the site {duration(ended - site_started)})")
     print(f"site: open file://{index.resolve()}")
     return console.report_failures(report.failures, args.argv)
 

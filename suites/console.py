@@ -23,6 +23,8 @@ def print_estimate(estimate, jobs: int) -> None:
             else ""
         print(f"  {suite}: {runs} runs to make, about {duration(estimate.seconds[suite])} at "
               f"-j {jobs}{note}")
+    for what, seconds in estimate.after.items():
+        print(f"  then {what}: about {duration(seconds)}")
     print(f"  in all about {duration(estimate.total_seconds)}, starting the workers included")
 
 

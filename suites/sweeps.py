@@ -145,7 +145,8 @@ def sweep(args: argparse.Namespace, tasks, submissions, budget: str):
                                     seeds=tuple(seeds) if seeds else None, jobs=jobs or 1,
                                     track=getattr(args, "track", "external"),
                                     variants=variants,
-                                    startup_seconds=getattr(args, "startup_seconds", 0.0)),
+                                    startup_seconds=getattr(args, "startup_seconds", 0.0),
+                                    after=getattr(args, "after_sweep", None)),
                            jobs or 1)
     started = time.perf_counter()
     with _executor(args, kind, jobs, time_limit, root) as executor:
@@ -165,12 +166,13 @@ def sweep(args: argparse.Namespace, tasks, submissions, budget: str):
             print(f"lsb: error: {err}\nfinished runs are saved; the same command resumes the "
                   "sweep", file=sys.stderr)
             raise SystemExit(EXIT_RUNS_FAILED) from err
+    report.seconds = time.perf_counter() - started
     console.print_skipped(report.skipped)
     diverged = sum(r.status == "diverged" for r in report.results)
     phases = ", ".join(f"{n} {phase}" for phase, n in report.made_by_phase.items())
     print(
         f"{report.runs_made} runs made, {report.runs_reused} found in the results store, "
-        f"{diverged} diverged, in {time.perf_counter() - started:.1f} s"
+        f"{diverged} diverged, in {report.seconds:.1f} s"
         + (f" (made: {phases})" if phases else "")
     )
     return report

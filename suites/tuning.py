@@ -87,6 +87,8 @@ class SweepReport:
     made_by_phase: dict[str, int] = field(default_factory=dict)
     #: (task, optimizer) pairs whose later phases were not run, and why.
     skipped: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: Seconds the sweep took, from its first run handed out to its last result (``lsb``).
+    seconds: float = 0.0
 
     @property
     def failures(self) -> list[RunResult]:

@@ -8,6 +8,8 @@ import pytest
 from engine_fakes import LION_SOURCE, QuadraticTask
 
 from suites.cli import main
+from suites.console import duration
+from suites.estimate import DEMO_SITE
 
 
 @pytest.fixture
@@ -152,6 +154,9 @@ def test_demo_submits_the_example_optimizer_live_on_the_suites_demo_tasks(
     assert "1 tasks x 1 optimizers" in out
     # 6 configurations, 2 evaluation seeds, the tuned step size × 2^k for the six k ≠ 0
     assert "demo: 14 runs of signum made, 0 found" in out
+    # The estimate prices what comes after the sweep too, and the demo says what each took.
+    assert f"then the tables and the site: about {duration(DEMO_SITE)}" in out
+    assert re.search(r"found, in [\d.]+ s \(the sweep [\d.]+ s, the site [\d.]+ s\)", out)
     assert f"site: open file://{tmp_path / 'site/index.html'}" in out
     ran = {(p.parts[-4], p.parts[-2]) for p in (results / "runs").rglob("*.json")}
     assert ran == {("fake", "signum")}
