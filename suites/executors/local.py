@@ -162,10 +162,12 @@ class LocalExecutor(Executor):
 
     def _staff(self, workers: list[_Worker], pending: collections.deque[RunSpec]) -> None:
         """Start workers for the submissions that have pending runs, at most ``jobs`` in
-        all: an idle worker whose submission has no run left makes room."""
+        all: an idle worker whose submission has no run left makes room. One that no other
+        submission needs room from stays, ready for the next ``map`` (a sweep's next batch
+        or phase), until ``close``."""
         wanted = list(dict.fromkeys(submission_key(spec) for spec in pending))
         for worker in [w for w in workers if w.ready and w.spec is None and w.key not in wanted]:
-            if len(workers) >= self.jobs or not wanted:
+            if wanted and len(workers) >= self.jobs:
                 worker.stop()
                 workers.remove(worker)
         staffed = collections.Counter(w.key for w in workers)

@@ -66,7 +66,25 @@ class SlowEvaluationTask(QuadraticTask):
 
 EVALUATION_SLEEP = 0.05
 
-TASKS = {t.name: t for t in (QuadraticTask(), HangingTask(), CrashingTask())}
+
+@dataclass
+class PacedTask(QuadraticTask):
+    """Each step sleeps 20 ms: a run lasts long enough for both workers to take some."""
+
+    name: str = "fake/paced"
+
+    def setup(self, seed: int, budget: str) -> Problem:
+        problem = super().setup(seed, budget)
+        quadratic = problem.loss
+
+        def loss(step: int) -> torch.Tensor:
+            time.sleep(0.02)
+            return quadratic(step)
+
+        problem.loss = loss
+        return problem
+
+TASKS = {t.name: t for t in (QuadraticTask(), HangingTask(), CrashingTask(), PacedTask())}
 
 
 def lookup(name: str):
@@ -153,3 +171,22 @@ def test_the_drivers_evaluation_of_a_run_is_timed_apart_from_its_wall_time(write
     assert points >= 4
     assert result.eval_time >= (points + 1) * EVALUATION_SLEEP
     assert result.wall_time < points * EVALUATION_SLEEP  # training alone
+
+
+def test_a_worker_serves_the_next_map_of_its_submission_without_starting_again(
+        write_submission):
+    """A sweep hands runs out in batches and phases (one ``map`` each): a worker that is
+    done while the other still trains stays ready for the next map, so only the first
+    batch pays the workers' start."""
+    gd = load_submission(write_submission(GD_SOURCE))
+    specs = [RunSpec(task="fake/paced", budget="quick", optimizer=OptimizerRef.of(gd),
+                     hparams={"lr": 0.3}, seed=seed) for seed in range(8)]
+    with LocalExecutor(2, time_limit=20.0, task_lookup=lookup) as executor:
+        first = list(executor.map(specs[:4]))
+        pids = sorted(w.process.pid for w in executor._workers)
+        second = list(executor.map(specs[4:]))
+        assert sorted(w.process.pid for w in executor._workers) == pids
+    assert len(pids) == 2
+    assert [r.status for r in first + second] == ["ok"] * 8
+    # Each worker's first run records its start (NaN on the rest): two starts in all.
+    assert sum(r.worker_start == r.worker_start for r in first + second) == 2
