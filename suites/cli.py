@@ -131,10 +131,13 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace, path: Path, tasks, budget: str):
     """Validate one submission, sweep it over ``tasks`` and print its ranks."""
     from suites import leaderboard
+    from suites.estimate import SUBMIT_TABLES
 
     if not tasks:
         raise UsageError("no task suites are installed")
     tasks = tasks_with_data(tasks, budget)
+    if getattr(args, "after_sweep", None) is None:
+        args.after_sweep = {"the tables": SUBMIT_TABLES}
     (submission,) = load_submissions(args, [path], tasks)
     report = sweep(args, tasks, [submission], budget)
 

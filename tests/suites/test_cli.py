@@ -9,7 +9,7 @@ from engine_fakes import LION_SOURCE, QuadraticTask
 
 from suites.cli import main
 from suites.console import duration
-from suites.estimate import DEMO_SITE
+from suites.estimate import DEMO_SITE, SUBMIT_TABLES
 
 
 @pytest.fixture
@@ -24,10 +24,12 @@ def test_submit_shows_the_new_optimizer_with_ranks(fake_registry, write_submissi
     assert main(["run", "fake", "-j", "1", "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "2 tasks x 1 optimizers (4 configs)" in out
+    assert "then the tables" not in out  # lsb run prints no table after its sweep
 
     lion = write_submission(LION_SOURCE, "lion.py")
     assert main(["submit", str(lion), "-j", "1", "--results", str(results)]) == 0
     out = capsys.readouterr().out
+    assert f"then the tables: about {duration(SUBMIT_TABLES)}" in out  # priced too
     assert "== lion (" in out and "per task, budget quick ==" in out
     assert "/2" in out  # its rank on each task out of two optimizers
     assert "lion overall: rank" in out
