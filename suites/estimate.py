@@ -19,7 +19,8 @@ the harness's and the suites' imports, then the submission's. That is the median
 ``worker_start`` the driver recorded on this machine's runs (the sweep's store, else the
 committed results); where none is recorded, the submission's validation just before,
 which started a sandboxed interpreter and imported the file (``startup_seconds``), plus
-``HARNESS_IMPORT`` for what a training worker imports besides.
+``HARNESS_IMPORT`` for what a training worker imports besides. Last, what the command
+does once the sweep is over (``Estimate.after``: ``SUBMIT_TABLES``, ``DEMO_SITE``).
 """
 
 from __future__ import annotations
