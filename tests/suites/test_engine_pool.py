@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from engine_fakes import GD_SOURCE, QuadraticTask
+from engine_fakes import GD_SOURCE, QuadraticTask, SlowTask
 
-from suites.api import Problem
+from suites.api import Budget, Problem
 from suites.executors import LocalExecutor
 from suites.executors.local import execute
 from suites.record import OptimizerRef, RunSpec
@@ -67,24 +67,11 @@ class SlowEvaluationTask(QuadraticTask):
 EVALUATION_SLEEP = 0.05
 
 
-@dataclass
-class PacedTask(QuadraticTask):
-    """Each step sleeps 20 ms: a run lasts long enough for both workers to take some."""
+#: Each step sleeps 20 ms (``SlowTask``), 40 steps: a run lasts long enough for both
+#: workers to take some.
+PACED = SlowTask(name="fake/paced", budgets=Budget(smoke=40, quick=40, full=40))
 
-    name: str = "fake/paced"
-
-    def setup(self, seed: int, budget: str) -> Problem:
-        problem = super().setup(seed, budget)
-        quadratic = problem.loss
-
-        def loss(step: int) -> torch.Tensor:
-            time.sleep(0.02)
-            return quadratic(step)
-
-        problem.loss = loss
-        return problem
-
-TASKS = {t.name: t for t in (QuadraticTask(), HangingTask(), CrashingTask(), PacedTask())}
+TASKS = {t.name: t for t in (QuadraticTask(), HangingTask(), CrashingTask(), PACED)}
 
 
 def lookup(name: str):
