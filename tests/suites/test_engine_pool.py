@@ -55,12 +55,7 @@ class SlowEvaluationTask(QuadraticTask):
     def setup(self, seed: int, budget: str) -> Problem:
         problem = super().setup(seed, budget)
         evaluate = problem.evaluate
-
-        def slow() -> dict[str, float]:
-            time.sleep(EVALUATION_SLEEP)
-            return evaluate()
-
-        problem.evaluate = slow
+        problem.evaluate = lambda: time.sleep(EVALUATION_SLEEP) or evaluate()
         return problem
 
 
